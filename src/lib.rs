@@ -1,0 +1,10 @@
+//! rustnce: TensorFlow's NCE and sampled softmax losses and the candidate samplers behind them,
+//! reproduced exactly (see `../shared/tf-semantics.md`), as a pure-Rust core. The Python binding
+//! lives in `py/`, compiled only with the `python` feature.
+
+pub mod error;
+pub mod philox;
+pub mod samplers;
+
+pub use error::{NceError, Result};
+pub use philox::Seed;
