@@ -8,3 +8,8 @@ pub mod samplers;
 
 pub use error::{NceError, Result};
 pub use philox::Seed;
+pub mod accidental_hits;
+pub mod element_types;
+pub mod losses;
+pub mod sampled_logits;
+pub mod sharding;

@@ -1,0 +1,246 @@
+//! `_compute_sampled_logits` (spec §2): the `[batch, num_true + num_sampled]` logits both losses
+//! start from — true and sampled rows gathered from (sharded) weights, dot products, biases, the
+//! accidental-hit mask and the `ln Q` correction.
+
+use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut1, Axis};
+use rayon::prelude::*;
+
+use crate::accidental_hits::last_positions;
+use crate::element_types::{ClassId, Real, HIT_MASK};
+use crate::error::{NceError, Result};
+use crate::sharding::ShardedMatrix;
+
+/// Rows of the batch handed to one parallel task.
+const ROWS_PER_TASK: usize = 64;
+
+/// The candidates shared by the whole batch and their expected counts (a sampler's triple).
+#[derive(Clone, Debug)]
+pub struct SampledValues<'a, F> {
+    pub candidates: ArrayView1<'a, i64>,
+    pub true_expected_count: ArrayView2<'a, F>,
+    pub sampled_expected_count: ArrayView1<'a, F>,
+}
+
+/// Everything a sampled loss reads, as views of the caller's arrays.
+#[derive(Clone, Debug)]
+pub struct SampledLossInputs<'a, F, L> {
+    /// `[C', dim]`, possibly sharded.
+    pub weights: ShardedMatrix<'a, F>,
+    /// `[C', 1]`, possibly sharded.
+    pub biases: ShardedMatrix<'a, F>,
+    /// `[batch, num_true]`.
+    pub labels: ArrayView2<'a, L>,
+    /// `[batch, dim]`.
+    pub inputs: ArrayView2<'a, F>,
+    pub num_classes: usize,
+    pub sampled: SampledValues<'a, F>,
+    pub remove_accidental_hits: bool,
+    pub subtract_log_q: bool,
+}
+
+/// Ids checked against the weights, ready to index rows.
+pub struct CheckedIds {
+    /// Labels, row-major, `[batch * num_true]`.
+    pub labels: Vec<usize>,
+    pub sampled: Vec<usize>,
+}
+
+impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
+    pub fn batch(&self) -> usize {
+        self.inputs.nrows()
+    }
+
+    pub fn num_true(&self) -> usize {
+        self.labels.ncols()
+    }
+
+    pub fn num_sampled(&self) -> usize {
+        self.sampled.candidates.len()
+    }
+
+    /// Checks shapes, id ranges and expected counts; returns the ids as row numbers.
+    pub fn check(&self) -> Result<CheckedIds> {
+        let (batch, num_true, num_sampled) = (self.batch(), self.num_true(), self.num_sampled());
+        if self.inputs.ncols() != self.weights.dim() {
+            return Err(NceError::invalid(
+                "inputs",
+                format!(
+                    "has {} columns but weights have dim {}",
+                    self.inputs.ncols(),
+                    self.weights.dim()
+                ),
+            ));
+        }
+        if self.biases.dim() != 1 {
+            return Err(NceError::invalid("biases", "must be one-dimensional (or a list of 1-D shards)"));
+        }
+        if self.biases.rows() != self.weights.rows() {
+            return Err(NceError::invalid(
+                "biases",
+                format!(
+                    "has {} entries but weights have {} rows",
+                    self.biases.rows(),
+                    self.weights.rows()
+                ),
+            ));
+        }
+        if num_true < 1 {
+            return Err(NceError::invalid("num_true", "must be at least 1"));
+        }
+        if self.labels.nrows() != batch {
+            return Err(NceError::invalid(
+                "labels",
+                format!(
+                    "must be [batch = {batch}, num_true = {num_true}] like inputs' batch, got shape [{}, {num_true}]",
+                    self.labels.nrows()
+                ),
+            ));
+        }
+        if self.num_classes < 1 || self.num_classes > self.weights.rows() {
+            return Err(NceError::invalid(
+                "num_classes",
+                format!(
+                    "must be in [1, rows of weights = {}], got {}",
+                    self.weights.rows(),
+                    self.num_classes
+                ),
+            ));
+        }
+        let shape = self.sampled.true_expected_count.shape();
+        if shape != [batch, num_true] {
+            return Err(NceError::invalid(
+                "sampled_values",
+                format!("true_expected_count must have shape [{batch}, {num_true}] like labels, got {shape:?}"),
+            ));
+        }
+        if self.sampled.sampled_expected_count.len() != num_sampled {
+            return Err(NceError::invalid(
+                "sampled_values",
+                format!(
+                    "sampled_expected_count must have num_sampled = {num_sampled} entries like sampled_candidates, got {}",
+                    self.sampled.sampled_expected_count.len()
+                ),
+            ));
+        }
+        if self.subtract_log_q {
+            check_expected_counts(self.sampled.true_expected_count.iter(), "true_expected_count")?;
+            check_expected_counts(self.sampled.sampled_expected_count.iter(), "sampled_expected_count")?;
+        }
+        let class_id = |id: i64, argument: &str| -> Result<usize> {
+            if id < 0 || id as u64 >= self.num_classes as u64 {
+                return Err(NceError::out_of_range(
+                    argument,
+                    format!("id {id} is out of range [0, num_classes = {})", self.num_classes),
+                ));
+            }
+            Ok(id as usize)
+        };
+        let labels = self
+            .labels
+            .iter()
+            .map(|&id| class_id(id.into(), "labels"))
+            .collect::<Result<Vec<_>>>()?;
+        let sampled = self
+            .sampled
+            .candidates
+            .iter()
+            .map(|&id| class_id(id, "sampled_values"))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(CheckedIds { labels, sampled })
+    }
+
+    /// The logits `[batch, num_true + num_sampled]`: true columns first, in label order.
+    pub fn compute_sampled_logits(&self) -> Result<Array2<F>> {
+        let ids = self.check()?;
+        let (batch, num_true, num_sampled) = (self.batch(), self.num_true(), self.num_sampled());
+        let sampled_weights = self.weights.gather_checked(&ids.sampled);
+        let sampled_bias: Vec<F> = ids.sampled.iter().map(|&id| self.biases.scalar(id)).collect();
+        let sampled_log_q: Vec<F> = self
+            .sampled
+            .sampled_expected_count
+            .iter()
+            .map(|&q| if self.subtract_log_q { q.ln() } else { F::zero() })
+            .collect();
+        let candidates = self.sampled.candidates.to_vec();
+        let hit_positions = self
+            .remove_accidental_hits
+            .then(|| last_positions(&candidates));
+        let mask = F::from_f32(HIT_MASK);
+
+        let mut logits = Array2::<F>::zeros((batch, num_true + num_sampled));
+        logits
+            .axis_chunks_iter_mut(Axis(0), ROWS_PER_TASK)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(task, mut block)| {
+                let first = task * ROWS_PER_TASK;
+                let rows = block.nrows();
+                let inputs = self.inputs.slice(s![first..first + rows, ..]);
+                ndarray::linalg::general_mat_mul(
+                    F::one(),
+                    &inputs,
+                    &sampled_weights.t(),
+                    F::zero(),
+                    &mut block.slice_mut(s![.., num_true..]),
+                );
+                for (offset, mut row) in block.rows_mut().into_iter().enumerate() {
+                    let i = first + offset;
+                    let x = self.inputs.row(i);
+                    let labels = &ids.labels[i * num_true..(i + 1) * num_true];
+                    for (t, &label) in labels.iter().enumerate() {
+                        let mut z = x.dot(&self.weights.row(label)) + self.biases.scalar(label);
+                        if self.subtract_log_q {
+                            z = z - self.sampled.true_expected_count[[i, t]].ln();
+                        }
+                        row[t] = z;
+                    }
+                    let mut sampled_row = row.slice_mut(s![num_true..]);
+                    for k in 0..num_sampled {
+                        sampled_row[k] = sampled_row[k] + sampled_bias[k];
+                    }
+                    if let Some(positions) = &hit_positions {
+                        mask_hits(&mut sampled_row, labels, positions, mask);
+                    }
+                    for k in 0..num_sampled {
+                        sampled_row[k] = sampled_row[k] - sampled_log_q[k];
+                    }
+                }
+            });
+        Ok(logits)
+    }
+}
+
+/// Adds `-FLT_MAX` (once, however many labels repeat) where a label was sampled.
+fn mask_hits<F: Real>(
+    sampled_row: &mut ArrayViewMut1<F>,
+    labels: &[usize],
+    positions: &std::collections::HashMap<i64, usize>,
+    mask: F,
+) {
+    let mut masked: Vec<usize> = labels
+        .iter()
+        .filter_map(|&label| positions.get(&(label as i64)).copied())
+        .collect();
+    masked.sort_unstable();
+    masked.dedup();
+    for k in masked {
+        sampled_row[k] = sampled_row[k] + mask;
+    }
+}
+
+fn check_expected_counts<'b, F: Real>(
+    counts: impl Iterator<Item = &'b F>,
+    name: &str,
+) -> Result<()> {
+    for (position, &q) in counts.enumerate() {
+        if !(q > F::zero()) || !q.is_finite() {
+            return Err(NceError::invalid(
+                "sampled_values",
+                format!(
+                    "{name} entry {position} is {q:?}; expected counts must be positive and finite because ln Q is subtracted (a class the sampler never draws gives TensorFlow a NaN loss)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
