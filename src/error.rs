@@ -9,8 +9,12 @@ pub enum NceError {
     InvalidArgument { argument: String, message: String },
     /// An id outside the range it must lie in (Python `IndexError`).
     OutOfRange { argument: String, message: String },
-    /// A file that could not be read (Python `OSError`).
-    Io { path: String, message: String },
+    /// A file that could not be read (Python `OSError`, or `FileNotFoundError`).
+    Io {
+        path: String,
+        message: String,
+        kind: std::io::ErrorKind,
+    },
 }
 
 impl NceError {
@@ -34,7 +38,7 @@ impl fmt::Display for NceError {
         match self {
             NceError::InvalidArgument { argument, message }
             | NceError::OutOfRange { argument, message } => write!(f, "{argument}: {message}"),
-            NceError::Io { path, message } => write!(f, "{path}: {message}"),
+            NceError::Io { path, message, .. } => write!(f, "{path}: {message}"),
         }
     }
 }

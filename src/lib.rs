@@ -10,6 +10,10 @@ pub use error::{NceError, Result};
 pub use philox::Seed;
 pub mod accidental_hits;
 pub mod element_types;
+pub mod full_evaluation;
 pub mod losses;
 pub mod sampled_logits;
 pub mod sharding;
+
+#[cfg(feature = "python")]
+mod py;

@@ -72,7 +72,10 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
             ));
         }
         if self.biases.dim() != 1 {
-            return Err(NceError::invalid("biases", "must be one-dimensional (or a list of 1-D shards)"));
+            return Err(NceError::invalid(
+                "biases",
+                "must be one-dimensional (or a list of 1-D shards)",
+            ));
         }
         if self.biases.rows() != self.weights.rows() {
             return Err(NceError::invalid(
@@ -123,14 +126,23 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
             ));
         }
         if self.subtract_log_q {
-            check_expected_counts(self.sampled.true_expected_count.iter(), "true_expected_count")?;
-            check_expected_counts(self.sampled.sampled_expected_count.iter(), "sampled_expected_count")?;
+            check_expected_counts(
+                self.sampled.true_expected_count.iter(),
+                "true_expected_count",
+            )?;
+            check_expected_counts(
+                self.sampled.sampled_expected_count.iter(),
+                "sampled_expected_count",
+            )?;
         }
         let class_id = |id: i64, argument: &str| -> Result<usize> {
             if id < 0 || id as u64 >= self.num_classes as u64 {
                 return Err(NceError::out_of_range(
                     argument,
-                    format!("id {id} is out of range [0, num_classes = {})", self.num_classes),
+                    format!(
+                        "id {id} is out of range [0, num_classes = {})",
+                        self.num_classes
+                    ),
                 ));
             }
             Ok(id as usize)
@@ -154,12 +166,22 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
         let ids = self.check()?;
         let (batch, num_true, num_sampled) = (self.batch(), self.num_true(), self.num_sampled());
         let sampled_weights = self.weights.gather_checked(&ids.sampled);
-        let sampled_bias: Vec<F> = ids.sampled.iter().map(|&id| self.biases.scalar(id)).collect();
+        let sampled_bias: Vec<F> = ids
+            .sampled
+            .iter()
+            .map(|&id| self.biases.scalar(id))
+            .collect();
         let sampled_log_q: Vec<F> = self
             .sampled
             .sampled_expected_count
             .iter()
-            .map(|&q| if self.subtract_log_q { q.ln() } else { F::zero() })
+            .map(|&q| {
+                if self.subtract_log_q {
+                    q.ln()
+                } else {
+                    F::zero()
+                }
+            })
             .collect();
         let candidates = self.sampled.candidates.to_vec();
         let hit_positions = self
@@ -233,7 +255,7 @@ fn check_expected_counts<'b, F: Real>(
     name: &str,
 ) -> Result<()> {
     for (position, &q) in counts.enumerate() {
-        if !(q > F::zero()) || !q.is_finite() {
+        if q.is_nan() || q <= F::zero() || q.is_infinite() {
             return Err(NceError::invalid(
                 "sampled_values",
                 format!(

@@ -86,7 +86,8 @@ impl<'a, F: Copy> ShardedMatrix<'a, F> {
                 let expected = shard_size(rows, count, p);
                 if shard.nrows() != expected {
                     let sizes: Vec<usize> = shards.iter().map(|s| s.nrows()).collect();
-                    let wanted: Vec<usize> = (0..count).map(|q| shard_size(rows, count, q)).collect();
+                    let wanted: Vec<usize> =
+                        (0..count).map(|q| shard_size(rows, count, q)).collect();
                     return Err(NceError::invalid(
                         argument,
                         format!(
@@ -166,6 +167,18 @@ impl<'a, F: Copy> ShardedMatrix<'a, F> {
         }
     }
 
+    /// How many of shard `shard`'s rows have a global id below `limit`; they come first.
+    pub fn local_rows_below(&self, shard: usize, limit: usize) -> usize {
+        let count = self.shards.len();
+        let held = self.shards[shard].nrows();
+        let below = match self.strategy {
+            _ if count == 1 => limit,
+            PartitionStrategy::Mod => limit.saturating_sub(shard).div_ceil(count),
+            PartitionStrategy::Div => limit.saturating_sub(self.global_id(shard, 0)),
+        };
+        below.min(held)
+    }
+
     /// Row `id`, which the caller has checked against `rows()`.
     pub fn row(&self, id: usize) -> ArrayView1<'_, F> {
         let (shard, local) = self.locate(id);
@@ -183,7 +196,10 @@ impl<'a, F: Copy> ShardedMatrix<'a, F> {
         if id < 0 || id as u64 >= self.rows as u64 {
             return Err(NceError::out_of_range(
                 argument,
-                format!("id {id} is out of range [0, {}) of the rows held", self.rows),
+                format!(
+                    "id {id} is out of range [0, {}) of the rows held",
+                    self.rows
+                ),
             ));
         }
         Ok(id as usize)
@@ -273,8 +289,8 @@ mod tests {
     fn shards_off_the_layout_are_refused() {
         let a = Array2::<f64>::zeros((2, 1));
         let b = Array2::<f64>::zeros((4, 1));
-        let error =
-            ShardedMatrix::new(vec![a.view(), b.view()], PartitionStrategy::Div, "weights").unwrap_err();
+        let error = ShardedMatrix::new(vec![a.view(), b.view()], PartitionStrategy::Div, "weights")
+            .unwrap_err();
         assert!(error.to_string().starts_with("weights:"));
     }
 
@@ -282,6 +298,9 @@ mod tests {
     fn fewer_rows_than_shards_are_refused() {
         let a = Array2::<f64>::zeros((1, 1));
         let b = Array2::<f64>::zeros((0, 1));
-        assert!(ShardedMatrix::new(vec![a.view(), b.view()], PartitionStrategy::Div, "weights").is_err());
+        assert!(
+            ShardedMatrix::new(vec![a.view(), b.view()], PartitionStrategy::Div, "weights")
+                .is_err()
+        );
     }
 }

@@ -59,7 +59,10 @@ impl FixedUnigram {
         if config.shard < 0 || config.shard >= config.num_shards {
             return Err(NceError::invalid(
                 "shard",
-                format!("must be in [0, num_shards = {}), got {}", config.num_shards, config.shard),
+                format!(
+                    "must be in [0, num_shards = {}), got {}",
+                    config.num_shards, config.shard
+                ),
             ));
         }
         if config.num_reserved_ids < 0 {
@@ -140,14 +143,13 @@ fn weight_table(config: &FixedUnigramConfig, counts: &[f32]) -> (Vec<f32>, f32) 
         .map(|_| 0.0)
         .collect();
     let mut total = 0.0f32;
-    let mut word_id = weights.len() as i64;
-    for &count in counts {
+    let first_word_id = weights.len() as i64;
+    for (word_id, &count) in (first_word_id..).zip(counts) {
         if word_id % shards == config.shard {
             let weight = count.powf(config.distortion);
             total += weight;
             weights.push(weight);
         }
-        word_id += 1;
     }
     (weights, total)
 }
@@ -158,6 +160,7 @@ fn read_vocab_file(path: &Path) -> Result<Vec<f32>> {
     let text = std::fs::read_to_string(path).map_err(|error| NceError::Io {
         path: path.display().to_string(),
         message: format!("cannot read vocab_file: {error}"),
+        kind: error.kind(),
     })?;
     let mut counts = Vec::new();
     for (index, raw_line) in text.split('\n').enumerate() {

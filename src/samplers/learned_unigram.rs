@@ -20,7 +20,9 @@ impl LearnedUnigram {
         if range_max >= MAX_TOTAL {
             return Err(NceError::invalid(
                 "range_max",
-                format!("must be less than 2**31 - 1 for the learned unigram sampler, got {range_max}"),
+                format!(
+                    "must be less than 2**31 - 1 for the learned unigram sampler, got {range_max}"
+                ),
             ));
         }
         let n = range as usize;

@@ -17,6 +17,7 @@ use std::collections::HashSet;
 
 use ndarray::{Array2, ArrayView2};
 
+use crate::element_types::ClassId;
 use crate::error::{NceError, Result};
 use crate::philox::{Philox4x32, RandomStream, Seed};
 
@@ -106,15 +107,18 @@ impl CandidateSampler {
     /// One call of the sampler op: checks the arguments in TensorFlow's order, draws
     /// `num_sampled` candidates, computes both expected counts, then lets the distribution
     /// learn from the true classes.
-    pub fn sample(
+    pub fn sample<L: ClassId>(
         &mut self,
-        true_classes: ArrayView2<i64>,
+        true_classes: ArrayView2<L>,
         num_true: usize,
         num_sampled: usize,
         unique: bool,
     ) -> Result<CandidateSample> {
         if num_true < 1 {
-            return Err(NceError::invalid("num_true", format!("must be at least 1, got {num_true}")));
+            return Err(NceError::invalid(
+                "num_true",
+                format!("must be at least 1, got {num_true}"),
+            ));
         }
         if num_sampled < 1 {
             return Err(NceError::invalid(
@@ -141,6 +145,7 @@ impl CandidateSampler {
             ));
         }
         for &class in true_classes.iter() {
+            let class: i64 = class.into();
             if class < 0 || class as u64 >= range {
                 return Err(NceError::out_of_range(
                     "true_classes",
@@ -170,8 +175,8 @@ impl CandidateSampler {
             .map(|&id| distribution.expected_count(id, num_sampled, num_tries))
             .collect();
         let true_expected_count =
-            true_classes.mapv(|id| distribution.expected_count(id, num_sampled, num_tries));
-        let flat_true: Vec<i64> = true_classes.iter().copied().collect();
+            true_classes.mapv(|id| distribution.expected_count(id.into(), num_sampled, num_tries));
+        let flat_true: Vec<i64> = true_classes.iter().map(|&id| id.into()).collect();
         self.distribution.observe(&flat_true);
         Ok(CandidateSample {
             sampled_candidates,
@@ -190,7 +195,9 @@ fn draw_candidates(
     unique: bool,
 ) -> Result<(Vec<i64>, u64)> {
     if !unique {
-        let ids = (0..num_sampled).map(|_| distribution.draw(stream)).collect();
+        let ids = (0..num_sampled)
+            .map(|_| distribution.draw(stream))
+            .collect();
         return Ok((ids, num_sampled as u64));
     }
     let mut picked = Vec::with_capacity(num_sampled);
@@ -201,7 +208,10 @@ fn draw_candidates(
         if num_tries >= MAX_UNIQUE_TRIES {
             return Err(NceError::invalid(
                 "num_sampled",
-                format!("unique sampling found only {} distinct ids in {num_tries} draws", picked.len()),
+                format!(
+                    "unique sampling found only {} distinct ids in {num_tries} draws",
+                    picked.len()
+                ),
             ));
         }
         let id = distribution.draw(stream);

@@ -33,7 +33,9 @@ fn fixed_unigram_table_size(config: &FixedUnigramConfig, counts: &[f32]) -> (i64
 #[test]
 fn log_uniform_non_unique_matches_tf_seed_3() {
     let mut sampler = CandidateSampler::log_uniform(20, Seed::Op(3)).unwrap();
-    let out = sampler.sample(array![[0, 3], [19, 7]].view(), 2, 6, false).unwrap();
+    let out = sampler
+        .sample(array![[0, 3], [19, 7]].view(), 2, 6, false)
+        .unwrap();
     assert_eq!(out.sampled_candidates, vec![0, 10, 0, 6, 2, 9]);
     assert_eq!(
         out.sampled_expected_count,
@@ -50,7 +52,9 @@ fn log_uniform_non_unique_matches_tf_seed_3() {
 #[test]
 fn log_uniform_unique_skips_repeats_of_the_same_stream() {
     let mut sampler = CandidateSampler::log_uniform(20, Seed::Op(3)).unwrap();
-    let out = sampler.sample(array![[0, 3], [19, 7]].view(), 2, 6, true).unwrap();
+    let out = sampler
+        .sample(array![[0, 3], [19, 7]].view(), 2, 6, true)
+        .unwrap();
     assert_eq!(out.sampled_candidates, vec![0, 10, 6, 2, 9, 11]);
     assert_eq!(out.num_tries, 8);
 }
@@ -59,16 +63,23 @@ fn log_uniform_unique_skips_repeats_of_the_same_stream() {
 fn uniform_matches_tf_seed_3_with_unique_equal_when_no_repeats() {
     for unique in [false, true] {
         let mut sampler = CandidateSampler::uniform(20, Seed::Op(3)).unwrap();
-        let out = sampler.sample(array![[0, 3], [19, 7]].view(), 2, 6, unique).unwrap();
+        let out = sampler
+            .sample(array![[0, 3], [19, 7]].view(), 2, 6, unique)
+            .unwrap();
         assert_eq!(out.sampled_candidates, vec![15, 0, 3, 8, 17, 14]);
-        assert!(out.sampled_expected_count.iter().all(|&q| q == 0.05f32 * 6.0));
+        assert!(out
+            .sampled_expected_count
+            .iter()
+            .all(|&q| q == 0.05f32 * 6.0));
     }
 }
 
 #[test]
 fn log_uniform_unique_seed_5_uses_inclusion_probability() {
     let mut sampler = CandidateSampler::log_uniform(20, Seed::Op(5)).unwrap();
-    let out = sampler.sample(array![[0, 3], [19, 7]].view(), 2, 6, true).unwrap();
+    let out = sampler
+        .sample(array![[0, 3], [19, 7]].view(), 2, 6, true)
+        .unwrap();
     assert_eq!(out.sampled_candidates, vec![0, 4, 7, 6, 1, 15]);
     assert_eq!(out.num_tries, 8);
     assert_eq!(
@@ -101,7 +112,9 @@ fn successive_calls_continue_the_stream() {
 #[test]
 fn global_and_op_seed_attributes() {
     let mut sampler = CandidateSampler::log_uniform(1000, Seed::Attributes(11, 5)).unwrap();
-    let out = sampler.sample(no_true_classes().view(), 1, 6, false).unwrap();
+    let out = sampler
+        .sample(no_true_classes().view(), 1, 6, false)
+        .unwrap();
     assert_eq!(out.sampled_candidates, vec![0, 180, 117, 32, 44, 7]);
 }
 
@@ -118,7 +131,9 @@ fn fixed_unigram_matches_tf_table() {
     ];
     for (distortion, reserved, shards, shard, expected) in cases {
         let mut sampler = fixed(distortion, reserved, shards, shard);
-        let out = sampler.sample(no_true_classes().view(), 1, 5, false).unwrap();
+        let out = sampler
+            .sample(no_true_classes().view(), 1, 5, false)
+            .unwrap();
         assert_eq!(
             out.sampled_candidates,
             expected.to_vec(),
@@ -153,7 +168,10 @@ fn learned_unigram_learns_after_each_call() {
     let expected: [(Vec<i64>, Vec<f32>); 3] = [
         (vec![2, 4, 3, 2], vec![0.8, 0.8, 0.8, 0.8]),
         (vec![2, 0, 1, 4], vec![1.5, 0.5, 0.5, 1.0]),
-        (vec![2, 2, 4, 2], vec![1.818182, 1.818182, 1.090909, 1.818182]),
+        (
+            vec![2, 2, 4, 2],
+            vec![1.818182, 1.818182, 1.090909, 1.818182],
+        ),
     ];
     for (ids, counts) in expected {
         let out = sampler.sample(true_classes.view(), 1, 4, false).unwrap();
@@ -167,7 +185,9 @@ fn learned_unigram_learns_after_each_call() {
 #[test]
 fn all_candidates_returns_the_range_with_unit_counts() {
     let mut sampler = CandidateSampler::all_candidates(Seed::Op(1));
-    let out = sampler.sample(array![[1i64], [3]].view(), 1, 4, true).unwrap();
+    let out = sampler
+        .sample(array![[1i64], [3]].view(), 1, 4, true)
+        .unwrap();
     assert_eq!(out.sampled_candidates, vec![0, 1, 2, 3]);
     assert_eq!(out.sampled_expected_count, vec![1.0; 4]);
     assert_eq!(out.true_expected_count, array![[1.0f32], [1.0]]);
@@ -176,12 +196,17 @@ fn all_candidates_returns_the_range_with_unit_counts() {
 #[test]
 fn unique_with_full_range_is_a_permutation_with_count_below_one() {
     let mut sampler = CandidateSampler::uniform(20, Seed::Op(4)).unwrap();
-    let out = sampler.sample(no_true_classes().view(), 1, 20, true).unwrap();
+    let out = sampler
+        .sample(no_true_classes().view(), 1, 20, true)
+        .unwrap();
     let mut ids = out.sampled_candidates.clone();
     ids.sort();
     assert_eq!(ids, (0..20).collect::<Vec<i64>>());
     let expected = -((out.num_tries as f32) * (-0.05f32).ln_1p()).exp_m1();
-    assert!(out.sampled_expected_count.iter().all(|&q| q == expected && q < 1.0));
+    assert!(out
+        .sampled_expected_count
+        .iter()
+        .all(|&q| q == expected && q < 1.0));
 }
 
 #[test]
@@ -194,15 +219,23 @@ fn log_uniform_probabilities_sum_to_one() {
 #[test]
 fn unique_larger_than_range_is_refused() {
     let mut sampler = CandidateSampler::uniform(5, Seed::Op(1)).unwrap();
-    let error = sampler.sample(no_true_classes().view(), 1, 6, true).unwrap_err();
-    assert!(matches!(error, NceError::InvalidArgument { ref argument, .. } if argument == "num_sampled"));
+    let error = sampler
+        .sample(no_true_classes().view(), 1, 6, true)
+        .unwrap_err();
+    assert!(
+        matches!(error, NceError::InvalidArgument { ref argument, .. } if argument == "num_sampled")
+    );
 }
 
 #[test]
 fn true_class_out_of_range_is_refused() {
     let mut sampler = CandidateSampler::uniform(5, Seed::Op(1)).unwrap();
-    let error = sampler.sample(array![[5i64]].view(), 1, 2, false).unwrap_err();
-    assert!(matches!(error, NceError::OutOfRange { ref argument, .. } if argument == "true_classes"));
+    let error = sampler
+        .sample(array![[5i64]].view(), 1, 2, false)
+        .unwrap_err();
+    assert!(
+        matches!(error, NceError::OutOfRange { ref argument, .. } if argument == "true_classes")
+    );
 }
 
 #[test]
@@ -210,6 +243,8 @@ fn unique_needing_more_ids_than_have_weight_is_refused() {
     let mut config = FixedUnigramConfig::from_counts(4, vec![1.0, 0.0, 0.0, 2.0]);
     config.distortion = 1.0;
     let mut sampler = CandidateSampler::fixed_unigram(config, Seed::Op(1)).unwrap();
-    let error = sampler.sample(no_true_classes().view(), 1, 3, true).unwrap_err();
+    let error = sampler
+        .sample(no_true_classes().view(), 1, 3, true)
+        .unwrap_err();
     assert!(error.to_string().contains("non-zero probability"));
 }

@@ -1,0 +1,54 @@
+"""rustnce: TensorFlow's sampled losses (``nce_loss``, ``sampled_softmax_loss``) and the
+candidate samplers behind them, reproduced exactly in Rust, on NumPy arrays.
+
+See ``docs/api.md`` for the whole API; ``rustnce.reference`` is a plain NumPy implementation
+of the same API used by the tests.
+"""
+
+from ._losses import (
+    compute_accidental_hits,
+    compute_sampled_logits,
+    embedding_lookup,
+    full_sigmoid_loss,
+    full_softmax_loss,
+    nce_loss,
+    sampled_softmax_loss,
+)
+from ._samplers import (
+    AllCandidateSampler,
+    CandidateSampler,
+    FixedUnigramSampler,
+    LearnedUnigramSampler,
+    LogUniformSampler,
+    UniformSampler,
+    all_candidate_sampler,
+    fixed_unigram_candidate_sampler,
+    learned_unigram_candidate_sampler,
+    log_uniform_candidate_sampler,
+    reset_sampler_cache,
+    uniform_candidate_sampler,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AllCandidateSampler",
+    "CandidateSampler",
+    "FixedUnigramSampler",
+    "LearnedUnigramSampler",
+    "LogUniformSampler",
+    "UniformSampler",
+    "all_candidate_sampler",
+    "compute_accidental_hits",
+    "compute_sampled_logits",
+    "embedding_lookup",
+    "fixed_unigram_candidate_sampler",
+    "full_sigmoid_loss",
+    "full_softmax_loss",
+    "learned_unigram_candidate_sampler",
+    "log_uniform_candidate_sampler",
+    "nce_loss",
+    "reset_sampler_cache",
+    "sampled_softmax_loss",
+    "uniform_candidate_sampler",
+]

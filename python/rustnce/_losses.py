@@ -1,0 +1,395 @@
+"""``nce_loss``, ``sampled_softmax_loss``, their sampled logits and the full evaluation losses,
+with TensorFlow's arguments (spec §2–§4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _rustnce
+from ._arguments import (
+    as_bias_shards,
+    as_bool,
+    as_class_matrix,
+    as_float_array,
+    as_id_vector,
+    as_int,
+    as_shards,
+)
+from ._samplers import Seed, log_uniform_candidate_sampler
+
+_PARTITION_STRATEGIES = ("div", "mod")
+
+
+def _prepare(
+    weights: Any,
+    biases: Any,
+    labels: Any,
+    inputs: Any,
+    num_true: int,
+    partition_strategy: str,
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray, int]:
+    inputs = as_float_array(inputs, "inputs", 2)
+    weight_shards = as_shards(weights, "weights", 2, inputs.dtype)
+    bias_shards = as_bias_shards(biases, inputs.dtype)
+    labels = as_class_matrix(labels, "labels")
+    num_true = as_int(num_true, "num_true")
+    if num_true < 1:
+        raise ValueError(f"num_true must be at least 1, got {num_true}")
+    if labels.shape[1] != num_true:
+        raise ValueError(
+            f"labels must have shape [batch_size, num_true={num_true}], got {labels.shape}"
+        )
+    if partition_strategy not in _PARTITION_STRATEGIES:
+        raise ValueError(f'partition_strategy must be "div" or "mod", got {partition_strategy!r}')
+    return weight_shards, bias_shards, labels, inputs, num_true
+
+
+def _sampled_values(
+    sampled_values: Any,
+    labels: np.ndarray,
+    num_true: int,
+    num_sampled: int,
+    num_classes: int,
+    dtype: np.dtype,
+    seed: Seed,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The candidates and expected counts: the caller's triple, or a draw from the
+    log-uniform sampler with ``unique=True`` exactly as TensorFlow's losses make it."""
+    if sampled_values is None:
+        sampled_values = log_uniform_candidate_sampler(
+            labels, num_true, num_sampled, True, num_classes, seed
+        )
+    try:
+        candidates, true_expected, sampled_expected = sampled_values
+    except (TypeError, ValueError):
+        raise TypeError(
+            "sampled_values must be a triple (sampled_candidates, true_expected_count, "
+            "sampled_expected_count)"
+        ) from None
+    candidates = as_id_vector(candidates, "sampled_values[0] (sampled_candidates)")
+    if candidates.shape[0] != num_sampled:
+        raise ValueError(
+            f"sampled_values[0] (sampled_candidates) must have num_sampled={num_sampled} "
+            f"entries, got {candidates.shape[0]}"
+        )
+    true_expected = _expected_counts(true_expected, "sampled_values[1] (true_expected_count)", dtype)
+    sampled_expected = _expected_counts(
+        sampled_expected, "sampled_values[2] (sampled_expected_count)", dtype
+    )
+    if true_expected.shape != labels.shape:
+        raise ValueError(
+            "sampled_values[1] (true_expected_count) must have the shape of labels "
+            f"{labels.shape}, got {true_expected.shape}"
+        )
+    if sampled_expected.shape != candidates.shape:
+        raise ValueError(
+            "sampled_values[2] (sampled_expected_count) must have the shape of "
+            f"sampled_candidates {candidates.shape}, got {sampled_expected.shape}"
+        )
+    return candidates, true_expected, sampled_expected
+
+
+def _expected_counts(value: Any, name: str, dtype: np.dtype) -> np.ndarray:
+    """Expected counts in the dtype of ``inputs`` (a small copy when the dtypes differ)."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiu" or array.dtype.kind == "b":
+        raise TypeError(f"{name} must hold floats, got dtype {array.dtype}")
+    return array.astype(dtype, copy=False)
+
+
+def _sampled_call(
+    function: Any,
+    leading: tuple,
+    weights: Any,
+    biases: Any,
+    labels: Any,
+    inputs: Any,
+    num_sampled: int,
+    num_classes: int,
+    num_true: int,
+    sampled_values: Any,
+    remove_accidental_hits: bool,
+    partition_strategy: str,
+    seed: Seed,
+    subtract_log_q: bool,
+) -> np.ndarray:
+    weight_shards, bias_shards, labels, inputs, num_true = _prepare(
+        weights, biases, labels, inputs, num_true, partition_strategy
+    )
+    num_sampled = as_int(num_sampled, "num_sampled")
+    num_classes = as_int(num_classes, "num_classes")
+    if num_sampled < 1:
+        raise ValueError(f"num_sampled must be at least 1, got {num_sampled}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+    candidates, true_expected, sampled_expected = _sampled_values(
+        sampled_values, labels, num_true, num_sampled, num_classes, inputs.dtype, seed
+    )
+    return function(
+        *leading,
+        weight_shards,
+        bias_shards,
+        labels,
+        inputs,
+        num_classes,
+        candidates,
+        true_expected,
+        sampled_expected,
+        as_bool(remove_accidental_hits, "remove_accidental_hits"),
+        as_bool(subtract_log_q, "subtract_log_q"),
+        partition_strategy,
+    )
+
+
+def nce_loss(
+    weights: Any,
+    biases: Any,
+    labels: Any,
+    inputs: Any,
+    num_sampled: int,
+    num_classes: int,
+    num_true: int = 1,
+    sampled_values: Any = None,
+    remove_accidental_hits: bool = False,
+    partition_strategy: str = "div",
+    seed: Seed = None,
+    subtract_log_q: bool = True,
+) -> np.ndarray:
+    """Noise-contrastive estimation loss, per example, as ``tf.nn.nce_loss``.
+
+    Args:
+        weights: ``[num_classes', dim]`` float32/float64 array, or a list of shards split by
+            ``partition_strategy``; read in place, never copied.
+        biases: ``[num_classes']`` array of the same dtype, or a list of shards.
+        labels: ``[batch, num_true]`` int32/int64 target classes.
+        inputs: ``[batch, dim]`` float32/float64 activations.
+        num_sampled: candidates sampled once for the whole batch.
+        num_classes: number of classes (the sampler's ``range_max``); every id must be below it.
+        num_true: targets per example.
+        sampled_values: a sampler's triple ``(sampled_candidates [S], true_expected_count
+            [batch, num_true], sampled_expected_count [S])``; default: the log-uniform sampler
+            with ``unique=True``.
+        remove_accidental_hits: mask sampled candidates equal to a row's label (turns NCE
+            into "sampled logistic").
+        partition_strategy: ``"div"`` (contiguous shards, TensorFlow 2) or ``"mod"``.
+        seed: the default sampler's seed (an int as TensorFlow's op seed, or ``(seed, seed2)``).
+        subtract_log_q: subtract ``ln(expected count)`` from each logit (TensorFlow: always).
+
+    Returns:
+        ``[batch]`` losses in the dtype of ``inputs``: for each row, the sigmoid
+        cross-entropy of the ``num_true + num_sampled`` logits against targets ``1/num_true``
+        (true columns) and 0 (sampled columns), summed.
+    """
+    return _sampled_call(
+        _rustnce.sampled_loss,
+        ("nce",),
+        weights,
+        biases,
+        labels,
+        inputs,
+        num_sampled,
+        num_classes,
+        num_true,
+        sampled_values,
+        remove_accidental_hits,
+        partition_strategy,
+        seed,
+        subtract_log_q,
+    )
+
+
+def sampled_softmax_loss(
+    weights: Any,
+    biases: Any,
+    labels: Any,
+    inputs: Any,
+    num_sampled: int,
+    num_classes: int,
+    num_true: int = 1,
+    sampled_values: Any = None,
+    remove_accidental_hits: bool = True,
+    partition_strategy: str = "div",
+    seed: Seed = None,
+    subtract_log_q: bool = True,
+) -> np.ndarray:
+    """Sampled softmax loss, per example, as ``tf.nn.sampled_softmax_loss``.
+
+    Arguments as :func:`nce_loss` (here ``remove_accidental_hits`` defaults to True).
+
+    Returns:
+        ``[batch]`` losses in the dtype of ``inputs``: the softmax cross-entropy of each row
+        of ``num_true + num_sampled`` logits against targets ``1/num_true`` on the true columns.
+    """
+    return _sampled_call(
+        _rustnce.sampled_loss,
+        ("sampled_softmax",),
+        weights,
+        biases,
+        labels,
+        inputs,
+        num_sampled,
+        num_classes,
+        num_true,
+        sampled_values,
+        remove_accidental_hits,
+        partition_strategy,
+        seed,
+        subtract_log_q,
+    )
+
+
+def compute_sampled_logits(
+    weights: Any,
+    biases: Any,
+    labels: Any,
+    inputs: Any,
+    num_sampled: int,
+    num_classes: int,
+    num_true: int = 1,
+    sampled_values: Any = None,
+    subtract_log_q: bool = True,
+    remove_accidental_hits: bool = False,
+    partition_strategy: str = "div",
+    seed: Seed = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The logits and targets both losses start from (TensorFlow's ``_compute_sampled_logits``).
+
+    Returns:
+        ``(logits, targets)``, each ``[batch, num_true + num_sampled]`` in the dtype of
+        ``inputs``: true columns first (in label order), then the sampled candidates; targets
+        are ``1/num_true`` on the true columns and 0 elsewhere. A removed accidental hit's
+        logit is ``raw - FLT_MAX - ln Q``.
+    """
+    logits = _sampled_call(
+        _rustnce.sampled_logits,
+        (),
+        weights,
+        biases,
+        labels,
+        inputs,
+        num_sampled,
+        num_classes,
+        num_true,
+        sampled_values,
+        remove_accidental_hits,
+        partition_strategy,
+        seed,
+        subtract_log_q,
+    )
+    num_true = as_int(num_true, "num_true")
+    targets = np.zeros_like(logits)
+    targets[:, :num_true] = 1.0 / num_true
+    return logits, targets
+
+
+def _full_loss(
+    kind: str,
+    weights: Any,
+    biases: Any,
+    labels: Any,
+    inputs: Any,
+    num_classes: int,
+    num_true: int,
+    partition_strategy: str,
+) -> np.ndarray:
+    weight_shards, bias_shards, labels, inputs, _ = _prepare(
+        weights, biases, labels, inputs, num_true, partition_strategy
+    )
+    return _rustnce.full_loss(
+        kind,
+        weight_shards,
+        bias_shards,
+        labels,
+        inputs,
+        as_int(num_classes, "num_classes"),
+        partition_strategy,
+    )
+
+
+def full_sigmoid_loss(
+    weights: Any,
+    biases: Any,
+    labels: Any,
+    inputs: Any,
+    num_classes: int,
+    num_true: int = 1,
+    partition_strategy: str = "div",
+) -> np.ndarray:
+    """Evaluation counterpart of :func:`nce_loss`: the sigmoid cross-entropy of the full
+    logits ``inputs @ W[:num_classes].T + b[:num_classes]`` against targets
+    ``y[c] = (times c is a label of the row) / num_true``, summed over all classes. ``[batch]``.
+    The ``[batch, num_classes]`` logits are never held in memory at once."""
+    return _full_loss(
+        "sigmoid", weights, biases, labels, inputs, num_classes, num_true, partition_strategy
+    )
+
+
+def full_softmax_loss(
+    weights: Any,
+    biases: Any,
+    labels: Any,
+    inputs: Any,
+    num_classes: int,
+    num_true: int = 1,
+    partition_strategy: str = "div",
+) -> np.ndarray:
+    """Evaluation counterpart of :func:`sampled_softmax_loss`: the softmax cross-entropy of
+    the full logits against targets ``y[c] = (times c is a label of the row) / num_true``.
+    ``[batch]``."""
+    return _full_loss(
+        "softmax", weights, biases, labels, inputs, num_classes, num_true, partition_strategy
+    )
+
+
+def embedding_lookup(params: Any, ids: Any, partition_strategy: str = "div") -> np.ndarray:
+    """Rows ``ids`` of ``params`` (an array or a list of shards split by
+    ``partition_strategy``), as ``tf.nn.embedding_lookup``. ``ids`` may have any shape; the
+    result has shape ``ids.shape + params' trailing shape``."""
+    shards = list(params) if isinstance(params, (list, tuple)) else [params]
+    if not shards:
+        raise ValueError("params must be an array or a non-empty list of shards")
+    first = as_float_array(shards[0], "params" if len(shards) == 1 else "params[0]", np.ndim(shards[0]))
+    vector = first.ndim == 1
+    arrays = as_shards(shards, "params", 1 if vector else 2, first.dtype)
+    if vector:
+        arrays = [a[:, None] for a in arrays]
+    if partition_strategy not in _PARTITION_STRATEGIES:
+        raise ValueError(f'partition_strategy must be "div" or "mod", got {partition_strategy!r}')
+    id_array = np.asarray(ids)
+    flat = as_id_vector(id_array.reshape(-1), "ids")
+    rows = _rustnce.embedding_lookup(arrays, flat, partition_strategy)
+    trailing = () if vector else rows.shape[1:]
+    return rows.reshape(id_array.shape + trailing)
+
+
+def compute_accidental_hits(
+    true_classes: Any, sampled_candidates: Any, num_true: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where a sampled candidate equals a row's true class, as
+    ``tf.nn.compute_accidental_hits``.
+
+    Returns:
+        ``(indices int32 [H], ids int64 [H], weights float32 [H])``: the row of each hit, the
+        position of the candidate (the last position for a repeated candidate), and
+        ``-FLT_MAX``; row-major over the true classes.
+    """
+    return _rustnce.compute_accidental_hits(
+        as_class_matrix(true_classes, "true_classes"),
+        as_id_vector(sampled_candidates, "sampled_candidates"),
+        as_int(num_true, "num_true"),
+    )
+
+
+__all__ = [
+    "compute_accidental_hits",
+    "compute_sampled_logits",
+    "embedding_lookup",
+    "full_sigmoid_loss",
+    "full_softmax_loss",
+    "nce_loss",
+    "sampled_softmax_loss",
+]
+
+

@@ -1,0 +1,267 @@
+"""Candidate samplers with TensorFlow's arguments (spec §7): sampler objects that keep their
+random stream, and module-level functions that, like TensorFlow's eager kernel cache, continue
+the stream of an earlier call with the same attributes."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Hashable, Sequence
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+
+from . import _rustnce
+from ._arguments import as_bool, as_class_matrix, as_id_vector, as_int, as_unigrams
+
+Seed = Union[None, int, "tuple[int, int]"]
+
+
+class CandidateSampler:
+    """A sampler kernel: its base distribution plus a persistent random stream. Calls on one
+    object are serialised, so it may be shared between threads."""
+
+    def __init__(self, kernel: _rustnce.CandidateSampler) -> None:
+        self._kernel = kernel
+
+    def sample(
+        self, true_classes: Any, num_true: int, num_sampled: int, unique: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Draw one shared set of candidates.
+
+        Returns ``(sampled_candidates int64 [num_sampled], true_expected_count float32
+        [batch, num_true], sampled_expected_count float32 [num_sampled])``.
+        """
+        return self._kernel.sample(
+            as_class_matrix(true_classes, "true_classes"),
+            as_int(num_true, "num_true"),
+            as_int(num_sampled, "num_sampled"),
+            as_bool(unique, "unique"),
+        )
+
+    def probability(self, ids: Any) -> np.ndarray:
+        """``p(id)`` as float32, the same shape as ``ids``; 0 outside the range."""
+        array = np.asarray(ids)
+        flat = as_id_vector(array.reshape(-1), "ids")
+        return self._kernel.probability(flat).reshape(array.shape)
+
+    @property
+    def range_max(self) -> Optional[int]:
+        return self._kernel.range_max
+
+
+class UniformSampler(CandidateSampler):
+    """Every id in ``[0, range_max)`` with probability ``1 / range_max``."""
+
+    def __init__(self, range_max: int, seed: Seed = None) -> None:
+        super().__init__(_rustnce.CandidateSampler.uniform(as_int(range_max, "range_max"), seed))
+
+
+class LogUniformSampler(CandidateSampler):
+    """Zipfian ``p(v) = ln((v+2)/(v+1)) / ln(range_max+1)``: TensorFlow's default negative
+    sampler; assumes ids are sorted by decreasing frequency."""
+
+    def __init__(self, range_max: int, seed: Seed = None) -> None:
+        super().__init__(
+            _rustnce.CandidateSampler.log_uniform(as_int(range_max, "range_max"), seed)
+        )
+
+
+class LearnedUnigramSampler(CandidateSampler):
+    """Counts start at 1 and grow by one for every true class seen after each call."""
+
+    def __init__(self, range_max: int, seed: Seed = None) -> None:
+        super().__init__(
+            _rustnce.CandidateSampler.learned_unigram(as_int(range_max, "range_max"), seed)
+        )
+
+
+class FixedUnigramSampler(CandidateSampler):
+    """``p(v)`` proportional to ``count[v] ** distortion`` (word2vec: 0.75), from ``unigrams``
+    or a ``vocab_file`` whose lines end in a comma-separated count; ``num_reserved_ids``
+    leading ids of weight 0; optionally one shard (``num_shards``, ``shard``) of the ids."""
+
+    def __init__(
+        self,
+        range_max: int,
+        vocab_file: str = "",
+        distortion: float = 1.0,
+        num_reserved_ids: int = 0,
+        num_shards: int = 1,
+        shard: int = 0,
+        unigrams: Sequence[float] = (),
+        seed: Seed = None,
+    ) -> None:
+        vocab_file = os.fspath(vocab_file)
+        if not isinstance(vocab_file, str):
+            raise TypeError("vocab_file must be a path")
+        super().__init__(
+            _rustnce.CandidateSampler.fixed_unigram(
+                as_int(range_max, "range_max"),
+                vocab_file,
+                float(distortion),
+                as_int(num_reserved_ids, "num_reserved_ids"),
+                as_int(num_shards, "num_shards"),
+                as_int(shard, "shard"),
+                as_unigrams(unigrams),
+                seed,
+            )
+        )
+
+
+class AllCandidateSampler(CandidateSampler):
+    """Returns ``[0, num_sampled)`` with expected counts of 1: a full, unsampled loss."""
+
+    def __init__(self, seed: Seed = None) -> None:
+        super().__init__(_rustnce.CandidateSampler.all_candidates(seed))
+
+
+_cache: dict[Hashable, CandidateSampler] = {}
+_cache_lock = threading.Lock()
+
+
+def reset_sampler_cache() -> None:
+    """Forget the samplers module-level calls have created (their streams and learned counts)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _cached_sample(
+    attributes: tuple,
+    seed: Seed,
+    make: Callable[[], CandidateSampler],
+    true_classes: Any,
+    num_true: int,
+    num_sampled: int,
+    unique: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    key = (
+        attributes,
+        as_int(num_true, "num_true"),
+        as_int(num_sampled, "num_sampled"),
+        as_bool(unique, "unique"),
+        _rustnce.seed_attributes(seed),
+    )
+    with _cache_lock:
+        sampler = _cache.get(key)
+    if sampler is None:
+        sampler = make()
+        with _cache_lock:
+            sampler = _cache.setdefault(key, sampler)
+    return sampler.sample(true_classes, num_true, num_sampled, unique)
+
+
+def uniform_candidate_sampler(
+    true_classes: Any,
+    num_true: int,
+    num_sampled: int,
+    unique: bool,
+    range_max: int,
+    seed: Seed = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``tf.random.uniform_candidate_sampler``. Returns ``(sampled_candidates int64 [S],
+    true_expected_count float32 [B, T], sampled_expected_count float32 [S])``."""
+    return _cached_sample(
+        ("uniform", range_max),
+        seed,
+        lambda: UniformSampler(range_max, seed),
+        true_classes,
+        num_true,
+        num_sampled,
+        unique,
+    )
+
+
+def log_uniform_candidate_sampler(
+    true_classes: Any,
+    num_true: int,
+    num_sampled: int,
+    unique: bool,
+    range_max: int,
+    seed: Seed = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``tf.random.log_uniform_candidate_sampler`` (Zipfian over frequency-ranked ids)."""
+    return _cached_sample(
+        ("log_uniform", range_max),
+        seed,
+        lambda: LogUniformSampler(range_max, seed),
+        true_classes,
+        num_true,
+        num_sampled,
+        unique,
+    )
+
+
+def learned_unigram_candidate_sampler(
+    true_classes: Any,
+    num_true: int,
+    num_sampled: int,
+    unique: bool,
+    range_max: int,
+    seed: Seed = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``tf.random.learned_unigram_candidate_sampler``; its counts persist across calls with
+    the same attributes."""
+    return _cached_sample(
+        ("learned_unigram", range_max),
+        seed,
+        lambda: LearnedUnigramSampler(range_max, seed),
+        true_classes,
+        num_true,
+        num_sampled,
+        unique,
+    )
+
+
+def fixed_unigram_candidate_sampler(
+    true_classes: Any,
+    num_true: int,
+    num_sampled: int,
+    unique: bool,
+    range_max: int,
+    vocab_file: str = "",
+    distortion: float = 1.0,
+    num_reserved_ids: int = 0,
+    num_shards: int = 1,
+    shard: int = 0,
+    unigrams: Sequence[float] = (),
+    seed: Seed = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``tf.random.fixed_unigram_candidate_sampler`` (word2vec's noise: ``distortion=0.75``)."""
+    unigram_key = tuple(float(u) for u in np.asarray(unigrams, dtype=np.float64).reshape(-1))
+    attributes = (
+        "fixed_unigram",
+        range_max,
+        os.fspath(vocab_file),
+        float(distortion),
+        num_reserved_ids,
+        num_shards,
+        shard,
+        unigram_key,
+    )
+    return _cached_sample(
+        attributes,
+        seed,
+        lambda: FixedUnigramSampler(
+            range_max, vocab_file, distortion, num_reserved_ids, num_shards, shard, unigrams, seed
+        ),
+        true_classes,
+        num_true,
+        num_sampled,
+        unique,
+    )
+
+
+def all_candidate_sampler(
+    true_classes: Any, num_true: int, num_sampled: int, unique: bool, seed: Seed = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``tf.random.all_candidate_sampler``: ``[0, num_sampled)`` with expected counts 1."""
+    return _cached_sample(
+        ("all",),
+        seed,
+        lambda: AllCandidateSampler(seed),
+        true_classes,
+        num_true,
+        num_sampled,
+        unique,
+    )
