@@ -44,11 +44,11 @@ fn problem(case: &Case, remove_accidental_hits: bool) -> SampledLossInputs<'_, f
     }
 }
 
-fn assert_close(got: &[f32], want: &[f32]) {
+fn assert_close(got: &[f32], want: &[f64]) {
     assert_eq!(got.len(), want.len());
-    for (g, w) in got.iter().zip(want) {
+    for (&g, &w) in got.iter().zip(want) {
         assert!(
-            (g - w).abs() <= 2e-6 * w.abs().max(1.0),
+            (g as f64 - w).abs() <= 2e-6 * w.abs().max(1.0),
             "got {got:?}, want {want:?}"
         );
     }
@@ -61,7 +61,13 @@ fn sampled_logits_match_tensorflow() {
     assert_close(
         logits.as_slice().unwrap(),
         &[
-            0.19314718, 0.19314718, -0.97685653, 1.60258508, 3.48629427, 2.94314718, 0.27314353,
+            0.19314718,
+            0.19314718,
+            -0.97685653,
+            1.60258508,
+            3.48629427,
+            2.94314718,
+            0.27314353,
             0.72758508,
         ],
     );
@@ -98,7 +104,10 @@ fn div_sharded_weights_give_the_unsharded_loss() {
     let unsharded = sampled_loss(&problem(&case, false), SampledLoss::Nce).unwrap();
     let mut sharded = problem(&case, false);
     sharded.weights = ShardedMatrix::new(
-        vec![case.weights.slice(ndarray::s![0..2, ..]), case.weights.slice(ndarray::s![2..4, ..])],
+        vec![
+            case.weights.slice(ndarray::s![0..2, ..]),
+            case.weights.slice(ndarray::s![2..4, ..]),
+        ],
         PartitionStrategy::Div,
         "weights",
     )

@@ -57,14 +57,18 @@ def arr(x, dtype=None):
 
 
 def tolerances(dtype):
-    return dict(rtol=1e-5, atol=1e-6) if np.dtype(dtype) == np.float32 else dict(rtol=1e-9, atol=1e-12)
+    return (
+        dict(rtol=1e-5, atol=1e-6) if np.dtype(dtype) == np.float32 else dict(rtol=1e-9, atol=1e-12)
+    )
 
 
 def assert_close(actual, expected, dtype, shape):
     actual = np.asarray(actual)
     assert actual.dtype == np.dtype(dtype)
     assert actual.shape == tuple(shape)
-    np.testing.assert_allclose(actual, arr(expected, np.float64).reshape(shape), **tolerances(dtype))
+    np.testing.assert_allclose(
+        actual, arr(expected, np.float64).reshape(shape), **tolerances(dtype)
+    )
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
@@ -136,7 +140,9 @@ def test_compute_sampled_logits_matches_tf(nce, case, key):
 
 
 @pytest.mark.parametrize(
-    "case", cases("losses", lambda c: "subtract_log_q_false" in c["expected"]["compute_sampled_logits"]))
+    "case",
+    cases("losses", lambda c: "subtract_log_q_false" in c["expected"]["compute_sampled_logits"]),
+)
 def test_losses_without_log_q_match_tf_cross_entropy_of_raw_logits(nce, case):
     expected = case["expected"]["compute_sampled_logits"]["subtract_log_q_false"]
     for name in ("nce_loss", "sampled_softmax_loss"):
@@ -182,9 +188,13 @@ def true_classes_of(case, call):
 
 def assert_same_triple(result, case, call):
     sampled, true_ec, sampled_ec = (np.asarray(r) for r in result)
-    assert sampled.dtype == np.int64 and true_ec.dtype == np.float32 and sampled_ec.dtype == np.float32
+    assert (
+        sampled.dtype == np.int64 and true_ec.dtype == np.float32 and sampled_ec.dtype == np.float32
+    )
     np.testing.assert_array_equal(sampled, arr(call["sampled_candidates"], np.int64))
-    expected_true = arr(call["true_expected_count"], np.float32).reshape(true_classes_of(case, call).shape)
+    expected_true = arr(call["true_expected_count"], np.float32).reshape(
+        true_classes_of(case, call).shape
+    )
     assert true_ec.shape == expected_true.shape
     np.testing.assert_array_equal(true_ec, expected_true)
     np.testing.assert_array_equal(sampled_ec, arr(call["sampled_expected_count"], np.float32))
@@ -196,7 +206,9 @@ def check_successive_calls(nce, case, via, tmp_path):
     for call in case["calls"]:
         true_classes = true_classes_of(case, call)
         if via == "object":
-            result = sampler.sample(true_classes, case["num_true"], case["num_sampled"], case["unique"])
+            result = sampler.sample(
+                true_classes, case["num_true"], case["num_sampled"], case["unique"]
+            )
         else:
             result = call_function(nce, case, true_classes, tmp_path)
         assert_same_triple(result, case, call)
@@ -265,7 +277,9 @@ def test_reset_sampler_cache_restarts_tf_stream(nce, tmp_path):
     case = next(c for c in DATA["samplers"] if c.get("note") == "spec 13.4")
     first = case["calls"][0]
     for _ in range(2):
-        assert_same_triple(call_function(nce, case, true_classes_of(case, first), tmp_path), case, first)
+        assert_same_triple(
+            call_function(nce, case, true_classes_of(case, first), tmp_path), case, first
+        )
         nce.reset_sampler_cache()
 
 
@@ -276,8 +290,9 @@ def test_reset_sampler_cache_restarts_tf_stream(nce, tmp_path):
 def test_compute_accidental_hits_matches_tf(nce, case):
     true_classes = arr(case["true_classes"], np.int64).reshape(-1, case["num_true"])
     sampled = arr(case["sampled_candidates"], np.int64)
-    indices, ids, weights = (np.asarray(r) for r in nce.compute_accidental_hits(
-        true_classes, sampled, case["num_true"]))
+    indices, ids, weights = (
+        np.asarray(r) for r in nce.compute_accidental_hits(true_classes, sampled, case["num_true"])
+    )
     assert indices.dtype == np.int32 and ids.dtype == np.int64 and weights.dtype == np.float32
     np.testing.assert_array_equal(indices, arr(case["expected"]["indices"], np.int32))
     np.testing.assert_array_equal(ids, arr(case["expected"]["ids"], np.int64))
@@ -294,7 +309,9 @@ def test_embedding_lookup_div_and_mod_shards_match_tf(nce, case):
         shards = arr(case["params"], dt)
         row_shape = shards.shape[1:]
     ids = arr(case["ids"], np.int64).reshape(case["ids_shape"])
-    out = np.asarray(nce.embedding_lookup(shards, ids, partition_strategy=case["partition_strategy"]))
+    out = np.asarray(
+        nce.embedding_lookup(shards, ids, partition_strategy=case["partition_strategy"])
+    )
     expected = arr(case["expected"], dt).reshape(tuple(case["ids_shape"]) + row_shape)
     assert out.dtype == expected.dtype
     np.testing.assert_array_equal(out, expected)
@@ -329,8 +346,13 @@ def test_default_sampler_is_seeded_log_uniform_unique(nce, case):
     args = default_loss_args(case)
     for call in case["log_uniform_calls"]:
         result = nce.log_uniform_candidate_sampler(
-            args["labels"], case["num_true"], case["num_sampled"], True, case["num_classes"],
-            seed=case["seed"])
+            args["labels"],
+            case["num_true"],
+            case["num_sampled"],
+            True,
+            case["num_classes"],
+            seed=case["seed"],
+        )
         assert_same_triple(result, case, dict(call, true_classes=case["labels"]))
 
 

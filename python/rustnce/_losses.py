@@ -74,7 +74,9 @@ def _sampled_values(
             f"sampled_values[0] (sampled_candidates) must have num_sampled={num_sampled} "
             f"entries, got {candidates.shape[0]}"
         )
-    true_expected = _expected_counts(true_expected, "sampled_values[1] (true_expected_count)", dtype)
+    true_expected = _expected_counts(
+        true_expected, "sampled_values[1] (true_expected_count)", dtype
+    )
     sampled_expected = _expected_counts(
         sampled_expected, "sampled_values[2] (sampled_expected_count)", dtype
     )
@@ -350,7 +352,9 @@ def embedding_lookup(params: Any, ids: Any, partition_strategy: str = "div") -> 
     shards = list(params) if isinstance(params, (list, tuple)) else [params]
     if not shards:
         raise ValueError("params must be an array or a non-empty list of shards")
-    first = as_float_array(shards[0], "params" if len(shards) == 1 else "params[0]", np.ndim(shards[0]))
+    first = as_float_array(
+        shards[0], "params" if len(shards) == 1 else "params[0]", np.ndim(shards[0])
+    )
     vector = first.ndim == 1
     arrays = as_shards(shards, "params", 1 if vector else 2, first.dtype)
     if vector:
@@ -391,5 +395,3 @@ __all__ = [
     "nce_loss",
     "sampled_softmax_loss",
 ]
-
-

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Hashable, Sequence
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Union
 
 import numpy as np
 
@@ -46,7 +46,7 @@ class CandidateSampler:
         return self._kernel.probability(flat).reshape(array.shape)
 
     @property
-    def range_max(self) -> Optional[int]:
+    def range_max(self) -> int | None:
         return self._kernel.range_max
 
 

@@ -134,19 +134,33 @@ def call_sampler(kind, true_classes, num_true, num_sampled, unique, range_max, s
     t = tf()
     tc = t.constant(np.asarray(true_classes, np.int64).reshape(-1, num_true))
     if kind == "uniform":
-        out = t.random.uniform_candidate_sampler(tc, num_true, num_sampled, unique, range_max, seed=seed)
+        out = t.random.uniform_candidate_sampler(
+            tc, num_true, num_sampled, unique, range_max, seed=seed
+        )
     elif kind == "log_uniform":
-        out = t.random.log_uniform_candidate_sampler(tc, num_true, num_sampled, unique, range_max, seed=seed)
+        out = t.random.log_uniform_candidate_sampler(
+            tc, num_true, num_sampled, unique, range_max, seed=seed
+        )
     elif kind == "learned_unigram":
         out = t.random.learned_unigram_candidate_sampler(
-            tc, num_true, num_sampled, unique, range_max, seed=seed)
+            tc, num_true, num_sampled, unique, range_max, seed=seed
+        )
     elif kind == "fixed_unigram":
         fx = fx or {}
         out = t.random.fixed_unigram_candidate_sampler(
-            tc, num_true, num_sampled, unique, range_max,
-            vocab_file=fx.get("vocab_file", ""), distortion=fx.get("distortion", 1.0),
-            num_reserved_ids=fx.get("num_reserved_ids", 0), num_shards=fx.get("num_shards", 1),
-            shard=fx.get("shard", 0), unigrams=[float(u) for u in fx.get("unigrams", ())], seed=seed)
+            tc,
+            num_true,
+            num_sampled,
+            unique,
+            range_max,
+            vocab_file=fx.get("vocab_file", ""),
+            distortion=fx.get("distortion", 1.0),
+            num_reserved_ids=fx.get("num_reserved_ids", 0),
+            num_shards=fx.get("num_shards", 1),
+            shard=fx.get("shard", 0),
+            unigrams=[float(u) for u in fx.get("unigrams", ())],
+            seed=seed,
+        )
     elif kind == "all_candidate":
         out = t.random.all_candidate_sampler(tc, num_true, num_sampled, unique, seed=seed)
     else:
@@ -168,13 +182,28 @@ def record_sampler_case(case, fx=None, true_classes_per_call=None, ncalls=3):
     # case, whose op seed is in "_op_seed" (tf.random.set_seed was called by the caller).
     seed_arg = case["seed"] if isinstance(case["seed"], int) else case["_op_seed"]
     case["seed_attrs"] = list(seed_attrs(seed_arg))
-    register_attrs(kind, case["num_true"], case["num_sampled"], case["unique"],
-                   case["range_max"], seed_arg, extra)
+    register_attrs(
+        kind,
+        case["num_true"],
+        case["num_sampled"],
+        case["unique"],
+        case["range_max"],
+        seed_arg,
+        extra,
+    )
     calls = []
     for c in range(ncalls):
         tcs = true_classes_per_call[c] if true_classes_per_call else case["true_classes"]
-        r = call_sampler(kind, tcs, case["num_true"], case["num_sampled"], case["unique"],
-                         case["range_max"], seed_arg, fx)
+        r = call_sampler(
+            kind,
+            tcs,
+            case["num_true"],
+            case["num_sampled"],
+            case["unique"],
+            case["range_max"],
+            seed_arg,
+            fx,
+        )
         r["true_classes"] = enc(np.asarray(tcs, np.int64).reshape(-1, case["num_true"]))
         calls.append(r)
     case["calls"] = calls
@@ -201,8 +230,17 @@ def sampler_cases():
     rng = np.random.RandomState(20240611)
     cases = []
 
-    def add(kind, range_max, num_sampled, true_classes, unique, seed, fx=None, tcs_per_call=None,
-            note=None):
+    def add(
+        kind,
+        range_max,
+        num_sampled,
+        true_classes,
+        unique,
+        seed,
+        fx=None,
+        tcs_per_call=None,
+        note=None,
+    ):
         tc = np.asarray(true_classes, np.int64)
         case = {
             "id": f"{kind}-{len(cases)}",
@@ -265,17 +303,34 @@ def sampler_cases():
                 tc = rng.randint(0, rmax, size=(batch, num_true))
                 per_call = None
                 if kind == "learned_unigram" and n % 2 == 0:
-                    per_call = [rng.randint(0, rmax, size=(batch, num_true)).tolist() for _ in range(3)]
+                    per_call = [
+                        rng.randint(0, rmax, size=(batch, num_true)).tolist() for _ in range(3)
+                    ]
                     tc = np.asarray(per_call[0], np.int64).reshape(batch, num_true)
                 # Pick the next seed whose attribute set is still fresh in this process.
                 for k in range(len(seeds)):
                     seed = seeds[(n + k) % len(seeds)]
-                    key = (kind, num_true, num_sampled, unique, None if kind == "all_candidate" else range_max,
-                           seed_attrs(seed), fixed_extra(fx) if fx else ())
+                    key = (
+                        kind,
+                        num_true,
+                        num_sampled,
+                        unique,
+                        None if kind == "all_candidate" else range_max,
+                        seed_attrs(seed),
+                        fixed_extra(fx) if fx else (),
+                    )
                     if key not in _seen_attrs:
                         break
-                add(kind, None if kind == "all_candidate" else range_max, num_sampled,
-                    tc.reshape(batch, num_true), unique, seed, fx, per_call)
+                add(
+                    kind,
+                    None if kind == "all_candidate" else range_max,
+                    num_sampled,
+                    tc.reshape(batch, num_true),
+                    unique,
+                    seed,
+                    fx,
+                    per_call,
+                )
                 n += 1
     return cases
 
@@ -292,11 +347,27 @@ def global_seed_sampler_cases():
         ("uniform", 2**31 + 1, 2**31 + 3, 17, 5, [[2], [16]], False, None),
         ("log_uniform", 0, 0, 50, 8, [[1, 2], [3, 4]], True, None),  # (0, 0) -> (0, 2**31-1)
         ("learned_unigram", 99, 4, 10, 6, [[1], [1], [9]], False, None),
-        ("fixed_unigram", 5, 123, 8, 5, [[0]], False, {"unigrams": [5, 1, 3, 0, 8, 2, 4, 1],
-                                                        "distortion": 0.75}),
+        (
+            "fixed_unigram",
+            5,
+            123,
+            8,
+            5,
+            [[0]],
+            False,
+            {"unigrams": [5, 1, 3, 0, 8, 2, 4, 1], "distortion": 0.75},
+        ),
         ("all_candidate", 3, 3, None, 4, [[0, 3]], True, None),
-        ("log_uniform", 123456789, 987654321, 100000, 32, rng.randint(0, 100000, (2, 2)).tolist(),
-         True, None),
+        (
+            "log_uniform",
+            123456789,
+            987654321,
+            100000,
+            32,
+            rng.randint(0, 100000, (2, 2)).tolist(),
+            True,
+            None,
+        ),
     ]
     for kind, g, s, range_max, num_sampled, tc, unique, fx in configs:
         t.random.set_seed(g)  # also clears the eager kernel cache
@@ -344,8 +415,9 @@ def fixed_unigram_cases(tmpdir):
             n_words = len(fx["unigrams"])
         else:
             n_words = sum(1 for line in vocab_contents.split("\n") if line)
-        range_max = fixed_table_size(n_words, fx.get("num_reserved_ids", 0),
-                                     fx.get("num_shards", 1), fx.get("shard", 0))
+        range_max = fixed_table_size(
+            n_words, fx.get("num_reserved_ids", 0), fx.get("num_shards", 1), fx.get("shard", 0)
+        )
         if tc is None:
             tc = rng.randint(0, range_max, size=(rng.randint(1, 4), rng.randint(1, 3))).tolist()
         case = {
@@ -374,11 +446,30 @@ def fixed_unigram_cases(tmpdir):
         cases.append(record_sampler_case(case, fx_tf))
 
     for dist, res, shards, shard, _ in SPEC_FIXED_TABLE:
-        add({"unigrams": SPEC_FIXED_UNIGRAMS, "distortion": dist, "num_reserved_ids": res,
-             "num_shards": shards, "shard": shard}, 5, False, 9, tc=[[0]], note="spec 13.5")
-    # Spec 14.6 quirk example: unigrams [1,7,2,3,5,11], reserved 2, 2 shards, shard 1 -> table [0,1,2,5].
-    add({"unigrams": [1, 7, 2, 3, 5, 11], "num_reserved_ids": 2, "num_shards": 2, "shard": 1},
-        6, False, 10, tc=[[0, 1], [2, 3]], note="spec 14.6 shard/reserved counter quirk")
+        add(
+            {
+                "unigrams": SPEC_FIXED_UNIGRAMS,
+                "distortion": dist,
+                "num_reserved_ids": res,
+                "num_shards": shards,
+                "shard": shard,
+            },
+            5,
+            False,
+            9,
+            tc=[[0]],
+            note="spec 13.5",
+        )
+    # Spec 14.6 quirk example: unigrams [1,7,2,3,5,11], reserved 2, 2 shards, shard 1
+    # -> table [0,1,2,5].
+    add(
+        {"unigrams": [1, 7, 2, 3, 5, 11], "num_reserved_ids": 2, "num_shards": 2, "shard": 1},
+        6,
+        False,
+        10,
+        tc=[[0, 1], [2, 3]],
+        note="spec 14.6 shard/reserved counter quirk",
+    )
 
     seeds = [1, 3, 5, 42, 123456]
     for i in range(22):
@@ -393,8 +484,9 @@ def fixed_unigram_cases(tmpdir):
             "num_shards": int([1, 1, 2, 3][i % 4]),
         }
         fx["shard"] = int(rng.randint(0, fx["num_shards"]))
-        range_max = fixed_table_size(n, fx["num_reserved_ids"], fx["num_shards"], fx["shard"])
-        res_local = sum(1 for r in range(fx["num_reserved_ids"]) if r % fx["num_shards"] == fx["shard"])
+        res_local = sum(
+            1 for r in range(fx["num_reserved_ids"]) if r % fx["num_shards"] == fx["shard"]
+        )
         unique = bool(i % 5 in (0, 3))
         # Unique sampling needs at least S ids with p > 0 (otherwise TF rejects forever).
         w = [0.0] * res_local
@@ -406,18 +498,43 @@ def fixed_unigram_cases(tmpdir):
         nonzero = sum(1 for x in w if x > 0)
         if nonzero == 0:
             continue
-        num_sampled = int(rng.randint(1, max(2, min(nonzero, 12) + 1))) if unique else int(rng.randint(1, 20))
+        num_sampled = (
+            int(rng.randint(1, max(2, min(nonzero, 12) + 1))) if unique else int(rng.randint(1, 20))
+        )
         num_sampled = min(num_sampled, nonzero) if unique else num_sampled
         add(fx, num_sampled, unique, seeds[i % len(seeds)] + 1000 * i)
 
     vocab_a = "the,120\nof,64\n\nand,40\na,33\nin,20\n\n\nto,12\nis,7\nwas,3\nword,12\nrare,0\n"
-    vocab_b = "7\n3.5\nx,y,2\n\n1e1\nsemi;colon,0.25\n4"  # plain numbers, extra commas, no final newline
-    add({"distortion": 0.75}, 4, False, 2001, tc=[[0], [9]], vocab_contents=vocab_a,
-        note="vocab_file with CSV lines and empty lines")
-    add({"distortion": 1.0, "num_reserved_ids": 2}, 3, True, 2002, tc=[[2, 3]], vocab_contents=vocab_b,
-        note="vocab_file with plain numbers and reserved ids")
-    add({"distortion": 0.5, "num_shards": 2, "shard": 1}, 5, False, 2003, tc=[[0]],
-        vocab_contents=vocab_a, note="sharded vocab_file")
+    vocab_b = (
+        "7\n3.5\nx,y,2\n\n1e1\nsemi;colon,0.25\n4"  # plain numbers, extra commas, no final newline
+    )
+    add(
+        {"distortion": 0.75},
+        4,
+        False,
+        2001,
+        tc=[[0], [9]],
+        vocab_contents=vocab_a,
+        note="vocab_file with CSV lines and empty lines",
+    )
+    add(
+        {"distortion": 1.0, "num_reserved_ids": 2},
+        3,
+        True,
+        2002,
+        tc=[[2, 3]],
+        vocab_contents=vocab_b,
+        note="vocab_file with plain numbers and reserved ids",
+    )
+    add(
+        {"distortion": 0.5, "num_shards": 2, "shard": 1},
+        5,
+        False,
+        2003,
+        tc=[[0]],
+        vocab_contents=vocab_a,
+        note="sharded vocab_file",
+    )
     return cases
 
 
@@ -433,7 +550,7 @@ def split_shards(mat, num_shards, strategy):
     sizes = [q + 1] * e + [q] * (num_shards - e)
     out, start = [], 0
     for s in sizes:
-        out.append(mat[start:start + s])
+        out.append(mat[start : start + s])
         start += s
     return out
 
@@ -453,19 +570,46 @@ def grad_record(g):
     return {"type": "dense", "values": enc(g)}
 
 
-def tf_loss(kind, weights, biases, labels, inputs, num_sampled, num_classes, num_true,
-            sampled_values, remove_accidental_hits, strategy):
+def tf_loss(
+    kind,
+    weights,
+    biases,
+    labels,
+    inputs,
+    num_sampled,
+    num_classes,
+    num_true,
+    sampled_values,
+    remove_accidental_hits,
+    strategy,
+):
     t = tf()
     if strategy == "mod":
         fn = t.compat.v1.nn.nce_loss if kind == "nce" else t.compat.v1.nn.sampled_softmax_loss
-        return fn(weights=weights, biases=biases, labels=labels, inputs=inputs,
-                  num_sampled=num_sampled, num_classes=num_classes, num_true=num_true,
-                  sampled_values=sampled_values, remove_accidental_hits=remove_accidental_hits,
-                  partition_strategy="mod")
+        return fn(
+            weights=weights,
+            biases=biases,
+            labels=labels,
+            inputs=inputs,
+            num_sampled=num_sampled,
+            num_classes=num_classes,
+            num_true=num_true,
+            sampled_values=sampled_values,
+            remove_accidental_hits=remove_accidental_hits,
+            partition_strategy="mod",
+        )
     fn = t.nn.nce_loss if kind == "nce" else t.nn.sampled_softmax_loss
-    return fn(weights=weights, biases=biases, labels=labels, inputs=inputs,
-              num_sampled=num_sampled, num_classes=num_classes, num_true=num_true,
-              sampled_values=sampled_values, remove_accidental_hits=remove_accidental_hits)
+    return fn(
+        weights=weights,
+        biases=biases,
+        labels=labels,
+        inputs=inputs,
+        num_sampled=num_sampled,
+        num_classes=num_classes,
+        num_true=num_true,
+        sampled_values=sampled_values,
+        remove_accidental_hits=remove_accidental_hits,
+    )
 
 
 def record_loss_case(case):
@@ -507,16 +651,27 @@ def record_loss_case(case):
     logits = {}
     for slq in (True, False) if case["also_no_log_q"] else (True,):
         lg, lb = nn_impl._compute_sampled_logits(
-            weights=w if isinstance(w, list) else [w], biases=b, labels=labels, inputs=x,
-            num_sampled=S, num_classes=C, num_true=T, sampled_values=sampled_values,
-            subtract_log_q=slq, remove_accidental_hits=hits, partition_strategy=strategy)
+            weights=w if isinstance(w, list) else [w],
+            biases=b,
+            labels=labels,
+            inputs=x,
+            num_sampled=S,
+            num_classes=C,
+            num_true=T,
+            sampled_values=sampled_values,
+            subtract_log_q=slq,
+            remove_accidental_hits=hits,
+            partition_strategy=strategy,
+        )
         rec = {"logits": enc(lg), "labels": enc(lb)}
         if not slq:
             # What nce_loss / sampled_softmax_loss compute from these logits (TF ops).
-            rec["nce_loss"] = enc(t.reduce_sum(
-                t.nn.sigmoid_cross_entropy_with_logits(labels=lb, logits=lg), axis=1))
-            rec["sampled_softmax_loss"] = enc(t.nn.softmax_cross_entropy_with_logits(
-                labels=t.stop_gradient(lb), logits=lg))
+            rec["nce_loss"] = enc(
+                t.reduce_sum(t.nn.sigmoid_cross_entropy_with_logits(labels=lb, logits=lg), axis=1)
+            )
+            rec["sampled_softmax_loss"] = enc(
+                t.nn.softmax_cross_entropy_with_logits(labels=t.stop_gradient(lb), logits=lg)
+            )
         logits["subtract_log_q_" + str(slq).lower()] = rec
     out["compute_sampled_logits"] = logits
 
@@ -536,10 +691,14 @@ def record_loss_case(case):
             wl = wv if isinstance(wv, list) else [wv]
             bl = bv if isinstance(bv, list) else [bv]
             gr = tape.gradient(total, wl + bl + [xv])
-            gw, gb, gx = gr[:len(wl)], gr[len(wl):len(wl) + len(bl)], gr[-1]
+            gw, gb, gx = gr[: len(wl)], gr[len(wl) : len(wl) + len(bl)], gr[-1]
             grads[name][red] = {
-                "weights": [grad_record(e) for e in gw] if isinstance(wv, list) else grad_record(gw[0]),
-                "biases": [grad_record(e) for e in gb] if isinstance(bv, list) else grad_record(gb[0]),
+                "weights": [grad_record(e) for e in gw]
+                if isinstance(wv, list)
+                else grad_record(gw[0]),
+                "biases": [grad_record(e) for e in gb]
+                if isinstance(bv, list)
+                else grad_record(gb[0]),
                 "inputs": grad_record(gx),
             }
     out["gradients"] = grads
@@ -556,33 +715,46 @@ def loss_cases():
 
     # Spec 13.1 (with and without hit removal).
     for hits in (False, True):
-        finish({
-            "id": f"spec13.1-hits-{hits}",
-            "dtype": "float32", "labels_dtype": "int64",
-            "batch": 2, "num_true": 1, "num_sampled": 3, "num_classes": 4, "dim": 2,
-            "weights": np.float32([[1, 0], [0, 1], [1, 1], [-1, 0.5]]).astype(float).tolist(),
-            "weights_sharded": False,
-            "biases": np.float32([0.1, -0.2, 0.0, 0.3]).astype(float).tolist(),
-            "biases_sharded": False,
-            "labels": [[2], [0]],
-            "inputs": np.float32([[0.5, -1], [2, 0.25]]).astype(float).tolist(),
-            "sampled_values": {
-                "sampled_candidates": [2, 1, 3],
-                "true_expected_count": np.float32([[0.5], [0.25]]).astype(float).tolist(),
-                "sampled_expected_count": np.float32([0.5, 0.8, 0.1]).astype(float).tolist(),
-            },
-            "remove_accidental_hits": hits,
-            "partition_strategy": "div",
-            "tf_api": "tf.nn",
-            "also_no_log_q": True,
-            "upstream_g": np.float32([0.7, -1.3]).astype(float).tolist(),
-            "note": "spec 13.1",
-        })
+        finish(
+            {
+                "id": f"spec13.1-hits-{hits}",
+                "dtype": "float32",
+                "labels_dtype": "int64",
+                "batch": 2,
+                "num_true": 1,
+                "num_sampled": 3,
+                "num_classes": 4,
+                "dim": 2,
+                "weights": np.float32([[1, 0], [0, 1], [1, 1], [-1, 0.5]]).astype(float).tolist(),
+                "weights_sharded": False,
+                "biases": np.float32([0.1, -0.2, 0.0, 0.3]).astype(float).tolist(),
+                "biases_sharded": False,
+                "labels": [[2], [0]],
+                "inputs": np.float32([[0.5, -1], [2, 0.25]]).astype(float).tolist(),
+                "sampled_values": {
+                    "sampled_candidates": [2, 1, 3],
+                    "true_expected_count": np.float32([[0.5], [0.25]]).astype(float).tolist(),
+                    "sampled_expected_count": np.float32([0.5, 0.8, 0.1]).astype(float).tolist(),
+                },
+                "remove_accidental_hits": hits,
+                "partition_strategy": "div",
+                "tf_api": "tf.nn",
+                "also_no_log_q": True,
+                "upstream_g": np.float32([0.7, -1.3]).astype(float).tolist(),
+                "note": "spec 13.1",
+            }
+        )
 
     batches = [0, 1, 2, 3, 4, 5, 1, 3]
     shardings = [  # (weights shards, biases shards, strategy)
-        (None, None, "div"), (3, 3, "div"), (2, 2, "mod"), (4, None, "div"), (None, 3, "mod"),
-        (3, 2, "mod"), (5, 5, "div"), (1, 1, "div"),
+        (None, None, "div"),
+        (3, 3, "div"),
+        (2, 2, "mod"),
+        (4, None, "div"),
+        (None, 3, "mod"),
+        (3, 2, "mod"),
+        (5, 5, "div"),
+        (1, 1, "div"),
     ]
     for i in range(28):
         dtype = "float64" if i % 4 == 3 else "float32"
@@ -618,7 +790,11 @@ def loss_cases():
             "id": f"random-{i}",
             "dtype": dtype,
             "labels_dtype": "int32" if i % 5 == 4 else "int64",
-            "batch": B, "num_true": T, "num_sampled": S, "num_classes": C, "dim": D,
+            "batch": B,
+            "num_true": T,
+            "num_sampled": S,
+            "num_classes": C,
+            "dim": D,
             "weights": [enc(p) for p in split_shards(W, pw, strategy)] if pw else enc(W),
             "weights_sharded": pw is not None,
             "biases": [enc(p) for p in split_shards(bias, pb, strategy)] if pb else enc(bias),
@@ -646,22 +822,32 @@ def loss_cases():
 def accidental_hits_cases():
     t = tf()
     rng = np.random.RandomState(99)
-    raw = [([[5, 1], [1, 1], [7, 9], [2, 5]], [1, 5, 3, 1, 2], "spec 13.7"),
-           ([[0], [1]], [2, 3, 4], "no hits"),
-           (np.zeros((0, 2), np.int64).tolist(), [1, 2], "empty batch")]
-    for i in range(14):
+    raw = [
+        ([[5, 1], [1, 1], [7, 9], [2, 5]], [1, 5, 3, 1, 2], "spec 13.7"),
+        ([[0], [1]], [2, 3, 4], "no hits"),
+        (np.zeros((0, 2), np.int64).tolist(), [1, 2], "empty batch"),
+    ]
+    for _ in range(14):
         B, T, S = int(rng.randint(1, 5)), int(rng.randint(1, 4)), int(rng.randint(1, 8))
         hi = int(rng.randint(2, 9))
-        raw.append((rng.randint(0, hi, size=(B, T)).tolist(), rng.randint(0, hi, size=S).tolist(), None))
+        raw.append(
+            (rng.randint(0, hi, size=(B, T)).tolist(), rng.randint(0, hi, size=S).tolist(), None)
+        )
     cases = []
     for tc, sampled, note in raw:
         T = len(tc[0]) if tc else 2
         tct = t.constant(np.asarray(tc, np.int64).reshape(-1, T))
-        idx, ids, w = t.nn.compute_accidental_hits(tct, t.constant(np.asarray(sampled, np.int64)), T)
+        idx, ids, w = t.nn.compute_accidental_hits(
+            tct, t.constant(np.asarray(sampled, np.int64)), T
+        )
         assert idx.dtype == t.int32 and ids.dtype == t.int64 and w.dtype == t.float32
-        case = {"id": f"hits-{len(cases)}", "true_classes": tc, "num_true": T,
-                "sampled_candidates": sampled,
-                "expected": {"indices": enc(idx), "ids": enc(ids), "weights": enc(w)}}
+        case = {
+            "id": f"hits-{len(cases)}",
+            "true_classes": tc,
+            "num_true": T,
+            "sampled_candidates": sampled,
+            "expected": {"indices": enc(idx), "ids": enc(ids), "weights": enc(w)},
+        }
         if note:
             case["note"] = note
         cases.append(case)
@@ -697,20 +883,25 @@ def embedding_lookup_cases():
             params_np = full
         else:
             params_np = split_shards(full, shards, strategy)
-        params_tf = [t.constant(p) for p in params_np] if shards is not None else t.constant(params_np)
-        out = t.compat.v1.nn.embedding_lookup(params_tf, t.constant(ids.astype(np.int64)),
-                                              partition_strategy=strategy)
+        params_tf = (
+            [t.constant(p) for p in params_np] if shards is not None else t.constant(params_np)
+        )
+        out = t.compat.v1.nn.embedding_lookup(
+            params_tf, t.constant(ids.astype(np.int64)), partition_strategy=strategy
+        )
         np.testing.assert_array_equal(out.numpy(), full[ids])  # shards follow the layout
-        cases.append({
-            "id": f"lookup-{len(cases)}",
-            "params": [enc(p) for p in params_np] if shards is not None else enc(params_np),
-            "params_sharded": shards is not None,
-            "dtype": dtype,
-            "ids": ids.tolist(),
-            "ids_shape": list(ids_shape),
-            "partition_strategy": strategy,
-            "expected": enc(out),
-        })
+        cases.append(
+            {
+                "id": f"lookup-{len(cases)}",
+                "params": [enc(p) for p in params_np] if shards is not None else enc(params_np),
+                "params_sharded": shards is not None,
+                "dtype": dtype,
+                "ids": ids.tolist(),
+                "ids_shape": list(ids_shape),
+                "partition_strategy": strategy,
+                "expected": enc(out),
+            }
+        )
     return cases
 
 
@@ -726,7 +917,12 @@ def default_sampler_inputs(cfg):
     B, T, S, C, D, seed = cfg
     rng = np.random.RandomState(seed)
     return {
-        "batch": B, "num_true": T, "num_sampled": S, "num_classes": C, "dim": D, "seed": seed,
+        "batch": B,
+        "num_true": T,
+        "num_sampled": S,
+        "num_classes": C,
+        "dim": D,
+        "seed": seed,
         "weights": enc(rng.normal(0, 0.5, size=(C, D)).astype(np.float32)),
         "biases": enc(rng.normal(0, 0.2, size=C).astype(np.float32)),
         "labels": rng.randint(0, min(C, 12), size=(B, T)).tolist(),
@@ -742,13 +938,18 @@ def default_sampler_loss_cases():
         case["id"] = f"default-{len(cases)}"
         B, T, S, C, D, seed = cfg
         register_attrs("log_uniform", T, S, True, C, seed)
-        args = dict(weights=t.constant(np.float32(case["weights"])),
-                    biases=t.constant(np.float32(case["biases"])),
-                    labels=t.constant(np.asarray(case["labels"], np.int64)),
-                    inputs=t.constant(np.float32(case["inputs"])),
-                    num_sampled=S, num_classes=C, num_true=T)
+        args = dict(
+            weights=t.constant(np.float32(case["weights"])),
+            biases=t.constant(np.float32(case["biases"])),
+            labels=t.constant(np.asarray(case["labels"], np.int64)),
+            inputs=t.constant(np.float32(case["inputs"])),
+            num_sampled=S,
+            num_classes=C,
+            num_true=T,
+        )
         case["sampled_softmax_loss_calls"] = [
-            enc(t.nn.sampled_softmax_loss(seed=seed, **args)) for _ in range(2)]
+            enc(t.nn.sampled_softmax_loss(seed=seed, **args)) for _ in range(2)
+        ]
         cases.append(case)
     return cases
 
@@ -759,7 +960,9 @@ def default_sampler_triples():
     for cfg in DEFAULT_SAMPLER_CONFIGS:
         case = default_sampler_inputs(cfg)
         B, T, S, C, D, seed = cfg
-        out.append([call_sampler("log_uniform", case["labels"], T, S, True, C, seed) for _ in range(2)])
+        out.append(
+            [call_sampler("log_uniform", case["labels"], T, S, True, C, seed) for _ in range(2)]
+        )
     return out
 
 
@@ -783,29 +986,39 @@ def full_loss_cases():
         if shards:
             w_sh, b_sh = split_shards(W, shards, strategy), split_shards(b, shards, strategy)
             ids = t.range(C, dtype=t.int64)
-            W_full = t.compat.v1.nn.embedding_lookup([t.constant(p) for p in w_sh], ids,
-                                                     partition_strategy=strategy)
-            b_full = t.compat.v1.nn.embedding_lookup([t.constant(p) for p in b_sh], ids,
-                                                     partition_strategy=strategy)
+            W_full = t.compat.v1.nn.embedding_lookup(
+                [t.constant(p) for p in w_sh], ids, partition_strategy=strategy
+            )
+            b_full = t.compat.v1.nn.embedding_lookup(
+                [t.constant(p) for p in b_sh], ids, partition_strategy=strategy
+            )
         else:
             W_full, b_full = t.constant(W[:C]), t.constant(b[:C])
         # The documented evaluation recipe (tf.nn.nce_loss / sampled_softmax_loss docstrings).
         logits = t.nn.bias_add(t.matmul(t.constant(X), t.transpose(W_full)), b_full)
         one_hot = t.one_hot(t.constant(labels[:, 0]), C, dtype=logits.dtype)
-        sig = t.reduce_sum(t.nn.sigmoid_cross_entropy_with_logits(labels=one_hot, logits=logits), axis=1)
+        sig = t.reduce_sum(
+            t.nn.sigmoid_cross_entropy_with_logits(labels=one_hot, logits=logits), axis=1
+        )
         soft = t.nn.softmax_cross_entropy_with_logits(labels=one_hot, logits=logits)
-        cases.append({
-            "id": f"full-{len(cases)}",
-            "dtype": dtype, "num_classes": C, "num_true": 1, "batch": B, "dim": D,
-            "weights": [enc(p) for p in w_sh] if shards else enc(W),
-            "weights_sharded": bool(shards),
-            "biases": [enc(p) for p in b_sh] if shards else enc(b),
-            "biases_sharded": bool(shards),
-            "partition_strategy": strategy,
-            "labels": labels.tolist(),
-            "inputs": enc(X),
-            "expected": {"full_sigmoid_loss": enc(sig), "full_softmax_loss": enc(soft)},
-        })
+        cases.append(
+            {
+                "id": f"full-{len(cases)}",
+                "dtype": dtype,
+                "num_classes": C,
+                "num_true": 1,
+                "batch": B,
+                "dim": D,
+                "weights": [enc(p) for p in w_sh] if shards else enc(W),
+                "weights_sharded": bool(shards),
+                "biases": [enc(p) for p in b_sh] if shards else enc(b),
+                "biases_sharded": bool(shards),
+                "partition_strategy": strategy,
+                "labels": labels.tolist(),
+                "inputs": enc(X),
+                "expected": {"full_sigmoid_loss": enc(sig), "full_softmax_loss": enc(soft)},
+            }
+        )
     return cases
 
 
@@ -818,72 +1031,134 @@ def check_against_spec(data):
     def check(what, got, want, tol=None):
         got_a, want_a = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
         ok = got_a.shape == want_a.shape and (
-            np.array_equal(got_a, want_a) if tol is None else np.allclose(got_a, want_a, rtol=tol, atol=tol))
-        print(("spec OK:       " if ok else "SPEC MISMATCH: ") + what + ("" if ok else f" got {got} want {want}"))
+            np.array_equal(got_a, want_a)
+            if tol is None
+            else np.allclose(got_a, want_a, rtol=tol, atol=tol)
+        )
+        print(
+            ("spec OK:       " if ok else "SPEC MISMATCH: ")
+            + what
+            + ("" if ok else f" got {got} want {want}")
+        )
         if not ok:
             problems.append(what)
 
     L = {c["id"]: c for c in data["losses"]}
     a, b = L["spec13.1-hits-False"]["expected"], L["spec13.1-hits-True"]["expected"]
-    check("13.1 logits", a["compute_sampled_logits"]["subtract_log_q_true"]["logits"],
-          [[0.19314718, 0.19314718, -0.97685653, 1.60258508],
-           [3.48629427, 2.94314718, 0.27314353, 0.72758508]], 1e-6)
+    check(
+        "13.1 logits",
+        a["compute_sampled_logits"]["subtract_log_q_true"]["logits"],
+        [
+            [0.19314718, 0.19314718, -0.97685653, 1.60258508],
+            [3.48629427, 2.94314718, 0.27314353, 0.72758508],
+        ],
+        1e-6,
+    )
     check("13.1 nce", a["nce_loss"], [3.5011971, 4.9853783], 1e-6)
     check("13.1 softmax", a["sampled_softmax_loss"], [1.8569258, 0.52148086], 1e-6)
-    check("13.1 hits logit[0][1]", b["compute_sampled_logits"]["subtract_log_q_true"]["logits"][0][1],
-          -3.4028235e38, 1e-6)
+    check(
+        "13.1 hits logit[0][1]",
+        b["compute_sampled_logits"]["subtract_log_q_true"]["logits"][0][1],
+        -3.4028235e38,
+        1e-6,
+    )
     check("13.1 hits nce", b["nce_loss"], [2.7068202, 4.9853783], 1e-6)
     check("13.1 hits softmax", b["sampled_softmax_loss"], [1.6871431, 0.52148086], 1e-6)
     gr = a["gradients"]["nce_loss"]["sum"]
     check("13.1 dW indices", gr["weights"]["indices"], [2, 0, 2, 1, 3])
-    check("13.1 dW values", gr["weights"]["values"],
-          [[-0.2259314, 0.4518628], [-0.0594094, -0.0074262], [2.1739459, -0.3106526],
-           [1.272487, -0.1315498], [1.76474, -0.6638106]], 2e-6)
-    check("13.1 db values", gr["biases"]["values"],
-          [-0.4518628, -0.0297047, 1.4980758, 0.8413805, 1.5066545], 2e-6)
-    check("13.1 dX", gr["inputs"]["values"], [[-0.7361048, 0.7859802], [0.2459587, 1.8549408]], 2e-6)
+    check(
+        "13.1 dW values",
+        gr["weights"]["values"],
+        [
+            [-0.2259314, 0.4518628],
+            [-0.0594094, -0.0074262],
+            [2.1739459, -0.3106526],
+            [1.272487, -0.1315498],
+            [1.76474, -0.6638106],
+        ],
+        2e-6,
+    )
+    check(
+        "13.1 db values",
+        gr["biases"]["values"],
+        [-0.4518628, -0.0297047, 1.4980758, 0.8413805, 1.5066545],
+        2e-6,
+    )
+    check(
+        "13.1 dX", gr["inputs"]["values"], [[-0.7361048, 0.7859802], [0.2459587, 1.8549408]], 2e-6
+    )
 
     S = [c for c in data["samplers"] if "note" in c]
 
     def first(note, kind, unique, seed=None):
         for c in S:
-            if c["note"] == note and c["sampler"] == kind and c["unique"] == unique and (
-                    seed is None or c["seed"] == seed):
+            if (
+                c["note"] == note
+                and c["sampler"] == kind
+                and c["unique"] == unique
+                and (seed is None or c["seed"] == seed)
+            ):
                 return c["calls"]
         raise KeyError((note, kind, unique))
 
     c = first("spec 13.2", "log_uniform", False)[0]
     check("13.2 log-uniform non-unique sampled", c["sampled_candidates"], [0, 10, 0, 6, 2, 9])
-    check("13.2 Q_s", c["sampled_expected_count"],
-          np.float32([1.3660215, 0.17147788, 1.3660215, 0.2631573, 0.56695014, 0.18783277]))
+    check(
+        "13.2 Q_s",
+        c["sampled_expected_count"],
+        np.float32([1.3660215, 0.17147788, 1.3660215, 0.2631573, 0.56695014, 0.18783277]),
+    )
     # The spec prints 7-8 significant digits (0.09615333 is float32 0.096153334 rounded),
     # so compare within 1e-7 relative here; the tests compare TF's values bit-exactly.
-    check("13.2 Q_true", np.ravel(c["true_expected_count"]),
-          np.float32([1.3660215, 0.43976068, 0.09615333, 0.2321212]), 1e-7)
-    check("13.2 log-uniform unique", first("spec 13.2", "log_uniform", True)[0]["sampled_candidates"],
-          [0, 10, 6, 2, 9, 11])
-    check("13.2 uniform non-unique", first("spec 13.2", "uniform", False)[0]["sampled_candidates"],
-          [15, 0, 3, 8, 17, 14])
+    check(
+        "13.2 Q_true",
+        np.ravel(c["true_expected_count"]),
+        np.float32([1.3660215, 0.43976068, 0.09615333, 0.2321212]),
+        1e-7,
+    )
+    check(
+        "13.2 log-uniform unique",
+        first("spec 13.2", "log_uniform", True)[0]["sampled_candidates"],
+        [0, 10, 6, 2, 9, 11],
+    )
+    check(
+        "13.2 uniform non-unique",
+        first("spec 13.2", "uniform", False)[0]["sampled_candidates"],
+        [15, 0, 3, 8, 17, 14],
+    )
     u = first("spec 13.2", "uniform", True)[0]
     check("13.2 uniform unique", u["sampled_candidates"], [15, 0, 3, 8, 17, 14])
     check("13.2 uniform unique EC", u["sampled_expected_count"], np.float32([0.3] * 6))
     c = first("spec 13.3", "log_uniform", True)[0]
     check("13.3 sampled", c["sampled_candidates"], [0, 4, 7, 6, 1, 15])
-    check("13.3 Q_true", np.ravel(c["true_expected_count"]),
-          np.float32([0.87340343, 0.45607644, 0.12123945, 0.27067852]))
+    check(
+        "13.3 Q_true",
+        np.ravel(c["true_expected_count"]),
+        np.float32([0.87340343, 0.45607644, 0.12123945, 0.27067852]),
+    )
     calls = first("spec 13.4", "log_uniform", False)
-    check("13.4 three calls", [x["sampled_candidates"] for x in calls],
-          [[411, 0, 23, 316, 1, 28], [7, 465, 287, 0, 8, 0], [1, 5, 598, 0, 22, 709]])
+    check(
+        "13.4 three calls",
+        [x["sampled_candidates"] for x in calls],
+        [[411, 0, 23, 316, 1, 28], [7, 465, 287, 0, 8, 0], [1, 5, 598, 0, 22, 709]],
+    )
     g = [c for c in data["samplers"] if c.get("global_seed") == 11 and c.get("op_seed") == 5][0]
     check("13.4 global seed (11,5)", g["calls"][0]["sampled_candidates"], [0, 180, 117, 32, 44, 7])
     F = [c for c in data["fixed_unigram"] if c.get("note") == "spec 13.5"]
     for c, row in zip(F, SPEC_FIXED_TABLE):
         check(f"13.5 fixed unigram {row[:4]}", c["calls"][0]["sampled_candidates"], row[4])
     calls = first("spec 13.6", "learned_unigram", False)
-    check("13.6 learned sampled", [x["sampled_candidates"] for x in calls],
-          [[2, 4, 3, 2], [2, 0, 1, 4], [2, 2, 4, 2]])
-    check("13.6 learned EC", [x["sampled_expected_count"] for x in calls],
-          [[0.8] * 4, [1.5, 0.5, 0.5, 1], [1.818182, 1.818182, 1.090909, 1.818182]], 1e-6)
+    check(
+        "13.6 learned sampled",
+        [x["sampled_candidates"] for x in calls],
+        [[2, 4, 3, 2], [2, 0, 1, 4], [2, 2, 4, 2]],
+    )
+    check(
+        "13.6 learned EC",
+        [x["sampled_expected_count"] for x in calls],
+        [[0.8] * 4, [1.5, 0.5, 0.5, 1], [1.818182, 1.818182, 1.090909, 1.818182]],
+        1e-6,
+    )
     h = [c for c in data["accidental_hits"] if c.get("note") == "spec 13.7"][0]["expected"]
     check("13.7 hits indices", h["indices"], [0, 0, 1, 1, 3, 3])
     check("13.7 hits ids", h["ids"], [1, 3, 3, 3, 4, 1])
@@ -897,15 +1172,22 @@ def check_against_spec(data):
 
 
 def run_worker(name):
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", name],
-                          stdout=subprocess.PIPE, check=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--worker", name],
+        stdout=subprocess.PIPE,
+        check=True,
+        text=True,
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--worker", choices=["global_seed", "default_triples"],
-                    help="internal: record one section in this fresh process and print JSON")
+    ap.add_argument(
+        "--worker",
+        choices=["global_seed", "default_triples"],
+        help="internal: record one section in this fresh process and print JSON",
+    )
     ap.add_argument("--out", default=OUT)
     args = ap.parse_args()
     if args.worker == "global_seed":
@@ -939,14 +1221,22 @@ def main():
         for k in range(2):
             sv = calls[k]
             loss = t.nn.sampled_softmax_loss(
-                weights=t.constant(np.float32(case["weights"])), biases=t.constant(np.float32(case["biases"])),
+                weights=t.constant(np.float32(case["weights"])),
+                biases=t.constant(np.float32(case["biases"])),
                 labels=t.constant(np.asarray(case["labels"], np.int64)),
-                inputs=t.constant(np.float32(case["inputs"])), num_sampled=case["num_sampled"],
-                num_classes=case["num_classes"], num_true=case["num_true"],
-                sampled_values=(t.constant(np.int64(sv["sampled_candidates"])),
-                                t.constant(np.float32(sv["true_expected_count"])),
-                                t.constant(np.float32(sv["sampled_expected_count"]))))
-            np.testing.assert_allclose(loss.numpy(), case["sampled_softmax_loss_calls"][k], rtol=1e-6)
+                inputs=t.constant(np.float32(case["inputs"])),
+                num_sampled=case["num_sampled"],
+                num_classes=case["num_classes"],
+                num_true=case["num_true"],
+                sampled_values=(
+                    t.constant(np.int64(sv["sampled_candidates"])),
+                    t.constant(np.float32(sv["true_expected_count"])),
+                    t.constant(np.float32(sv["sampled_expected_count"])),
+                ),
+            )
+            np.testing.assert_allclose(
+                loss.numpy(), case["sampled_softmax_loss_calls"][k], rtol=1e-6
+            )
     data["default_sampler_losses"] = default_cases
 
     problems = check_against_spec(data)
