@@ -196,6 +196,7 @@ pub fn sampled_loss<'py>(
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_full<'py, F: Real + Element, L: ClassId>(
     py: Python<'py>,
     labels: ArrayView2<L>,
