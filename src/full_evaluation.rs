@@ -124,11 +124,11 @@ fn for_each_class_block<F: Real>(
     mut visit: impl FnMut(ArrayView2<F>, Array1<F>),
 ) {
     for (p, shard) in weights.shards().iter().enumerate() {
-        let usable = weights.local_rows_below(p, num_classes);
+        let usable = weights.layout().local_rows_below(p, num_classes);
         for start in (0..usable).step_by(CLASSES_PER_BLOCK) {
             let end = (start + CLASSES_PER_BLOCK).min(usable);
             let bias: Array1<F> = (start..end)
-                .map(|r| biases.scalar(weights.global_id(p, r)))
+                .map(|r| biases.scalar(weights.layout().global_id(p, r)))
                 .collect();
             visit(shard.slice(s![start..end, ..]), bias);
         }

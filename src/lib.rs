@@ -15,5 +15,6 @@ pub mod losses;
 pub mod sampled_logits;
 pub mod sharding;
 
+pub mod parallelism;
 #[cfg(feature = "python")]
 mod py;

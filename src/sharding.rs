@@ -1,7 +1,7 @@
 //! Rows of a matrix stored as a list of shards, split by TensorFlow's `"div"` (contiguous) or
 //! `"mod"` (strided) partition strategy (spec §9).
 
-use ndarray::{Array2, ArrayView1, ArrayView2};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 
 use crate::error::{NceError, Result};
 
@@ -39,42 +39,25 @@ pub fn shard_size(rows: usize, shards: usize, shard: usize) -> usize {
     rows / shards + usize::from(shard < rows % shards)
 }
 
-/// A `[rows, dim]` matrix given as shards that follow a partition strategy. Biases are the
-/// special case `dim == 1`.
-#[derive(Clone, Debug)]
-pub struct ShardedMatrix<'a, F> {
-    shards: Vec<ArrayView2<'a, F>>,
+/// Which shard and local row hold each global id: the part of sharding that does not depend
+/// on the element type or on whether the shards are read or written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardLayout {
     strategy: PartitionStrategy,
+    sizes: Vec<usize>,
+    /// The global id of each shard's first row ("div").
+    offsets: Vec<usize>,
     rows: usize,
-    dim: usize,
-    /// Rows of the leading, one-row-larger "div" shards, and how many such shards there are.
-    div_large: usize,
-    div_extra: usize,
 }
 
-impl<'a, F: Copy> ShardedMatrix<'a, F> {
-    /// Checks that the shards agree on `dim` and follow the strategy's layout; `argument`
-    /// names them in errors.
-    pub fn new(
-        shards: Vec<ArrayView2<'a, F>>,
-        strategy: PartitionStrategy,
-        argument: &str,
-    ) -> Result<Self> {
-        let Some(first) = shards.first() else {
+impl ShardLayout {
+    /// Checks that shards of these sizes follow the strategy's layout; `argument` names them.
+    pub fn new(sizes: Vec<usize>, strategy: PartitionStrategy, argument: &str) -> Result<Self> {
+        let count = sizes.len();
+        if count == 0 {
             return Err(NceError::invalid(argument, "must hold at least one shard"));
-        };
-        let dim = first.ncols();
-        if let Some(p) = shards.iter().position(|s| s.ncols() != dim) {
-            return Err(NceError::invalid(
-                argument,
-                format!(
-                    "all shards must have the same number of columns: shard 0 has {dim}, shard {p} has {}",
-                    shards[p].ncols()
-                ),
-            ));
         }
-        let rows: usize = shards.iter().map(|s| s.nrows()).sum();
-        let count = shards.len();
+        let rows: usize = sizes.iter().sum();
         if count > 1 {
             if rows < count {
                 return Err(NceError::invalid(
@@ -82,73 +65,63 @@ impl<'a, F: Copy> ShardedMatrix<'a, F> {
                     format!("{count} shards hold only {rows} rows in total; every shard needs at least one row"),
                 ));
             }
-            for (p, shard) in shards.iter().enumerate() {
-                let expected = shard_size(rows, count, p);
-                if shard.nrows() != expected {
-                    let sizes: Vec<usize> = shards.iter().map(|s| s.nrows()).collect();
-                    let wanted: Vec<usize> =
-                        (0..count).map(|q| shard_size(rows, count, q)).collect();
-                    return Err(NceError::invalid(
-                        argument,
-                        format!(
-                            "shard sizes {sizes:?} do not follow partition_strategy {:?}: {rows} rows over {count} shards must be split {wanted:?}",
-                            strategy.name()
-                        ),
-                    ));
-                }
+            let wanted: Vec<usize> = (0..count).map(|p| shard_size(rows, count, p)).collect();
+            if sizes != wanted {
+                return Err(NceError::invalid(
+                    argument,
+                    format!(
+                        "shard sizes {sizes:?} do not follow partition_strategy {:?}: {rows} rows over {count} shards must be split {wanted:?}",
+                        strategy.name()
+                    ),
+                ));
             }
         }
-        Ok(ShardedMatrix {
-            shards,
+        let offsets = sizes
+            .iter()
+            .scan(0, |start, &size| {
+                let offset = *start;
+                *start += size;
+                Some(offset)
+            })
+            .collect();
+        Ok(ShardLayout {
             strategy,
+            sizes,
+            offsets,
             rows,
-            dim,
-            div_large: rows / count + 1,
-            div_extra: rows % count,
         })
-    }
-
-    /// A single, unsharded matrix.
-    pub fn single(matrix: ArrayView2<'a, F>) -> Self {
-        let rows = matrix.nrows();
-        ShardedMatrix {
-            dim: matrix.ncols(),
-            shards: vec![matrix],
-            strategy: PartitionStrategy::Div,
-            rows,
-            div_large: rows + 1,
-            div_extra: 0,
-        }
     }
 
     pub fn rows(&self) -> usize {
         self.rows
     }
 
-    pub fn dim(&self) -> usize {
-        self.dim
+    pub fn shard_count(&self) -> usize {
+        self.sizes.len()
     }
 
-    pub fn shards(&self) -> &[ArrayView2<'a, F>] {
-        &self.shards
+    pub fn strategy(&self) -> PartitionStrategy {
+        self.strategy
     }
 
-    /// `(shard, local row)` of a global id that is already known to be in `[0, rows)`.
+    /// `(shard, local row)` of a global id in `[0, rows)`.
     pub fn locate(&self, id: usize) -> (usize, usize) {
-        let count = self.shards.len();
+        let count = self.sizes.len();
         if count == 1 {
             return (0, id);
         }
         match self.strategy {
             PartitionStrategy::Mod => (id % count, id / count),
             PartitionStrategy::Div => {
-                let in_large = self.div_large * self.div_extra;
+                let large = self.sizes[0];
+                let extra = self.rows % count;
+                let in_large = large * extra;
                 if id < in_large {
-                    (id / self.div_large, id % self.div_large)
+                    (id / large, id % large)
                 } else {
-                    let small = self.div_large - 1;
+                    let small = self.rows / count;
                     let offset = id - in_large;
-                    (self.div_extra + offset / small, offset % small)
+                    (extra + offset / small, offset % small)
                 }
             }
         }
@@ -156,39 +129,23 @@ impl<'a, F: Copy> ShardedMatrix<'a, F> {
 
     /// The global id of a shard's local row.
     pub fn global_id(&self, shard: usize, local: usize) -> usize {
-        let count = self.shards.len();
+        let count = self.sizes.len();
         match self.strategy {
             _ if count == 1 => local,
             PartitionStrategy::Mod => shard + local * count,
-            PartitionStrategy::Div => {
-                let before: usize = (0..shard).map(|q| self.shards[q].nrows()).sum();
-                before + local
-            }
+            PartitionStrategy::Div => self.offsets[shard] + local,
         }
     }
 
     /// How many of shard `shard`'s rows have a global id below `limit`; they come first.
     pub fn local_rows_below(&self, shard: usize, limit: usize) -> usize {
-        let count = self.shards.len();
-        let held = self.shards[shard].nrows();
+        let count = self.sizes.len();
         let below = match self.strategy {
             _ if count == 1 => limit,
             PartitionStrategy::Mod => limit.saturating_sub(shard).div_ceil(count),
-            PartitionStrategy::Div => limit.saturating_sub(self.global_id(shard, 0)),
+            PartitionStrategy::Div => limit.saturating_sub(self.offsets[shard]),
         };
-        below.min(held)
-    }
-
-    /// Row `id`, which the caller has checked against `rows()`.
-    pub fn row(&self, id: usize) -> ArrayView1<'_, F> {
-        let (shard, local) = self.locate(id);
-        self.shards[shard].row(local)
-    }
-
-    /// Element `(id, 0)`, for biases.
-    pub fn scalar(&self, id: usize) -> F {
-        let (shard, local) = self.locate(id);
-        self.shards[shard][[local, 0]]
+        below.min(self.sizes[shard])
     }
 
     /// Checks that `id` names a row, for the argument `argument`.
@@ -204,6 +161,71 @@ impl<'a, F: Copy> ShardedMatrix<'a, F> {
         }
         Ok(id as usize)
     }
+}
+
+/// A `[rows, dim]` matrix given as shards that follow a partition strategy. Biases are the
+/// special case `dim == 1`.
+#[derive(Clone, Debug)]
+pub struct ShardedMatrix<'a, F> {
+    shards: Vec<ArrayView2<'a, F>>,
+    layout: ShardLayout,
+    dim: usize,
+}
+
+impl<'a, F: Copy> ShardedMatrix<'a, F> {
+    /// Checks that the shards agree on `dim` and follow the strategy's layout; `argument`
+    /// names them in errors.
+    pub fn new(
+        shards: Vec<ArrayView2<'a, F>>,
+        strategy: PartitionStrategy,
+        argument: &str,
+    ) -> Result<Self> {
+        let dim = check_dims(shards.iter().map(|s| s.ncols()), argument)?;
+        let layout = ShardLayout::new(
+            shards.iter().map(|s| s.nrows()).collect(),
+            strategy,
+            argument,
+        )?;
+        Ok(ShardedMatrix {
+            shards,
+            layout,
+            dim,
+        })
+    }
+
+    /// A single, unsharded matrix.
+    pub fn single(matrix: ArrayView2<'a, F>) -> Self {
+        Self::new(vec![matrix], PartitionStrategy::Div, "matrix")
+            .expect("one shard always follows the layout")
+    }
+
+    pub fn rows(&self) -> usize {
+        self.layout.rows()
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn shards(&self) -> &[ArrayView2<'a, F>] {
+        &self.shards
+    }
+
+    pub fn layout(&self) -> &ShardLayout {
+        &self.layout
+    }
+
+    /// Row `id`, which the caller has checked against `rows()`.
+    pub fn row(&self, id: usize) -> ArrayView1<'_, F> {
+        let (shard, local) = self.layout.locate(id);
+        self.shards[shard].row(local)
+    }
+
+    /// Element `(id, 0)`, for biases.
+    pub fn scalar(&self, id: usize) -> F {
+        let (shard, local) = self.layout.locate(id);
+        self.shards[shard][[local, 0]]
+    }
 
     /// `embedding_lookup`: the rows of `ids`, in order.
     pub fn gather(&self, ids: &[i64], argument: &str) -> Result<Array2<F>>
@@ -212,7 +234,7 @@ impl<'a, F: Copy> ShardedMatrix<'a, F> {
     {
         let checked = ids
             .iter()
-            .map(|&id| self.check_id(id, argument))
+            .map(|&id| self.layout.check_id(id, argument))
             .collect::<Result<Vec<usize>>>()?;
         Ok(self.gather_checked(&checked))
     }
@@ -227,6 +249,92 @@ impl<'a, F: Copy> ShardedMatrix<'a, F> {
             target.assign(&self.row(id));
         }
         out
+    }
+}
+
+fn check_dims(mut dims: impl Iterator<Item = usize>, argument: &str) -> Result<usize> {
+    let Some(dim) = dims.next() else {
+        return Err(NceError::invalid(argument, "must hold at least one shard"));
+    };
+    if let Some((p, other)) = dims.enumerate().find(|&(_, d)| d != dim) {
+        return Err(NceError::invalid(
+            argument,
+            format!(
+                "all shards must have the same number of columns: shard 0 has {dim}, shard {} has {other}",
+                p + 1
+            ),
+        ));
+    }
+    Ok(dim)
+}
+
+/// Writable shards whose rows may be updated from several threads at once, one thread per row.
+pub struct ShardedRowsMut<'a, F> {
+    shards: Vec<RawShard<F>>,
+    layout: ShardLayout,
+    dim: usize,
+    _borrow: std::marker::PhantomData<&'a mut F>,
+}
+
+struct RawShard<F> {
+    data: *mut F,
+    row_stride: isize,
+    column_stride: isize,
+}
+
+// SAFETY: the pointers come from exclusive borrows held for 'a; `add_to_row` is the only
+// access, and its contract gives each row to at most one thread at a time.
+unsafe impl<F: Send> Send for ShardedRowsMut<'_, F> {}
+unsafe impl<F: Send> Sync for ShardedRowsMut<'_, F> {}
+
+impl<'a, F: Copy + std::ops::Add<Output = F> + std::ops::Mul<Output = F>> ShardedRowsMut<'a, F> {
+    pub fn new(
+        mut shards: Vec<ArrayViewMut2<'a, F>>,
+        strategy: PartitionStrategy,
+        argument: &str,
+    ) -> Result<Self> {
+        let dim = check_dims(shards.iter().map(|s| s.ncols()), argument)?;
+        let layout = ShardLayout::new(
+            shards.iter().map(|s| s.nrows()).collect(),
+            strategy,
+            argument,
+        )?;
+        let shards = shards
+            .iter_mut()
+            .map(|shard| RawShard {
+                data: shard.as_mut_ptr(),
+                row_stride: shard.strides()[0],
+                column_stride: shard.strides()[1],
+            })
+            .collect();
+        Ok(ShardedRowsMut {
+            shards,
+            layout,
+            dim,
+            _borrow: std::marker::PhantomData,
+        })
+    }
+
+    pub fn layout(&self) -> &ShardLayout {
+        &self.layout
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// `row[id] += scale * values`.
+    ///
+    /// # Safety
+    /// `id < rows()`, `values.len() == dim()`, and no other thread touches row `id` meanwhile.
+    pub unsafe fn add_to_row(&self, id: usize, scale: F, values: &[F]) {
+        let (shard, local) = self.layout.locate(id);
+        let raw = &self.shards[shard];
+        let row = raw.data.offset(local as isize * raw.row_stride);
+        for (column, &value) in values.iter().enumerate() {
+            let element = row.offset(column as isize * raw.column_stride);
+            *element = *element + scale * value;
+        }
     }
 }
 
@@ -256,8 +364,8 @@ mod tests {
                 let matrix = ShardedMatrix::new(views, PartitionStrategy::Div, "weights").unwrap();
                 for id in 0..rows {
                     assert_eq!(matrix.scalar(id), id as f64);
-                    let (shard, local) = matrix.locate(id);
-                    assert_eq!(matrix.global_id(shard, local), id);
+                    let (shard, local) = matrix.layout().locate(id);
+                    assert_eq!(matrix.layout().global_id(shard, local), id);
                 }
             }
         }

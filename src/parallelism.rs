@@ -1,0 +1,90 @@
+//! The thread pool rustnce computes on. Its size comes from `RUSTNCE_NUM_THREADS` (default: the
+//! number of cores) or `set_num_threads`. A process forked after the pool started (multiprocessing,
+//! data-loader workers) has none of the pool's threads, so each process builds its own pool.
+//!
+//! Results never depend on the pool's size: work is split into pieces whose boundaries depend
+//! only on the problem's shape, and partial results are combined in a fixed order.
+
+use std::sync::{Arc, Mutex};
+
+use rayon::{ThreadPool, ThreadPoolBuilder};
+
+/// The environment variable that sets the number of threads.
+pub const NUM_THREADS_VARIABLE: &str = "RUSTNCE_NUM_THREADS";
+
+struct ProcessPool {
+    process_id: u32,
+    threads: usize,
+    pool: Arc<ThreadPool>,
+}
+
+static POOL: Mutex<Option<ProcessPool>> = Mutex::new(None);
+static REQUESTED: Mutex<Option<usize>> = Mutex::new(None);
+
+/// Threads to use: `set_num_threads`, else `RUSTNCE_NUM_THREADS`, else the number of cores.
+pub fn configured_threads() -> usize {
+    if let Some(threads) = *REQUESTED.lock().unwrap_or_else(|e| e.into_inner()) {
+        return threads;
+    }
+    std::env::var(NUM_THREADS_VARIABLE)
+        .ok()
+        .and_then(|value| value.trim().parse::<usize>().ok())
+        .filter(|&threads| threads > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+}
+
+/// Uses `threads` threads from the next computation on (0 restores the default).
+pub fn set_num_threads(threads: usize) {
+    *REQUESTED.lock().unwrap_or_else(|e| e.into_inner()) = (threads > 0).then_some(threads);
+}
+
+/// The pool of this process, built (again) when missing, inherited through fork, or resized.
+fn pool() -> Arc<ThreadPool> {
+    let threads = configured_threads();
+    let process_id = std::process::id();
+    let mut slot = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(current) = slot.as_ref() {
+        if current.process_id == process_id && current.threads == threads {
+            return current.pool.clone();
+        }
+    }
+    if let Some(stale) = slot.take() {
+        if stale.process_id != process_id {
+            // The threads of a pool inherited through fork do not exist here; dropping the
+            // pool would only signal them, but forgetting it is certain to touch nothing.
+            std::mem::forget(stale.pool);
+        }
+    }
+    let pool = Arc::new(
+        ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|index| format!("rustnce-{index}"))
+            .build()
+            .unwrap_or_else(|_| {
+                ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .expect("a one-thread pool")
+            }),
+    );
+    *slot = Some(ProcessPool {
+        process_id,
+        threads,
+        pool: pool.clone(),
+    });
+    pool
+}
+
+/// Runs `work` (and every rayon call inside it) on rustnce's pool.
+pub fn install<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    pool().install(work)
+}
+
+/// The number of threads of the pool `install` runs on.
+pub fn current_num_threads() -> usize {
+    pool().current_num_threads()
+}
