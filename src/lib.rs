@@ -18,3 +18,4 @@ pub mod sharding;
 pub mod parallelism;
 #[cfg(feature = "python")]
 mod py;
+pub mod row_sparse;

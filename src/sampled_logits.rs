@@ -2,7 +2,9 @@
 //! start from — true and sampled rows gathered from (sharded) weights, dot products, biases, the
 //! accidental-hit mask and the `ln Q` correction.
 
-use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut1, Axis};
+use std::collections::HashMap;
+
+use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use crate::accidental_hits::last_positions;
@@ -163,15 +165,21 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
 
     /// The logits `[batch, num_true + num_sampled]`: true columns first, in label order.
     pub fn compute_sampled_logits(&self) -> Result<Array2<F>> {
+        let gathered = self.gather()?;
+        Ok(self.logits(&gathered))
+    }
+
+    /// Checks the inputs and gathers what every row shares: the sampled rows, their biases
+    /// and `ln Q`, and where each sampled id last occurs (for hit removal).
+    pub fn gather(&self) -> Result<Gathered<F>> {
         let ids = self.check()?;
-        let (batch, num_true, num_sampled) = (self.batch(), self.num_true(), self.num_sampled());
-        let sampled_weights = self.weights.gather_checked(&ids.sampled);
-        let sampled_bias: Vec<F> = ids
+        let weights = self.weights.gather_checked(&ids.sampled);
+        let biases = ids
             .sampled
             .iter()
             .map(|&id| self.biases.scalar(id))
             .collect();
-        let sampled_log_q: Vec<F> = self
+        let log_q = self
             .sampled
             .sampled_expected_count
             .iter()
@@ -187,8 +195,19 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
         let hit_positions = self
             .remove_accidental_hits
             .then(|| last_positions(&candidates));
-        let mask = F::from_f32(HIT_MASK);
+        Ok(Gathered {
+            ids,
+            weights,
+            biases,
+            log_q,
+            hit_positions,
+        })
+    }
 
+    /// The logits from gathered rows; rows are computed in parallel blocks.
+    pub fn logits(&self, gathered: &Gathered<F>) -> Array2<F> {
+        let (batch, num_true, num_sampled) = (self.batch(), self.num_true(), self.num_sampled());
+        let mask = F::from_f32(HIT_MASK);
         let mut logits = Array2::<F>::zeros((batch, num_true + num_sampled));
         logits
             .axis_chunks_iter_mut(Axis(0), ROWS_PER_TASK)
@@ -198,17 +217,15 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
                 let first = task * ROWS_PER_TASK;
                 let rows = block.nrows();
                 let inputs = self.inputs.slice(s![first..first + rows, ..]);
-                ndarray::linalg::general_mat_mul(
-                    F::one(),
+                matrix_product(
                     &inputs,
-                    &sampled_weights.t(),
-                    F::zero(),
+                    &gathered.weights.t(),
                     &mut block.slice_mut(s![.., num_true..]),
                 );
                 for (offset, mut row) in block.rows_mut().into_iter().enumerate() {
                     let i = first + offset;
                     let x = self.inputs.row(i);
-                    let labels = &ids.labels[i * num_true..(i + 1) * num_true];
+                    let labels = &gathered.ids.labels[i * num_true..(i + 1) * num_true];
                     for (t, &label) in labels.iter().enumerate() {
                         let mut z = x.dot(&self.weights.row(label)) + self.biases.scalar(label);
                         if self.subtract_log_q {
@@ -218,25 +235,42 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
                     }
                     let mut sampled_row = row.slice_mut(s![num_true..]);
                     for k in 0..num_sampled {
-                        sampled_row[k] = sampled_row[k] + sampled_bias[k];
+                        sampled_row[k] = sampled_row[k] + gathered.biases[k];
                     }
-                    if let Some(positions) = &hit_positions {
+                    if let Some(positions) = &gathered.hit_positions {
                         mask_hits(&mut sampled_row, labels, positions, mask);
                     }
                     for k in 0..num_sampled {
-                        sampled_row[k] = sampled_row[k] - sampled_log_q[k];
+                        sampled_row[k] = sampled_row[k] - gathered.log_q[k];
                     }
                 }
             });
-        Ok(logits)
+        logits
     }
+}
+
+/// What every row of the batch shares, gathered once per call.
+pub struct Gathered<F> {
+    pub ids: CheckedIds,
+    /// The sampled rows of the weights, contiguous `[num_sampled, dim]`.
+    pub weights: Array2<F>,
+    pub biases: Vec<F>,
+    /// `ln Q` of each sampled id, or 0 when log Q is not subtracted.
+    pub log_q: Vec<F>,
+    /// The last position of each sampled id, when accidental hits are removed.
+    pub hit_positions: Option<HashMap<i64, usize>>,
+}
+
+/// `c = a · b`, overwriting `c`.
+pub fn matrix_product<F: Real>(a: &ArrayView2<F>, b: &ArrayView2<F>, c: &mut ArrayViewMut2<F>) {
+    ndarray::linalg::general_mat_mul(F::one(), a, b, F::zero(), c);
 }
 
 /// Adds `-FLT_MAX` (once, however many labels repeat) where a label was sampled.
 fn mask_hits<F: Real>(
     sampled_row: &mut ArrayViewMut1<F>,
     labels: &[usize],
-    positions: &std::collections::HashMap<i64, usize>,
+    positions: &HashMap<i64, usize>,
     mask: F,
 ) {
     let mut masked: Vec<usize> = labels

@@ -114,3 +114,28 @@ fn div_sharded_weights_give_the_unsharded_loss() {
     .unwrap();
     assert_eq!(sampled_loss(&sharded, SampledLoss::Nce).unwrap(), unsharded);
 }
+
+#[test]
+fn nce_gradients_of_the_summed_loss_match_tensorflow() {
+    use rustnce::losses::forward_backward::{forward_backward, Upstream};
+    let case = spec_case();
+    let problem = problem(&case, false);
+    let gradients = forward_backward(&problem, SampledLoss::Nce, &Upstream::Sum).unwrap();
+    assert_eq!(gradients.ids, vec![2, 0, 2, 1, 3]);
+    let values = gradients.tf_weight_values(&case.inputs.view());
+    assert_close(
+        values.as_slice().unwrap(),
+        &[
+            -0.2259314, 0.4518628, -0.0594094, -0.0074262, 2.1739459, -0.3106526, 1.272487,
+            -0.1315498, 1.76474, -0.6638106,
+        ],
+    );
+    assert_close(
+        gradients.tf_bias_values().as_slice().unwrap(),
+        &[-0.4518628, -0.0297047, 1.4980758, 0.8413805, 1.5066545],
+    );
+    assert_close(
+        gradients.inputs_gradient.as_slice().unwrap(),
+        &[-0.7361048, 0.7859802, 0.2459587, 1.8549408],
+    );
+}

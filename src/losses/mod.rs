@@ -1,9 +1,10 @@
 //! The two sampled losses over the sampled logits, per example (spec §3, §4).
 
+pub mod forward_backward;
 pub mod nce;
 pub mod sampled_softmax;
 
-use ndarray::{Array1, ArrayView1, Axis};
+use ndarray::{Array1, ArrayView1, ArrayViewMut1, Axis};
 use rayon::prelude::*;
 
 use crate::element_types::{ClassId, Real};
@@ -25,6 +26,23 @@ impl SampledLoss {
         match self {
             SampledLoss::Nce => nce::row_loss(logits, num_true),
             SampledLoss::SampledSoftmax => sampled_softmax::row_loss(logits, num_true),
+        }
+    }
+}
+
+impl SampledLoss {
+    /// The row's loss; the row of logits is then overwritten with its gradient times `upstream`.
+    pub fn row_loss_and_gradient<F: Real>(
+        self,
+        row: ArrayViewMut1<F>,
+        num_true: usize,
+        upstream: F,
+    ) -> F {
+        match self {
+            SampledLoss::Nce => nce::row_loss_and_gradient(row, num_true, upstream),
+            SampledLoss::SampledSoftmax => {
+                sampled_softmax::row_loss_and_gradient(row, num_true, upstream)
+            }
         }
     }
 }

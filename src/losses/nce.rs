@@ -1,7 +1,7 @@
 //! NCE: sigmoid cross-entropy of every sampled logit against its target (1/T for true columns,
 //! 0 for sampled ones), summed over the row.
 
-use ndarray::ArrayView1;
+use ndarray::{ArrayView1, ArrayViewMut1};
 
 use super::true_target;
 use crate::element_types::Real;
@@ -14,6 +14,33 @@ pub fn sigmoid_cross_entropy<F: Real>(z: F, y: F) -> F {
         (F::zero(), z)
     };
     relu - z * y + negative_abs.exp().ln_1p()
+}
+
+/// `σ(z) = 1 / (1 + e^-z)`, without overflow for either sign.
+pub fn sigmoid<F: Real>(z: F) -> F {
+    if z >= F::zero() {
+        F::one() / (F::one() + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (F::one() + e)
+    }
+}
+
+/// The row's loss; the row is then overwritten with `upstream · (σ(z) - y)`, the loss's
+/// gradient with respect to each logit.
+pub fn row_loss_and_gradient<F: Real>(
+    mut row: ArrayViewMut1<F>,
+    num_true: usize,
+    upstream: F,
+) -> F {
+    let target = true_target::<F>(num_true);
+    let mut loss = F::zero();
+    for (c, z) in row.iter_mut().enumerate() {
+        let y = if c < num_true { target } else { F::zero() };
+        loss = loss + sigmoid_cross_entropy(*z, y);
+        *z = upstream * (sigmoid(*z) - y);
+    }
+    loss
 }
 
 pub fn row_loss<F: Real>(logits: ArrayView1<F>, num_true: usize) -> F {

@@ -1,0 +1,175 @@
+//! The weight and bias gradients in the forms users need (spec §6): TensorFlow's row-sparse
+//! form (one row per label and per sampled id, duplicates kept, per shard with shard-local
+//! indices), the merged form (unique ids, summed rows), and scatter-adds into dense arrays —
+//! which is also the fused SGD step.
+
+use ndarray::{Array1, Array2, ArrayView2};
+use rayon::prelude::*;
+
+use crate::element_types::Real;
+use crate::error::{NceError, Result};
+use crate::losses::forward_backward::SampledGradients;
+use crate::sharding::{ShardLayout, ShardedRowsMut};
+
+/// The positions of `ids` grouped by id: ids ascending, positions ascending within a group.
+#[derive(Clone, Debug)]
+pub struct RowGroups {
+    /// The distinct ids, ascending.
+    pub ids: Vec<usize>,
+    /// Group `g` is `positions[starts[g]..starts[g + 1]]`.
+    starts: Vec<usize>,
+    positions: Vec<usize>,
+}
+
+impl RowGroups {
+    pub fn new(ids: &[usize]) -> Self {
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&position| (ids[position], position));
+        let mut groups = RowGroups {
+            ids: Vec::new(),
+            starts: Vec::new(),
+            positions: order,
+        };
+        for (index, &position) in groups.positions.iter().enumerate() {
+            if groups.ids.last() != Some(&ids[position]) {
+                groups.ids.push(ids[position]);
+                groups.starts.push(index);
+            }
+        }
+        groups.starts.push(groups.positions.len());
+        groups
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn positions(&self, group: usize) -> &[usize] {
+        &self.positions[self.starts[group]..self.starts[group + 1]]
+    }
+}
+
+impl<F: Real> SampledGradients<F> {
+    /// TensorFlow's weight gradient values `[ids, dim]`, one row per position of `ids`.
+    pub fn tf_weight_values(&self, inputs: &ArrayView2<F>) -> Array2<F> {
+        let mut values = Array2::<F>::zeros((self.ids.len(), self.dim()));
+        values
+            .axis_iter_mut(ndarray::Axis(0))
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(position, mut row)| {
+                let slot = row.as_slice_mut().expect("a fresh row is contiguous");
+                self.add_weight_row(position, inputs, F::one(), slot);
+            });
+        values
+    }
+
+    /// TensorFlow's bias gradient values `[ids]`.
+    pub fn tf_bias_values(&self) -> Array1<F> {
+        (0..self.ids.len()).map(|p| self.bias_value(p)).collect()
+    }
+
+    /// For each shard of `layout`, the shard-local row and the position in `ids` of every
+    /// entry that falls in it, in the order of `ids` (TensorFlow's per-shard `IndexedSlices`).
+    pub fn shard_entries(&self, layout: &ShardLayout) -> Vec<(Vec<i64>, Vec<usize>)> {
+        let mut shards = vec![(Vec::new(), Vec::new()); layout.shard_count()];
+        for (position, &id) in self.ids.iter().enumerate() {
+            let (shard, local) = layout.locate(id);
+            shards[shard].0.push(local as i64);
+            shards[shard].1.push(position);
+        }
+        shards
+    }
+
+    /// The merged form: distinct ids ascending, and for each the summed weight row and bias.
+    pub fn merged(&self, inputs: &ArrayView2<F>) -> (Vec<usize>, Array2<F>, Array1<F>) {
+        let groups = RowGroups::new(&self.ids);
+        let mut rows = Array2::<F>::zeros((groups.len(), self.dim()));
+        rows.axis_iter_mut(ndarray::Axis(0))
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(group, mut row)| {
+                let slot = row.as_slice_mut().expect("a fresh row is contiguous");
+                for &position in groups.positions(group) {
+                    self.add_weight_row(position, inputs, F::one(), slot);
+                }
+            });
+        let biases = (0..groups.len())
+            .map(|group| self.summed_bias(&groups, group))
+            .collect();
+        (groups.ids, rows, biases)
+    }
+
+    fn summed_bias(&self, groups: &RowGroups, group: usize) -> F {
+        groups
+            .positions(group)
+            .iter()
+            .fold(F::zero(), |sum, &position| sum + self.bias_value(position))
+    }
+
+    /// `weights[id] += scale · gradient[id]` (and the same for biases) for every touched row,
+    /// each row summed in the order of `ids` then added once: the dense scatter-add, or with
+    /// `scale = -learning_rate` an SGD step. Rows are updated in parallel, one thread per row.
+    pub fn scatter_add(
+        &self,
+        inputs: &ArrayView2<F>,
+        weights: Option<&ShardedRowsMut<F>>,
+        biases: Option<&ShardedRowsMut<F>>,
+        scale: F,
+    ) -> Result<()> {
+        let dim = self.dim();
+        let needed_rows = self.ids.iter().max().map_or(0, |&id| id + 1);
+        for (target, name, width) in [(weights, "weights", dim), (biases, "biases", 1)] {
+            let Some(target) = target else { continue };
+            if target.dim() != width || target.layout().rows() < needed_rows {
+                return Err(NceError::invalid(
+                    name,
+                    format!(
+                        "the target must have at least {needed_rows} rows of width {width}, got {} rows of width {}",
+                        target.layout().rows(),
+                        target.dim()
+                    ),
+                ));
+            }
+        }
+        let groups = RowGroups::new(&self.ids);
+        (0..groups.len()).into_par_iter().for_each_init(
+            || vec![F::zero(); dim],
+            |row, group| {
+                let id = groups.ids[group];
+                if let Some(weights) = weights {
+                    row.iter_mut().for_each(|value| *value = F::zero());
+                    for &position in groups.positions(group) {
+                        self.add_weight_row(position, inputs, F::one(), row);
+                    }
+                    // SAFETY: every id is below the target's rows (checked above) and group
+                    // ids are distinct, so no other task writes this row.
+                    unsafe { weights.add_to_row(id, scale, row) };
+                }
+                if let Some(biases) = biases {
+                    let bias = [self.summed_bias(&groups, group)];
+                    // SAFETY: as above, for the biases' rows.
+                    unsafe { biases.add_to_row(id, scale, &bias) };
+                }
+            },
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_sort_ids_and_keep_positions_in_order() {
+        let groups = RowGroups::new(&[4, 0, 6, 1, 4]);
+        assert_eq!(groups.ids, vec![0, 1, 4, 6]);
+        assert_eq!(groups.positions(2), &[0, 4]);
+        assert_eq!(groups.positions(3), &[2]);
+    }
+}

@@ -1,0 +1,248 @@
+//! Gradients of both sampled losses: central finite differences in float64, and the agreement
+//! of the gradient forms (TensorFlow's row-sparse form, merged, dense scatter-add, SGD step).
+
+use ndarray::{s, Array1, Array2, Axis};
+use rustnce::losses::forward_backward::{forward_backward, Upstream};
+use rustnce::losses::{sampled_loss, SampledLoss};
+use rustnce::sampled_logits::{SampledLossInputs, SampledValues};
+use rustnce::sharding::{PartitionStrategy, ShardedMatrix, ShardedRowsMut};
+
+/// A small problem with repeated labels, a label among the sampled ids and a repeated sample.
+struct Problem {
+    weights: Array2<f64>,
+    biases: Array2<f64>,
+    labels: Array2<i64>,
+    inputs: Array2<f64>,
+    sampled: Array1<i64>,
+    true_q: Array2<f64>,
+    sampled_q: Array1<f64>,
+    upstream: Array1<f64>,
+}
+
+fn pseudo_random(n: usize, seed: u64) -> Vec<f64> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn make_problem(num_true: usize) -> Problem {
+    let (classes, dim, batch) = (9, 4, 5);
+    let labels: Vec<i64> = (0..batch * num_true)
+        .map(|p| ((p * 7 + 3) % classes) as i64)
+        .collect();
+    Problem {
+        weights: Array2::from_shape_vec((classes, dim), pseudo_random(classes * dim, 1)).unwrap(),
+        biases: Array2::from_shape_vec((classes, 1), pseudo_random(classes, 2)).unwrap(),
+        labels: Array2::from_shape_vec((batch, num_true), labels).unwrap(),
+        inputs: Array2::from_shape_vec((batch, dim), pseudo_random(batch * dim, 3)).unwrap(),
+        sampled: Array1::from(vec![3, 0, 8, 3, 5]),
+        true_q: Array2::from_elem((batch, num_true), 0.3),
+        sampled_q: Array1::from(vec![0.5, 0.2, 0.9, 0.5, 0.1]),
+        upstream: Array1::from(pseudo_random(batch, 4)),
+    }
+}
+
+fn inputs_of<'a>(
+    p: &'a Problem,
+    weights: &'a Array2<f64>,
+    biases: &'a Array2<f64>,
+    inputs: &'a Array2<f64>,
+    hits: bool,
+) -> SampledLossInputs<'a, f64, i64> {
+    SampledLossInputs {
+        weights: ShardedMatrix::single(weights.view()),
+        biases: ShardedMatrix::single(biases.view()),
+        labels: p.labels.view(),
+        inputs: inputs.view(),
+        num_classes: weights.nrows(),
+        sampled: SampledValues {
+            candidates: p.sampled.view(),
+            true_expected_count: p.true_q.view(),
+            sampled_expected_count: p.sampled_q.view(),
+        },
+        remove_accidental_hits: hits,
+        subtract_log_q: true,
+    }
+}
+
+fn total(
+    p: &Problem,
+    w: &Array2<f64>,
+    b: &Array2<f64>,
+    x: &Array2<f64>,
+    loss: SampledLoss,
+    hits: bool,
+) -> f64 {
+    let values = sampled_loss(&inputs_of(p, w, b, x, hits), loss).unwrap();
+    values
+        .iter()
+        .zip(p.upstream.iter())
+        .map(|(l, g)| l * g)
+        .sum()
+}
+
+fn dense_weight_gradient(
+    p: &Problem,
+    loss: SampledLoss,
+    hits: bool,
+) -> (Array2<f64>, Array2<f64>, Array2<f64>) {
+    let problem = inputs_of(p, &p.weights, &p.biases, &p.inputs, hits);
+    let gradients =
+        forward_backward(&problem, loss, &Upstream::PerExample(p.upstream.view())).unwrap();
+    let mut dw = Array2::zeros(p.weights.raw_dim());
+    let mut db = Array2::zeros(p.biases.raw_dim());
+    {
+        let w = ShardedRowsMut::new(vec![dw.view_mut()], PartitionStrategy::Div, "w").unwrap();
+        let b = ShardedRowsMut::new(vec![db.view_mut()], PartitionStrategy::Div, "b").unwrap();
+        gradients
+            .scatter_add(&p.inputs.view(), Some(&w), Some(&b), 1.0)
+            .unwrap();
+    }
+    (dw, db, gradients.inputs_gradient)
+}
+
+fn check_finite_differences(loss: SampledLoss, num_true: usize, hits: bool) {
+    let p = make_problem(num_true);
+    let (dw, db, dx) = dense_weight_gradient(&p, loss, hits);
+    let h = 1e-6;
+    let numeric = |array: &Array2<f64>, which: usize, r: usize, c: usize| {
+        let mut plus = array.clone();
+        let mut minus = array.clone();
+        plus[[r, c]] += h;
+        minus[[r, c]] -= h;
+        let (f_plus, f_minus) = match which {
+            0 => (
+                total(&p, &plus, &p.biases, &p.inputs, loss, hits),
+                total(&p, &minus, &p.biases, &p.inputs, loss, hits),
+            ),
+            1 => (
+                total(&p, &p.weights, &plus, &p.inputs, loss, hits),
+                total(&p, &p.weights, &minus, &p.inputs, loss, hits),
+            ),
+            _ => (
+                total(&p, &p.weights, &p.biases, &plus, loss, hits),
+                total(&p, &p.weights, &p.biases, &minus, loss, hits),
+            ),
+        };
+        (f_plus - f_minus) / (2.0 * h)
+    };
+    for (which, (array, analytic)) in [(&p.weights, &dw), (&p.biases, &db), (&p.inputs, &dx)]
+        .into_iter()
+        .enumerate()
+    {
+        for ((r, c), &value) in analytic.indexed_iter() {
+            let estimate = numeric(array, which, r, c);
+            assert!(
+                (estimate - value).abs() <= 1e-6 * (1.0 + value.abs()),
+                "{loss:?} T={num_true} hits={hits}: gradient {which} at ({r},{c}): analytic {value}, numeric {estimate}"
+            );
+        }
+    }
+}
+
+#[test]
+fn nce_gradients_equal_finite_differences() {
+    for num_true in [1, 3] {
+        for hits in [false, true] {
+            check_finite_differences(SampledLoss::Nce, num_true, hits);
+        }
+    }
+}
+
+#[test]
+fn sampled_softmax_gradients_equal_finite_differences() {
+    for num_true in [1, 3] {
+        for hits in [false, true] {
+            check_finite_differences(SampledLoss::SampledSoftmax, num_true, hits);
+        }
+    }
+}
+
+#[test]
+fn gradient_forms_agree() {
+    let p = make_problem(2);
+    let problem = inputs_of(&p, &p.weights, &p.biases, &p.inputs, true);
+    let gradients = forward_backward(&problem, SampledLoss::Nce, &Upstream::Sum).unwrap();
+    // TensorFlow's form, scatter-added by hand.
+    let values = gradients.tf_weight_values(&p.inputs.view());
+    let bias_values = gradients.tf_bias_values();
+    let mut dense = Array2::<f64>::zeros(p.weights.raw_dim());
+    let mut dense_bias = Array1::<f64>::zeros(p.weights.nrows());
+    for (position, &id) in gradients.ids.iter().enumerate() {
+        let mut row = dense.row_mut(id);
+        row += &values.row(position);
+        dense_bias[id] += bias_values[position];
+    }
+    // The merged form.
+    let (ids, rows, biases) = gradients.merged(&p.inputs.view());
+    let mut sorted = gradients.ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(ids, sorted);
+    for (u, &id) in ids.iter().enumerate() {
+        for c in 0..p.weights.ncols() {
+            assert!((rows[[u, c]] - dense[[id, c]]).abs() < 1e-12);
+        }
+        assert!((biases[u] - dense_bias[id]).abs() < 1e-12);
+    }
+    // The SGD step: weights - lr * dense gradient.
+    let learning_rate = 0.25;
+    let mut stepped = p.weights.clone();
+    let mut stepped_bias = p.biases.clone();
+    {
+        let w = ShardedRowsMut::new(vec![stepped.view_mut()], PartitionStrategy::Div, "w").unwrap();
+        let b = ShardedRowsMut::new(vec![stepped_bias.view_mut()], PartitionStrategy::Div, "b")
+            .unwrap();
+        gradients
+            .scatter_add(&p.inputs.view(), Some(&w), Some(&b), -learning_rate)
+            .unwrap();
+    }
+    let expected = &p.weights - &(dense.clone() * learning_rate);
+    assert!(stepped
+        .iter()
+        .zip(expected.iter())
+        .all(|(a, b)| (a - b).abs() < 1e-12));
+    let expected_bias = &p.biases.column(0) - &(dense_bias * learning_rate);
+    assert!(stepped_bias
+        .index_axis(Axis(1), 0)
+        .iter()
+        .zip(expected_bias.iter())
+        .all(|(a, b)| (a - b).abs() < 1e-12));
+}
+
+#[test]
+fn sharded_scatter_equals_unsharded() {
+    let p = make_problem(1);
+    let problem = inputs_of(&p, &p.weights, &p.biases, &p.inputs, false);
+    let gradients =
+        forward_backward(&problem, SampledLoss::SampledSoftmax, &Upstream::Mean).unwrap();
+    let mut whole = Array2::<f64>::zeros(p.weights.raw_dim());
+    {
+        let w = ShardedRowsMut::new(vec![whole.view_mut()], PartitionStrategy::Div, "w").unwrap();
+        gradients
+            .scatter_add(&p.inputs.view(), Some(&w), None, 1.0)
+            .unwrap();
+    }
+    // 9 rows over 2 "mod" shards: ids 0,2,4,6,8 and 1,3,5,7.
+    let mut even = Array2::<f64>::zeros((5, p.weights.ncols()));
+    let mut odd = Array2::<f64>::zeros((4, p.weights.ncols()));
+    {
+        let w = ShardedRowsMut::new(
+            vec![even.view_mut(), odd.view_mut()],
+            PartitionStrategy::Mod,
+            "w",
+        )
+        .unwrap();
+        gradients
+            .scatter_add(&p.inputs.view(), Some(&w), None, 1.0)
+            .unwrap();
+    }
+    assert_eq!(even, whole.slice(s![0..;2, ..]));
+    assert_eq!(odd, whole.slice(s![1..;2, ..]));
+}
