@@ -5,6 +5,14 @@ See ``docs/api.md`` for the whole API; ``rustnce.reference`` is a plain NumPy im
 of the same API used by the tests.
 """
 
+from ._gradients import (
+    RowSparseGradient,
+    SampledLossGradients,
+    nce_loss_and_gradients,
+    nce_sgd_step,
+    sampled_softmax_loss_and_gradients,
+    sampled_softmax_sgd_step,
+)
 from ._losses import (
     compute_accidental_hits,
     compute_sampled_logits,
@@ -14,6 +22,7 @@ from ._losses import (
     nce_loss,
     sampled_softmax_loss,
 )
+from ._rustnce import get_num_threads, set_num_threads
 from ._samplers import (
     AllCandidateSampler,
     CandidateSampler,
@@ -35,6 +44,8 @@ __all__ = [
     "AllCandidateSampler",
     "CandidateSampler",
     "FixedUnigramSampler",
+    "RowSparseGradient",
+    "SampledLossGradients",
     "LearnedUnigramSampler",
     "LogUniformSampler",
     "UniformSampler",
@@ -45,10 +56,16 @@ __all__ = [
     "fixed_unigram_candidate_sampler",
     "full_sigmoid_loss",
     "full_softmax_loss",
+    "get_num_threads",
     "learned_unigram_candidate_sampler",
     "log_uniform_candidate_sampler",
     "nce_loss",
+    "nce_loss_and_gradients",
+    "nce_sgd_step",
     "reset_sampler_cache",
     "sampled_softmax_loss",
+    "sampled_softmax_loss_and_gradients",
+    "sampled_softmax_sgd_step",
+    "set_num_threads",
     "uniform_candidate_sampler",
 ]

@@ -101,9 +101,7 @@ def _expected_counts(value: Any, name: str, dtype: np.dtype) -> np.ndarray:
     return array.astype(dtype, copy=False)
 
 
-def _sampled_call(
-    function: Any,
-    leading: tuple,
+def _sampled_arguments(
     weights: Any,
     biases: Any,
     labels: Any,
@@ -116,7 +114,9 @@ def _sampled_call(
     partition_strategy: str,
     seed: Seed,
     subtract_log_q: bool,
-) -> np.ndarray:
+) -> dict[str, Any]:
+    """Checks and normalises the arguments every sampled-loss function shares, drawing the
+    candidates when ``sampled_values`` is None; returns them as the extension expects them."""
     weight_shards, bias_shards, labels, inputs, num_true = _prepare(
         weights, biases, labels, inputs, num_true, partition_strategy
     )
@@ -129,20 +129,33 @@ def _sampled_call(
     candidates, true_expected, sampled_expected = _sampled_values(
         sampled_values, labels, num_true, num_sampled, num_classes, inputs.dtype, seed
     )
-    return function(
-        *leading,
-        weight_shards,
-        bias_shards,
-        labels,
-        inputs,
-        num_classes,
-        candidates,
-        true_expected,
-        sampled_expected,
-        as_bool(remove_accidental_hits, "remove_accidental_hits"),
-        as_bool(subtract_log_q, "subtract_log_q"),
-        partition_strategy,
-    )
+    return {
+        "weights": weight_shards,
+        "biases": bias_shards,
+        "labels": labels,
+        "inputs": inputs,
+        "num_classes": num_classes,
+        "sampled_candidates": candidates,
+        "true_expected_count": true_expected,
+        "sampled_expected_count": sampled_expected,
+        "remove_accidental_hits": as_bool(remove_accidental_hits, "remove_accidental_hits"),
+        "subtract_log_q": as_bool(subtract_log_q, "subtract_log_q"),
+        "partition_strategy": partition_strategy,
+    }
+
+
+def _upstream(upstream: Any, batch: int, dtype: np.dtype) -> Any:
+    """``"sum"``, ``"mean"``, or one weight per example in the dtype of ``inputs``."""
+    if isinstance(upstream, str):
+        if upstream not in ("sum", "mean"):
+            raise ValueError(f'upstream must be "sum", "mean" or an array, got {upstream!r}')
+        return upstream
+    array = np.asarray(upstream)
+    if array.dtype.kind not in "fiu" or array.dtype.kind == "b":
+        raise TypeError(f"upstream must hold floats, got dtype {array.dtype}")
+    if array.shape != (batch,):
+        raise ValueError(f"upstream must have shape [batch]=({batch},), got {array.shape}")
+    return array.astype(dtype, copy=False)
 
 
 def nce_loss(
@@ -184,9 +197,7 @@ def nce_loss(
         cross-entropy of the ``num_true + num_sampled`` logits against targets ``1/num_true``
         (true columns) and 0 (sampled columns), summed.
     """
-    return _sampled_call(
-        _rustnce.sampled_loss,
-        ("nce",),
+    arguments = _sampled_arguments(
         weights,
         biases,
         labels,
@@ -200,6 +211,7 @@ def nce_loss(
         seed,
         subtract_log_q,
     )
+    return _rustnce.sampled_loss("nce", arguments)
 
 
 def sampled_softmax_loss(
@@ -224,9 +236,7 @@ def sampled_softmax_loss(
         ``[batch]`` losses in the dtype of ``inputs``: the softmax cross-entropy of each row
         of ``num_true + num_sampled`` logits against targets ``1/num_true`` on the true columns.
     """
-    return _sampled_call(
-        _rustnce.sampled_loss,
-        ("sampled_softmax",),
+    arguments = _sampled_arguments(
         weights,
         biases,
         labels,
@@ -240,6 +250,7 @@ def sampled_softmax_loss(
         seed,
         subtract_log_q,
     )
+    return _rustnce.sampled_loss("sampled_softmax", arguments)
 
 
 def compute_sampled_logits(
@@ -264,21 +275,21 @@ def compute_sampled_logits(
         are ``1/num_true`` on the true columns and 0 elsewhere. A removed accidental hit's
         logit is ``raw - FLT_MAX - ln Q``.
     """
-    logits = _sampled_call(
-        _rustnce.sampled_logits,
-        (),
-        weights,
-        biases,
-        labels,
-        inputs,
-        num_sampled,
-        num_classes,
-        num_true,
-        sampled_values,
-        remove_accidental_hits,
-        partition_strategy,
-        seed,
-        subtract_log_q,
+    logits = _rustnce.sampled_logits(
+        _sampled_arguments(
+            weights,
+            biases,
+            labels,
+            inputs,
+            num_sampled,
+            num_classes,
+            num_true,
+            sampled_values,
+            remove_accidental_hits,
+            partition_strategy,
+            seed,
+            subtract_log_q,
+        )
     )
     num_true = as_int(num_true, "num_true")
     targets = np.zeros_like(logits)

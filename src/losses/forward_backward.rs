@@ -61,11 +61,11 @@ pub struct SampledGradients<F> {
 
 impl<F: Real> SampledGradients<F> {
     pub fn batch(&self) -> usize {
-        self.loss.len()
+        self.true_logit_gradient.nrows()
     }
 
     pub fn dim(&self) -> usize {
-        self.inputs_gradient.ncols()
+        self.sampled_weight_gradient.ncols()
     }
 
     /// Adds `scale ·` the weight-gradient row of position `position` of `ids` to `out`.

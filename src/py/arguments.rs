@@ -3,8 +3,8 @@
 
 use ndarray::ArrayView2;
 use numpy::{
-    Element, PyArrayDescrMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArray,
-    PyUntypedArrayMethods,
+    Element, PyArray1, PyArray2, PyArrayDescrMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -67,11 +67,22 @@ pub fn matrix<'py, T: Element>(
     name: &str,
 ) -> PyResult<PyReadonlyArray2<'py, T>> {
     array.extract::<PyReadonlyArray2<'py, T>>().map_err(|_| {
+        if array.cast::<PyArray2<T>>().is_ok() {
+            return overlap_error(name);
+        }
         PyTypeError::new_err(format!(
             "{name} must be a 2-D array of {} (the dtype of inputs)",
             std::any::type_name::<T>()
         ))
     })
+}
+
+/// The error for an array of the right type that cannot be borrowed: it overlaps an array
+/// this call writes.
+fn overlap_error(name: &str) -> PyErr {
+    PyValueError::new_err(format!(
+        "{name} overlaps an array this call updates in place; pass a copy"
+    ))
 }
 
 /// A 1-D array of element type `T`, or a `TypeError` naming the argument.
@@ -80,6 +91,9 @@ pub fn vector<'py, T: Element>(
     name: &str,
 ) -> PyResult<PyReadonlyArray1<'py, T>> {
     array.extract::<PyReadonlyArray1<'py, T>>().map_err(|_| {
+        if array.cast::<PyArray1<T>>().is_ok() {
+            return overlap_error(name);
+        }
         PyTypeError::new_err(format!(
             "{name} must be a 1-D array of {}",
             std::any::type_name::<T>()

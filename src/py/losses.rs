@@ -3,7 +3,7 @@
 //! to the core with the interpreter released.
 
 use ndarray::ArrayView2;
-use numpy::{Element, IntoPyArray, PyReadonlyArray1};
+use numpy::{Element, IntoPyArray, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -11,30 +11,45 @@ use super::arguments::{
     count, float_type, matrix, partition_strategy, shard_arrays, sharded, vector, ClassMatrix,
     FloatType,
 };
+use super::gradients::{IntoComputed, SampledLossGradients};
 use crate::element_types::{ClassId, Real};
 use crate::full_evaluation::{self, FullLoss};
+use crate::losses::forward_backward::{forward_backward, SampledGradients, Upstream};
 use crate::losses::{self, SampledLoss};
+use crate::parallelism;
 use crate::sampled_logits::{SampledLossInputs, SampledValues};
-use crate::sharding::PartitionStrategy;
+use crate::sharding::{PartitionStrategy, ShardedMatrix, ShardedRowsMut};
 
-/// The arguments shared by the sampled-logit functions, before their element type is known.
-struct SampledArguments<'py> {
+/// The arguments shared by the sampled-logit functions, as a dict from the Python layer,
+/// before their element types are known.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub struct SampledArguments<'py> {
     weights: Vec<Bound<'py, PyAny>>,
     biases: Vec<Bound<'py, PyAny>>,
+    labels: ClassMatrix<'py>,
     inputs: Bound<'py, PyAny>,
-    num_classes: usize,
+    num_classes: i64,
     sampled_candidates: PyReadonlyArray1<'py, i64>,
     true_expected_count: Bound<'py, PyAny>,
     sampled_expected_count: Bound<'py, PyAny>,
     remove_accidental_hits: bool,
     subtract_log_q: bool,
-    strategy: PartitionStrategy,
+    partition_strategy: String,
 }
 
-#[derive(Clone, Copy)]
-enum SampledOutput {
+/// `"sum"`, `"mean"`, or one weight per example.
+#[derive(FromPyObject)]
+pub enum UpstreamArgument<'py> {
+    Reduction(String),
+    PerExample(Bound<'py, PyAny>),
+}
+
+enum SampledOutput<'a, 'py> {
     Logits,
     Loss(SampledLoss),
+    Gradients(SampledLoss, &'a UpstreamArgument<'py>),
+    SgdStep(SampledLoss, &'a UpstreamArgument<'py>, f64),
 }
 
 /// Calls `$run::<F, L>(py, labels_view, rest...)` for the element types of `inputs` and `labels`.
@@ -49,150 +64,268 @@ macro_rules! dispatch {
     };
 }
 
-fn run_sampled<'py, F: Real + Element, L: ClassId>(
-    py: Python<'py>,
-    labels: ArrayView2<L>,
-    arguments: &SampledArguments<'py>,
-    output: SampledOutput,
-) -> PyResult<Bound<'py, PyAny>> {
-    let weights = shard_arrays::<F>(&arguments.weights, "weights")?;
-    let biases = shard_arrays::<F>(&arguments.biases, "biases")?;
-    let inputs = matrix::<F>(&arguments.inputs, "inputs")?;
-    let true_expected_count = matrix::<F>(&arguments.true_expected_count, "sampled_values")?;
-    let sampled_expected_count = vector::<F>(&arguments.sampled_expected_count, "sampled_values")?;
-    let problem = SampledLossInputs {
-        weights: sharded(&weights, arguments.strategy, "weights")?,
-        biases: sharded(&biases, arguments.strategy, "biases")?,
-        labels,
-        inputs: inputs.as_array(),
-        num_classes: arguments.num_classes,
-        sampled: SampledValues {
-            candidates: arguments.sampled_candidates.as_array(),
-            true_expected_count: true_expected_count.as_array(),
-            sampled_expected_count: sampled_expected_count.as_array(),
-        },
-        remove_accidental_hits: arguments.remove_accidental_hits,
-        subtract_log_q: arguments.subtract_log_q,
-    };
-    Ok(match output {
-        SampledOutput::Logits => py
-            .detach(|| problem.compute_sampled_logits())?
-            .into_pyarray(py)
-            .into_any(),
-        SampledOutput::Loss(kind) => py
-            .detach(|| losses::sampled_loss(&problem, kind))?
-            .into_pyarray(py)
-            .into_any(),
+fn loss_kind(name: &str) -> PyResult<SampledLoss> {
+    match name {
+        "nce" => Ok(SampledLoss::Nce),
+        "sampled_softmax" => Ok(SampledLoss::SampledSoftmax),
+        other => Err(PyValueError::new_err(format!(
+            "loss must be \"nce\" or \"sampled_softmax\", got {other:?}"
+        ))),
+    }
+}
+
+fn upstream<'a, F: Real + Element>(
+    argument: &UpstreamArgument<'_>,
+    per_example: &'a Option<PyReadonlyArray1<'_, F>>,
+) -> PyResult<Upstream<'a, F>> {
+    Ok(match (argument, per_example) {
+        (_, Some(array)) => Upstream::PerExample(array.as_array()),
+        (UpstreamArgument::Reduction(name), None) if name == "sum" => Upstream::Sum,
+        (UpstreamArgument::Reduction(name), None) if name == "mean" => Upstream::Mean,
+        (UpstreamArgument::Reduction(name), None) => {
+            return Err(PyValueError::new_err(format!(
+                "upstream must be \"sum\", \"mean\" or an array of one weight per example, got {name:?}"
+            )))
+        }
+        (UpstreamArgument::PerExample(_), None) => unreachable!("extracted by the caller"),
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The small arrays of a call in their element type, borrowed for the call's duration.
+struct TypedArrays<'py, F: Element> {
+    inputs: PyReadonlyArray2<'py, F>,
+    true_expected_count: PyReadonlyArray2<'py, F>,
+    sampled_expected_count: PyReadonlyArray1<'py, F>,
+    upstream: Option<PyReadonlyArray1<'py, F>>,
+}
+
+impl<'py, F: Real + Element> TypedArrays<'py, F> {
+    fn new(
+        arguments: &SampledArguments<'py>,
+        upstream: Option<&UpstreamArgument<'py>>,
+    ) -> PyResult<Self> {
+        Ok(TypedArrays {
+            inputs: matrix::<F>(&arguments.inputs, "inputs")?,
+            true_expected_count: matrix::<F>(&arguments.true_expected_count, "sampled_values")?,
+            sampled_expected_count: vector::<F>(
+                &arguments.sampled_expected_count,
+                "sampled_values",
+            )?,
+            upstream: match upstream {
+                Some(UpstreamArgument::PerExample(array)) => Some(vector::<F>(array, "upstream")?),
+                _ => None,
+            },
+        })
+    }
+
+    fn problem<'a, L: ClassId>(
+        &'a self,
+        arguments: &'a SampledArguments<'py>,
+        labels: ArrayView2<'a, L>,
+        weights: Vec<ArrayView2<'a, F>>,
+        biases: Vec<ArrayView2<'a, F>>,
+    ) -> PyResult<SampledLossInputs<'a, F, L>> {
+        let strategy = partition_strategy(&arguments.partition_strategy)?;
+        Ok(SampledLossInputs {
+            weights: ShardedMatrix::new(weights, strategy, "weights")?,
+            biases: ShardedMatrix::new(biases, strategy, "biases")?,
+            labels,
+            inputs: self.inputs.as_array(),
+            num_classes: count(arguments.num_classes, "num_classes", 1)?,
+            sampled: SampledValues {
+                candidates: arguments.sampled_candidates.as_array(),
+                true_expected_count: self.true_expected_count.as_array(),
+                sampled_expected_count: self.sampled_expected_count.as_array(),
+            },
+            remove_accidental_hits: arguments.remove_accidental_hits,
+            subtract_log_q: arguments.subtract_log_q,
+        })
+    }
+
+    fn upstream(&self, argument: &UpstreamArgument<'_>) -> PyResult<Upstream<'_, F>> {
+        upstream(argument, &self.upstream)
+    }
+}
+
+fn run_sampled<'py, F: IntoComputed, L: ClassId>(
+    py: Python<'py>,
+    labels: ArrayView2<L>,
+    arguments: &SampledArguments<'py>,
+    output: SampledOutput<'_, 'py>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if let SampledOutput::SgdStep(kind, argument, learning_rate) = output {
+        return sgd_step::<F, L>(py, labels, arguments, kind, argument, learning_rate);
+    }
+    let weights = shard_arrays::<F>(&arguments.weights, "weights")?;
+    let biases = shard_arrays::<F>(&arguments.biases, "biases")?;
+    let upstream_argument = match &output {
+        SampledOutput::Gradients(_, argument) => Some(*argument),
+        _ => None,
+    };
+    let arrays = TypedArrays::<F>::new(arguments, upstream_argument)?;
+    let problem = arrays.problem(
+        arguments,
+        labels,
+        weights.iter().map(|a| a.as_array()).collect(),
+        biases.iter().map(|a| a.as_array()).collect(),
+    )?;
+    Ok(match output {
+        SampledOutput::Logits => install(py, || problem.compute_sampled_logits())?
+            .into_pyarray(py)
+            .into_any(),
+        SampledOutput::Loss(kind) => install(py, || losses::sampled_loss(&problem, kind))?
+            .into_pyarray(py)
+            .into_any(),
+        SampledOutput::Gradients(kind, argument) => {
+            let upstream = arrays.upstream(argument)?;
+            let computed = install(py, || forward_backward(&problem, kind, &upstream))?;
+            let gradients = SampledLossGradients::new(
+                py,
+                computed,
+                arguments.inputs.clone().unbind(),
+                problem.weights.layout().clone(),
+                problem.biases.layout().clone(),
+            );
+            Bound::new(py, gradients)?.into_any()
+        }
+        SampledOutput::SgdStep(..) => unreachable!("handled above"),
+    })
+}
+
+/// Loss and gradients, then `weights -= learning_rate * gradient` (and biases) in place.
+fn sgd_step<'py, F: IntoComputed, L: ClassId>(
+    py: Python<'py>,
+    labels: ArrayView2<L>,
+    arguments: &SampledArguments<'py>,
+    kind: SampledLoss,
+    argument: &UpstreamArgument<'py>,
+    learning_rate: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    // Writable borrows: NumPy's borrow tracking refuses targets that overlap the inputs, the
+    // other target, or that are read-only — before anything is computed or written.
+    let mut weights = writable_shards::<F>(&arguments.weights, "weights")?;
+    let mut biases = writable_shards::<F>(&arguments.biases, "biases")?;
+    let arrays = TypedArrays::<F>::new(arguments, Some(argument))?;
+    let computed = {
+        let problem = arrays.problem(
+            arguments,
+            labels,
+            weights.iter().map(|a| a.as_array()).collect(),
+            biases.iter().map(|a| a.as_array()).collect(),
+        )?;
+        let upstream = arrays.upstream(argument)?;
+        install(py, || forward_backward(&problem, kind, &upstream))?
+    };
+    let strategy = partition_strategy(&arguments.partition_strategy)?;
+    let weight_rows = ShardedRowsMut::new(
+        weights.iter_mut().map(|a| a.as_array_mut()).collect(),
+        strategy,
+        "weights",
+    )?;
+    let bias_rows = ShardedRowsMut::new(
+        biases.iter_mut().map(|a| a.as_array_mut()).collect(),
+        strategy,
+        "biases",
+    )?;
+    let inputs = arrays.inputs.as_array();
+    let scale = F::from_f64(-learning_rate);
+    install(py, || {
+        computed.scatter_add(&inputs, Some(&weight_rows), Some(&bias_rows), scale)
+    })?;
+    let SampledGradients {
+        loss,
+        inputs_gradient,
+        ..
+    } = computed;
+    Ok((loss.into_pyarray(py), inputs_gradient.into_pyarray(py))
+        .into_pyobject(py)?
+        .into_any())
+}
+
+fn writable_shards<'py, T: Element>(
+    shards: &[Bound<'py, PyAny>],
+    name: &str,
+) -> PyResult<Vec<PyReadwriteArray2<'py, T>>> {
+    shards
+        .iter()
+        .enumerate()
+        .map(|(p, shard)| {
+            shard.extract::<PyReadwriteArray2<'py, T>>().map_err(|_| {
+                PyValueError::new_err(format!(
+                    "{name}[{p}] must be a writeable 2-D array of {} that overlaps no other argument (it is updated in place)",
+                    std::any::type_name::<T>()
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The computation on rustnce's thread pool, with the interpreter released.
+pub fn install<R: Send>(py: Python<'_>, work: impl FnOnce() -> R + Send) -> R {
+    py.detach(|| parallelism::install(work))
+}
+
 fn sampled<'py>(
     py: Python<'py>,
-    output: SampledOutput,
-    weights: Vec<Bound<'py, PyAny>>,
-    biases: Vec<Bound<'py, PyAny>>,
-    labels: ClassMatrix<'py>,
-    inputs: Bound<'py, PyAny>,
-    num_classes: i64,
-    sampled_candidates: PyReadonlyArray1<'py, i64>,
-    true_expected_count: Bound<'py, PyAny>,
-    sampled_expected_count: Bound<'py, PyAny>,
-    remove_accidental_hits: bool,
-    subtract_log_q: bool,
-    strategy: &str,
+    arguments: &SampledArguments<'py>,
+    output: SampledOutput<'_, 'py>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let float = float_type(&inputs, "inputs")?;
-    let arguments = SampledArguments {
-        weights,
-        biases,
-        inputs,
-        num_classes: count(num_classes, "num_classes", 1)?,
-        sampled_candidates,
-        true_expected_count,
-        sampled_expected_count,
-        remove_accidental_hits,
-        subtract_log_q,
-        strategy: partition_strategy(strategy)?,
-    };
-    dispatch!(float, labels, run_sampled(py, &arguments, output))
+    let float = float_type(&arguments.inputs, "inputs")?;
+    dispatch!(float, arguments.labels, run_sampled(py, arguments, output))
 }
 
 /// The `[batch, num_true + num_sampled]` sampled logits.
 #[pyfunction]
-#[allow(clippy::too_many_arguments)]
 pub fn sampled_logits<'py>(
     py: Python<'py>,
-    weights: Vec<Bound<'py, PyAny>>,
-    biases: Vec<Bound<'py, PyAny>>,
-    labels: ClassMatrix<'py>,
-    inputs: Bound<'py, PyAny>,
-    num_classes: i64,
-    sampled_candidates: PyReadonlyArray1<'py, i64>,
-    true_expected_count: Bound<'py, PyAny>,
-    sampled_expected_count: Bound<'py, PyAny>,
-    remove_accidental_hits: bool,
-    subtract_log_q: bool,
-    partition_strategy: &str,
+    arguments: SampledArguments<'py>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    sampled(
-        py,
-        SampledOutput::Logits,
-        weights,
-        biases,
-        labels,
-        inputs,
-        num_classes,
-        sampled_candidates,
-        true_expected_count,
-        sampled_expected_count,
-        remove_accidental_hits,
-        subtract_log_q,
-        partition_strategy,
-    )
+    sampled(py, &arguments, SampledOutput::Logits)
 }
 
 /// Per-example `"nce"` or `"sampled_softmax"` loss `[batch]`.
 #[pyfunction]
-#[allow(clippy::too_many_arguments)]
 pub fn sampled_loss<'py>(
     py: Python<'py>,
     loss: &str,
-    weights: Vec<Bound<'py, PyAny>>,
-    biases: Vec<Bound<'py, PyAny>>,
-    labels: ClassMatrix<'py>,
-    inputs: Bound<'py, PyAny>,
-    num_classes: i64,
-    sampled_candidates: PyReadonlyArray1<'py, i64>,
-    true_expected_count: Bound<'py, PyAny>,
-    sampled_expected_count: Bound<'py, PyAny>,
-    remove_accidental_hits: bool,
-    subtract_log_q: bool,
-    partition_strategy: &str,
+    arguments: SampledArguments<'py>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let kind = match loss {
-        "nce" => SampledLoss::Nce,
-        "sampled_softmax" => SampledLoss::SampledSoftmax,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "loss must be \"nce\" or \"sampled_softmax\", got {other:?}"
-            )))
-        }
-    };
+    sampled(py, &arguments, SampledOutput::Loss(loss_kind(loss)?))
+}
+
+/// The loss and its gradients, as a `SampledLossGradients`.
+#[pyfunction]
+pub fn sampled_loss_gradients<'py>(
+    py: Python<'py>,
+    loss: &str,
+    arguments: SampledArguments<'py>,
+    upstream: UpstreamArgument<'py>,
+) -> PyResult<Bound<'py, PyAny>> {
     sampled(
         py,
-        SampledOutput::Loss(kind),
-        weights,
-        biases,
-        labels,
-        inputs,
-        num_classes,
-        sampled_candidates,
-        true_expected_count,
-        sampled_expected_count,
-        remove_accidental_hits,
-        subtract_log_q,
-        partition_strategy,
+        &arguments,
+        SampledOutput::Gradients(loss_kind(loss)?, &upstream),
+    )
+}
+
+/// One SGD step on the weights and biases, in place: `(loss [batch], inputs gradient [batch, dim])`.
+#[pyfunction]
+pub fn sampled_sgd_step<'py>(
+    py: Python<'py>,
+    loss: &str,
+    arguments: SampledArguments<'py>,
+    upstream: UpstreamArgument<'py>,
+    learning_rate: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    if !learning_rate.is_finite() {
+        return Err(PyValueError::new_err(format!(
+            "learning_rate must be finite, got {learning_rate}"
+        )));
+    }
+    sampled(
+        py,
+        &arguments,
+        SampledOutput::SgdStep(loss_kind(loss)?, &upstream, learning_rate),
     )
 }
 
@@ -213,7 +346,7 @@ fn run_full<'py, F: Real + Element, L: ClassId>(
     let weights = sharded(&weights, strategy, "weights")?;
     let biases = sharded(&biases, strategy, "biases")?;
     let inputs = inputs.as_array();
-    let loss = py.detach(|| {
+    let loss = install(py, || {
         full_evaluation::full_loss(&weights, &biases, labels, inputs, num_classes, kind)
     })?;
     Ok(loss.into_pyarray(py).into_any())

@@ -4,6 +4,7 @@
 mod accidental_hits;
 mod arguments;
 mod errors;
+mod gradients;
 mod losses;
 mod samplers;
 mod sharding;
@@ -22,5 +23,23 @@ fn _rustnce(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(losses::sampled_logits, module)?)?;
     module.add_function(wrap_pyfunction!(losses::sampled_loss, module)?)?;
     module.add_function(wrap_pyfunction!(losses::full_loss, module)?)?;
+    module.add_function(wrap_pyfunction!(losses::sampled_loss_gradients, module)?)?;
+    module.add_function(wrap_pyfunction!(losses::sampled_sgd_step, module)?)?;
+    module.add_function(wrap_pyfunction!(set_num_threads, module)?)?;
+    module.add_function(wrap_pyfunction!(get_num_threads, module)?)?;
+    module.add_class::<gradients::SampledLossGradients>()?;
     Ok(())
+}
+
+/// Use `threads` threads from the next call on; 0 restores the default
+/// (`RUSTNCE_NUM_THREADS`, else the number of cores).
+#[pyfunction]
+fn set_num_threads(threads: usize) {
+    crate::parallelism::set_num_threads(threads);
+}
+
+/// The number of threads rustnce computes on.
+#[pyfunction]
+fn get_num_threads() -> usize {
+    crate::parallelism::current_num_threads()
 }

@@ -1,0 +1,293 @@
+"""Loss and gradients in one fused pass (spec §6), and the in-place SGD step.
+
+TensorFlow returns the weight and bias gradients of a sampled loss as ``IndexedSlices``:
+one row per label and per sampled candidate. :class:`SampledLossGradients` gives that form
+(whole or per shard), a merged form with one row per distinct id, and scatter-adds into
+gradient arrays the caller owns.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import _rustnce
+from ._arguments import as_bias_shards, as_shards
+from ._losses import _sampled_arguments, _upstream
+from ._samplers import Seed
+
+
+class RowSparseGradient(NamedTuple):
+    """A gradient that is zero except in the rows ``indices`` (TensorFlow's
+    ``IndexedSlices``): the dense gradient is ``values`` scatter-added at ``indices``."""
+
+    indices: np.ndarray
+    """int64 ``[n]`` row numbers; repeated rows add up."""
+    values: np.ndarray
+    """``[n, dim]`` (weights) or ``[n]`` (biases)."""
+    dense_shape: tuple[int, ...]
+    """The shape of the dense gradient (of the whole matrix, or of one shard)."""
+
+
+class SampledLossGradients:
+    """The per-example loss of a sampled loss and its gradients.
+
+    Attributes:
+        loss: ``[batch]`` per-example losses (as :func:`rustnce.nce_loss` returns them).
+        inputs: ``[batch, dim]`` dense gradient of the total with respect to ``inputs``.
+
+    The total is ``sum(loss)`` (``upstream="sum"``), ``mean(loss)`` (``"mean"``) or
+    ``sum(upstream * loss)``. The label-row weight gradients are formed from ``inputs`` when
+    asked for, so ``inputs`` must not be modified before they are.
+    """
+
+    def __init__(
+        self,
+        computed: _rustnce.SampledLossGradients,
+        weight_shapes: list[tuple[int, ...]],
+        bias_shapes: list[tuple[int, ...]],
+    ) -> None:
+        self._computed = computed
+        self._weight_shapes = weight_shapes
+        self._bias_shapes = bias_shapes
+        self.loss: np.ndarray = computed.loss
+        self.inputs: np.ndarray = computed.inputs_gradient
+
+    @property
+    def weights(self) -> RowSparseGradient:
+        """TensorFlow's weight gradient: ``indices`` = labels (row-major) then sampled ids,
+        duplicates kept; ``values[n, dim]``; for sharded weights, the global ids (see
+        :attr:`weight_shards` for TensorFlow's per-shard form)."""
+        rows = sum(shape[0] for shape in self._weight_shapes)
+        dense_shape = (rows, self._weight_shapes[0][1])
+        return RowSparseGradient(self._computed.ids(), self._computed.weight_values(), dense_shape)
+
+    @property
+    def biases(self) -> RowSparseGradient:
+        """TensorFlow's bias gradient: the indices of :attr:`weights`, one value each."""
+        rows = sum(shape[0] for shape in self._bias_shapes)
+        return RowSparseGradient(self._computed.ids(), self._computed.bias_values(), (rows,))
+
+    @property
+    def weight_shards(self) -> list[RowSparseGradient]:
+        """One gradient per weight shard with shard-local indices, in the order the ids occur
+        (TensorFlow's gradient of a list of shards)."""
+        values = self._computed.weight_values()
+        return [
+            RowSparseGradient(local, values[positions], shape)
+            for (local, positions), shape in zip(
+                self._computed.weight_shard_entries(), self._weight_shapes
+            )
+        ]
+
+    @property
+    def bias_shards(self) -> list[RowSparseGradient]:
+        """One gradient per bias shard with shard-local indices."""
+        values = self._computed.bias_values()
+        return [
+            RowSparseGradient(local, values[positions], shape)
+            for (local, positions), shape in zip(
+                self._computed.bias_shard_entries(), self._bias_shapes
+            )
+        ]
+
+    def merged(self) -> tuple[RowSparseGradient, RowSparseGradient]:
+        """``(weights, biases)`` with one row per distinct id, ids ascending, rows summed."""
+        ids, rows, biases = self._computed.merged()
+        weight_rows = sum(shape[0] for shape in self._weight_shapes)
+        bias_rows = sum(shape[0] for shape in self._bias_shapes)
+        return (
+            RowSparseGradient(ids, rows, (weight_rows, self._weight_shapes[0][1])),
+            RowSparseGradient(ids, biases, (bias_rows,)),
+        )
+
+    def accumulate(
+        self, weights_gradient: Any = None, biases_gradient: Any = None, scale: float = 1.0
+    ) -> None:
+        """Adds ``scale *`` the gradients into dense arrays in place: ``weights_gradient`` like
+        ``weights`` (an array, or shards split the same way) and/or ``biases_gradient`` like
+        ``biases``. Checked completely before anything is written."""
+        dtype = self.inputs.dtype
+        weight_targets = (
+            None
+            if weights_gradient is None
+            else as_shards(weights_gradient, "weights_gradient", 2, dtype)
+        )
+        bias_targets = None if biases_gradient is None else as_bias_shards(biases_gradient, dtype)
+        self._computed.scatter_add(weight_targets, bias_targets, float(scale))
+
+
+def _loss_and_gradients(loss: str, upstream: Any, **kwargs: Any) -> SampledLossGradients:
+    arguments = _sampled_arguments(**kwargs)
+    inputs = arguments["inputs"]
+    upstream = _upstream(upstream, inputs.shape[0], inputs.dtype)
+    computed = _rustnce.sampled_loss_gradients(loss, arguments, upstream)
+    return SampledLossGradients(
+        computed,
+        [w.shape for w in arguments["weights"]],
+        [(b.shape[0],) for b in arguments["biases"]],
+    )
+
+
+def nce_loss_and_gradients(
+    weights: Any,
+    biases: Any,
+    labels: Any,
+    inputs: Any,
+    num_sampled: int,
+    num_classes: int,
+    num_true: int = 1,
+    sampled_values: Any = None,
+    remove_accidental_hits: bool = False,
+    partition_strategy: str = "div",
+    seed: Seed = None,
+    subtract_log_q: bool = True,
+    upstream: Any = "sum",
+) -> SampledLossGradients:
+    """:func:`rustnce.nce_loss` and its gradients with respect to ``inputs``, ``weights``
+    and ``biases``, in one fused pass.
+
+    Arguments as :func:`rustnce.nce_loss`, plus ``upstream``: ``"sum"`` (default),
+    ``"mean"``, or a ``[batch]`` array ``g`` (the gradient of the total is taken for
+    ``sum(g * loss)``, TensorFlow's upstream gradient).
+    """
+    return _loss_and_gradients(
+        "nce",
+        upstream,
+        weights=weights,
+        biases=biases,
+        labels=labels,
+        inputs=inputs,
+        num_sampled=num_sampled,
+        num_classes=num_classes,
+        num_true=num_true,
+        sampled_values=sampled_values,
+        remove_accidental_hits=remove_accidental_hits,
+        partition_strategy=partition_strategy,
+        seed=seed,
+        subtract_log_q=subtract_log_q,
+    )
+
+
+def sampled_softmax_loss_and_gradients(
+    weights: Any,
+    biases: Any,
+    labels: Any,
+    inputs: Any,
+    num_sampled: int,
+    num_classes: int,
+    num_true: int = 1,
+    sampled_values: Any = None,
+    remove_accidental_hits: bool = True,
+    partition_strategy: str = "div",
+    seed: Seed = None,
+    subtract_log_q: bool = True,
+    upstream: Any = "sum",
+) -> SampledLossGradients:
+    """:func:`rustnce.sampled_softmax_loss` and its gradients, in one fused pass (arguments
+    as :func:`nce_loss_and_gradients`)."""
+    return _loss_and_gradients(
+        "sampled_softmax",
+        upstream,
+        weights=weights,
+        biases=biases,
+        labels=labels,
+        inputs=inputs,
+        num_sampled=num_sampled,
+        num_classes=num_classes,
+        num_true=num_true,
+        sampled_values=sampled_values,
+        remove_accidental_hits=remove_accidental_hits,
+        partition_strategy=partition_strategy,
+        seed=seed,
+        subtract_log_q=subtract_log_q,
+    )
+
+
+def _sgd_step(
+    loss: str, learning_rate: float, upstream: Any, **kwargs: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    arguments = _sampled_arguments(**kwargs)
+    inputs = arguments["inputs"]
+    upstream = _upstream(upstream, inputs.shape[0], inputs.dtype)
+    learning_rate = float(learning_rate)
+    return _rustnce.sampled_sgd_step(loss, arguments, upstream, learning_rate)
+
+
+def nce_sgd_step(
+    weights: Any,
+    biases: Any,
+    labels: Any,
+    inputs: Any,
+    num_sampled: int,
+    num_classes: int,
+    learning_rate: float,
+    num_true: int = 1,
+    sampled_values: Any = None,
+    remove_accidental_hits: bool = False,
+    partition_strategy: str = "div",
+    seed: Seed = None,
+    subtract_log_q: bool = True,
+    upstream: Any = "mean",
+) -> tuple[np.ndarray, np.ndarray]:
+    """One SGD step of :func:`rustnce.nce_loss` on ``weights`` and ``biases``, in place:
+    ``weights -= learning_rate * gradient`` (only the touched rows are written).
+
+    ``weights`` and ``biases`` must be writeable and must not overlap ``inputs`` or each
+    other. Returns ``(loss [batch], inputs_gradient [batch, dim])`` so the caller can update
+    whatever produced ``inputs`` (an input embedding, say). ``upstream`` defaults to ``"mean"``.
+    """
+    return _sgd_step(
+        "nce",
+        learning_rate,
+        upstream,
+        weights=weights,
+        biases=biases,
+        labels=labels,
+        inputs=inputs,
+        num_sampled=num_sampled,
+        num_classes=num_classes,
+        num_true=num_true,
+        sampled_values=sampled_values,
+        remove_accidental_hits=remove_accidental_hits,
+        partition_strategy=partition_strategy,
+        seed=seed,
+        subtract_log_q=subtract_log_q,
+    )
+
+
+def sampled_softmax_sgd_step(
+    weights: Any,
+    biases: Any,
+    labels: Any,
+    inputs: Any,
+    num_sampled: int,
+    num_classes: int,
+    learning_rate: float,
+    num_true: int = 1,
+    sampled_values: Any = None,
+    remove_accidental_hits: bool = True,
+    partition_strategy: str = "div",
+    seed: Seed = None,
+    subtract_log_q: bool = True,
+    upstream: Any = "mean",
+) -> tuple[np.ndarray, np.ndarray]:
+    """One SGD step of :func:`rustnce.sampled_softmax_loss` (see :func:`nce_sgd_step`)."""
+    return _sgd_step(
+        "sampled_softmax",
+        learning_rate,
+        upstream,
+        weights=weights,
+        biases=biases,
+        labels=labels,
+        inputs=inputs,
+        num_sampled=num_sampled,
+        num_classes=num_classes,
+        num_true=num_true,
+        sampled_values=sampled_values,
+        remove_accidental_hits=remove_accidental_hits,
+        partition_strategy=partition_strategy,
+        seed=seed,
+        subtract_log_q=subtract_log_q,
+    )
