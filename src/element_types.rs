@@ -5,9 +5,12 @@ use std::iter::Sum;
 
 use ndarray::LinalgScalar;
 
+use crate::fast_math::FastMath;
+use crate::workspace::Pooled;
+
 /// A floating-point element type: `f32` or `f64`.
 pub trait Real:
-    LinalgScalar + num_traits::Float + Sum + Send + Sync + Debug + Default + 'static
+    LinalgScalar + num_traits::Float + FastMath + Pooled + Sum + Send + Sync + Debug + Default + 'static
 {
     fn from_f64(value: f64) -> Self;
     fn from_f32(value: f32) -> Self;

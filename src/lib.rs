@@ -15,7 +15,10 @@ pub mod losses;
 pub mod sampled_logits;
 pub mod sharding;
 
+pub mod fast_math;
+pub mod matrix_product;
 pub mod parallelism;
 #[cfg(feature = "python")]
 mod py;
 pub mod row_sparse;
+pub mod workspace;

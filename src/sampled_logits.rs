@@ -4,16 +4,18 @@
 
 use std::collections::HashMap;
 
-use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
+use ndarray::{s, Array2, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;
 
 use crate::accidental_hits::last_positions;
 use crate::element_types::{ClassId, Real, HIT_MASK};
 use crate::error::{NceError, Result};
+use crate::matrix_product::matrix_product;
 use crate::sharding::ShardedMatrix;
+use crate::workspace;
 
 /// Rows of the batch handed to one parallel task.
-const ROWS_PER_TASK: usize = 64;
+const ROWS_PER_TASK: usize = 256;
 
 /// The candidates shared by the whole batch and their expected counts (a sampler's triple).
 #[derive(Clone, Debug)]
@@ -166,7 +168,9 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
     /// The logits `[batch, num_true + num_sampled]`: true columns first, in label order.
     pub fn compute_sampled_logits(&self) -> Result<Array2<F>> {
         let gathered = self.gather()?;
-        Ok(self.logits(&gathered))
+        let logits = self.logits(&gathered);
+        gathered.recycle();
+        Ok(logits)
     }
 
     /// Checks the inputs and gathers what every row shares: the sampled rows, their biases
@@ -174,6 +178,21 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
     pub fn gather(&self) -> Result<Gathered<F>> {
         let ids = self.check()?;
         let weights = self.weights.gather_checked(&ids.sampled);
+        let mut true_weights = workspace::matrix::<F>(ids.labels.len(), self.weights.dim());
+        true_weights
+            .axis_chunks_iter_mut(Axis(0), ROWS_PER_TASK)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(task, mut block)| {
+                let first = task * ROWS_PER_TASK;
+                let labels = &ids.labels[first..first + block.nrows()];
+                self.weights.gather_into(labels, &mut block);
+            });
+        let true_biases = ids
+            .labels
+            .iter()
+            .map(|&id| self.biases.scalar(id))
+            .collect();
         let biases = ids
             .sampled
             .iter()
@@ -197,6 +216,8 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
             .then(|| last_positions(&candidates));
         Ok(Gathered {
             ids,
+            true_weights,
+            true_biases,
             weights,
             biases,
             log_q,
@@ -204,11 +225,12 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
         })
     }
 
-    /// The logits from gathered rows; rows are computed in parallel blocks.
+    /// The logits from gathered rows, computed in parallel blocks, in a reused buffer (see
+    /// `workspace`).
     pub fn logits(&self, gathered: &Gathered<F>) -> Array2<F> {
         let (batch, num_true, num_sampled) = (self.batch(), self.num_true(), self.num_sampled());
         let mask = F::from_f32(HIT_MASK);
-        let mut logits = Array2::<F>::zeros((batch, num_true + num_sampled));
+        let mut logits = workspace::matrix::<F>(batch, num_true + num_sampled);
         logits
             .axis_chunks_iter_mut(Axis(0), ROWS_PER_TASK)
             .into_par_iter()
@@ -222,26 +244,32 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
                     &gathered.weights.t(),
                     &mut block.slice_mut(s![.., num_true..]),
                 );
+                let mut masked = Vec::new();
                 for (offset, mut row) in block.rows_mut().into_iter().enumerate() {
                     let i = first + offset;
                     let x = self.inputs.row(i);
                     let labels = &gathered.ids.labels[i * num_true..(i + 1) * num_true];
-                    for (t, &label) in labels.iter().enumerate() {
-                        let mut z = x.dot(&self.weights.row(label)) + self.biases.scalar(label);
+                    let row = row.as_slice_mut().expect("fresh rows are contiguous");
+                    let (true_part, sampled_part) = row.split_at_mut(num_true);
+                    for (t, z) in true_part.iter_mut().enumerate() {
+                        let position = i * num_true + t;
+                        *z = x.dot(&gathered.true_weights.row(position))
+                            + gathered.true_biases[position];
                         if self.subtract_log_q {
-                            z = z - self.sampled.true_expected_count[[i, t]].ln();
+                            *z = *z - self.sampled.true_expected_count[[i, t]].ln();
                         }
-                        row[t] = z;
                     }
-                    let mut sampled_row = row.slice_mut(s![num_true..]);
-                    for k in 0..num_sampled {
-                        sampled_row[k] = sampled_row[k] + gathered.biases[k];
+                    for (z, &b) in sampled_part.iter_mut().zip(&gathered.biases) {
+                        *z = *z + b;
                     }
                     if let Some(positions) = &gathered.hit_positions {
-                        mask_hits(&mut sampled_row, labels, positions, mask);
+                        hit_columns(labels, positions, &mut masked);
+                        for &k in &masked {
+                            sampled_part[k] = sampled_part[k] + mask;
+                        }
                     }
-                    for k in 0..num_sampled {
-                        sampled_row[k] = sampled_row[k] - gathered.log_q[k];
+                    for (z, &log_q) in sampled_part.iter_mut().zip(&gathered.log_q) {
+                        *z = *z - log_q;
                     }
                 }
             });
@@ -250,8 +278,11 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
 }
 
 /// What every row of the batch shares, gathered once per call.
-pub struct Gathered<F> {
+pub struct Gathered<F: Real> {
     pub ids: CheckedIds,
+    /// The label rows of the weights, contiguous `[batch * num_true, dim]` (a reused buffer).
+    pub true_weights: Array2<F>,
+    pub true_biases: Vec<F>,
     /// The sampled rows of the weights, contiguous `[num_sampled, dim]`.
     pub weights: Array2<F>,
     pub biases: Vec<F>,
@@ -261,27 +292,23 @@ pub struct Gathered<F> {
     pub hit_positions: Option<HashMap<i64, usize>>,
 }
 
-/// `c = a · b`, overwriting `c`.
-pub fn matrix_product<F: Real>(a: &ArrayView2<F>, b: &ArrayView2<F>, c: &mut ArrayViewMut2<F>) {
-    ndarray::linalg::general_mat_mul(F::one(), a, b, F::zero(), c);
+impl<F: Real> Gathered<F> {
+    /// Returns the reused buffers.
+    pub fn recycle(self) {
+        workspace::recycle(self.true_weights);
+    }
 }
 
-/// Adds `-FLT_MAX` (once, however many labels repeat) where a label was sampled.
-fn mask_hits<F: Real>(
-    sampled_row: &mut ArrayViewMut1<F>,
-    labels: &[usize],
-    positions: &HashMap<i64, usize>,
-    mask: F,
-) {
-    let mut masked: Vec<usize> = labels
-        .iter()
-        .filter_map(|&label| positions.get(&(label as i64)).copied())
-        .collect();
-    masked.sort_unstable();
-    masked.dedup();
-    for k in masked {
-        sampled_row[k] = sampled_row[k] + mask;
-    }
+/// The sampled columns a row's labels hit (each once, however many labels repeat).
+fn hit_columns(labels: &[usize], positions: &HashMap<i64, usize>, columns: &mut Vec<usize>) {
+    columns.clear();
+    columns.extend(
+        labels
+            .iter()
+            .filter_map(|&label| positions.get(&(label as i64)).copied()),
+    );
+    columns.sort_unstable();
+    columns.dedup();
 }
 
 fn check_expected_counts<'b, F: Real>(

@@ -239,6 +239,43 @@ impl<'a, F: Copy> ShardedMatrix<'a, F> {
         Ok(self.gather_checked(&checked))
     }
 
+    /// Copies the rows `ids` (checked against `rows()`) into `out`, prefetching rows a few
+    /// ahead: rows of a large matrix are cache and TLB misses, and this overlaps them.
+    pub fn gather_into(&self, ids: &[usize], out: &mut ArrayViewMut2<F>) {
+        const AHEAD: usize = 6;
+        for (r, mut target) in out.rows_mut().into_iter().enumerate() {
+            if let Some(&next) = ids.get(r + AHEAD) {
+                self.prefetch_row(next);
+            }
+            target.assign(&self.row(ids[r]));
+        }
+    }
+
+    /// Hints the processor to start loading row `id` into the cache.
+    #[inline(always)]
+    fn prefetch_row(&self, id: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let (shard, local) = self.layout.locate(id);
+            let view = &self.shards[shard];
+            if view.strides()[1] != 1 {
+                return;
+            }
+            let start = view.row(local).as_ptr() as *const i8;
+            let bytes = self.dim * std::mem::size_of::<F>();
+            for offset in (0..bytes).step_by(64) {
+                // SAFETY: prefetching is a hint that never faults; the address is inside the row.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                        start.wrapping_add(offset),
+                    )
+                };
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = id;
+    }
+
     /// The rows of ids already checked against `rows()`, as a contiguous `[ids, dim]` matrix.
     pub fn gather_checked(&self, ids: &[usize]) -> Array2<F>
     where

@@ -6,13 +6,15 @@
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;
 
-use super::SampledLoss;
+use super::{row_losses, SampledLoss};
 use crate::element_types::{ClassId, Real};
 use crate::error::{NceError, Result};
-use crate::sampled_logits::{matrix_product, SampledLossInputs};
+use crate::matrix_product::matrix_product;
+use crate::sampled_logits::SampledLossInputs;
+use crate::workspace;
 
-/// Rows of the batch per parallel task for row-wise work.
-const ROWS_PER_TASK: usize = 64;
+/// Rows of the batch per matrix product task (large enough to amortise packing).
+const ROWS_PER_PRODUCT: usize = 256;
 /// Rows of the batch per partial product of the sampled weight gradient; partials are summed
 /// in task order, so the result does not depend on the number of threads.
 const ROWS_PER_PARTIAL: usize = 512;
@@ -111,37 +113,27 @@ pub fn forward_backward<F: Real, L: ClassId>(
             ));
         }
     }
-    let gathered = problem.gather()?;
+    let mut gathered = problem.gather()?;
     let (num_true, num_sampled, dim) = (
         problem.num_true(),
         problem.num_sampled(),
         problem.weights.dim(),
     );
 
-    // The logits, then in place their gradient, row by row.
+    // The logits, then in place each row's loss and gradient.
     let mut logit_gradient = problem.logits(&gathered);
-    let mut losses = Array1::<F>::zeros(batch);
-    logit_gradient
-        .axis_chunks_iter_mut(Axis(0), ROWS_PER_TASK)
-        .into_par_iter()
-        .zip(losses.axis_chunks_iter_mut(Axis(0), ROWS_PER_TASK))
-        .enumerate()
-        .for_each(|(task, (mut block, mut block_losses))| {
-            for (offset, row) in block.rows_mut().into_iter().enumerate() {
-                let g = upstream.weight(task * ROWS_PER_TASK + offset, batch);
-                block_losses[offset] = loss.row_loss_and_gradient(row, num_true, g);
-            }
-        });
+    let weight = |row: usize| upstream.weight(row, batch);
+    let losses = row_losses(&mut logit_gradient, num_true, loss, Some(&weight));
     let sampled_gradient = logit_gradient.slice(s![.., num_true..]);
 
     // ∂/∂inputs = G_sampled · W_sampled + Σ_t G_t · W[label_t].
     let mut inputs_gradient = Array2::<F>::zeros((batch, dim));
     inputs_gradient
-        .axis_chunks_iter_mut(Axis(0), ROWS_PER_TASK)
+        .axis_chunks_iter_mut(Axis(0), ROWS_PER_PRODUCT)
         .into_par_iter()
         .enumerate()
         .for_each(|(task, mut block)| {
-            let first = task * ROWS_PER_TASK;
+            let first = task * ROWS_PER_PRODUCT;
             let rows = block.nrows();
             matrix_product(
                 &sampled_gradient.slice(s![first..first + rows, ..]),
@@ -151,48 +143,50 @@ pub fn forward_backward<F: Real, L: ClassId>(
             for (offset, mut row) in block.rows_mut().into_iter().enumerate() {
                 let i = first + offset;
                 for t in 0..num_true {
-                    let label = gathered.ids.labels[i * num_true + t];
-                    row.scaled_add(logit_gradient[[i, t]], &problem.weights.row(label));
+                    let label_row = gathered.true_weights.row(i * num_true + t);
+                    row.scaled_add(logit_gradient[[i, t]], &label_row);
                 }
             }
         });
 
-    // Sampled weight rows: G_sampledᵀ · inputs, as partial products over fixed row blocks.
-    let partials: Vec<Array2<F>> = (0..batch.div_ceil(ROWS_PER_PARTIAL))
+    // Sampled rows: weights G_sampledᵀ · inputs and biases Σ_i G_sampled, as partial sums over
+    // fixed row blocks, added in block order.
+    let partials: Vec<(Array2<F>, Vec<F>)> = (0..batch.div_ceil(ROWS_PER_PARTIAL))
         .into_par_iter()
         .map(|task| {
             let first = task * ROWS_PER_PARTIAL;
             let last = (first + ROWS_PER_PARTIAL).min(batch);
-            let mut partial = Array2::<F>::zeros((num_sampled, dim));
+            let block = sampled_gradient.slice(s![first..last, ..]);
+            let mut weights = Array2::<F>::zeros((num_sampled, dim));
             matrix_product(
-                &sampled_gradient.slice(s![first..last, ..]).t(),
+                &block.t(),
                 &problem.inputs.slice(s![first..last, ..]),
-                &mut partial.view_mut(),
+                &mut weights.view_mut(),
             );
-            partial
+            let mut biases = vec![F::zero(); num_sampled];
+            for row in block.rows() {
+                for (sum, &g) in biases.iter_mut().zip(row) {
+                    *sum = *sum + g;
+                }
+            }
+            (weights, biases)
         })
         .collect();
-    let mut partials = partials.into_iter();
-    let mut sampled_weight_gradient = partials
-        .next()
-        .unwrap_or_else(|| Array2::zeros((num_sampled, dim)));
-    for partial in partials {
-        sampled_weight_gradient.zip_mut_with(&partial, |sum, &part| *sum = *sum + part);
+    let mut sampled_weight_gradient = Array2::<F>::zeros((num_sampled, dim));
+    let mut sampled_bias_gradient = Array1::<F>::zeros(num_sampled);
+    for (weights, biases) in &partials {
+        sampled_weight_gradient.zip_mut_with(weights, |sum, &part| *sum = *sum + part);
+        sampled_bias_gradient
+            .iter_mut()
+            .zip(biases)
+            .for_each(|(sum, &part)| *sum = *sum + part);
     }
-    let sampled_bias_gradient: Array1<F> = (0..num_sampled)
-        .into_par_iter()
-        .map(|k| {
-            sampled_gradient
-                .column(k)
-                .iter()
-                .fold(F::zero(), |sum, &g| sum + g)
-        })
-        .collect::<Vec<F>>()
-        .into();
 
     let true_logit_gradient = logit_gradient.slice(s![.., ..num_true]).to_owned();
-    let mut ids = gathered.ids.labels;
+    workspace::recycle(logit_gradient);
+    let mut ids = std::mem::take(&mut gathered.ids.labels);
     ids.extend_from_slice(&gathered.ids.sampled);
+    gathered.recycle();
     Ok(SampledGradients {
         loss: losses,
         ids,

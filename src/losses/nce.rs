@@ -1,55 +1,62 @@
 //! NCE: sigmoid cross-entropy of every sampled logit against its target (1/T for true columns,
-//! 0 for sampled ones), summed over the row.
+//! 0 for sampled ones), summed over the row, and its gradient `σ(z) - y`.
 
-use ndarray::{ArrayView1, ArrayViewMut1};
-
-use super::true_target;
+use super::{sum_in_lanes, true_target};
 use crate::element_types::Real;
 
 /// `max(z, 0) - z*y + log1p(exp(-|z|))`, selecting on `z >= 0` exactly as TensorFlow does.
+#[inline(always)]
 pub fn sigmoid_cross_entropy<F: Real>(z: F, y: F) -> F {
     let (relu, negative_abs) = if z >= F::zero() {
         (z, -z)
     } else {
         (F::zero(), z)
     };
-    relu - z * y + negative_abs.exp().ln_1p()
+    relu - z * y + F::ln_1p_unit(F::exp_nonpositive(negative_abs))
 }
 
-/// `σ(z) = 1 / (1 + e^-z)`, without overflow for either sign.
-pub fn sigmoid<F: Real>(z: F) -> F {
-    if z >= F::zero() {
-        F::one() / (F::one() + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (F::one() + e)
-    }
-}
-
-/// The row's loss; the row is then overwritten with `upstream · (σ(z) - y)`, the loss's
-/// gradient with respect to each logit.
-pub fn row_loss_and_gradient<F: Real>(
-    mut row: ArrayViewMut1<F>,
+/// The row's loss. With `gradient`, the row of logits is then overwritten with
+/// `upstream · (σ(z) - y)`, its gradient. `scratch` holds the per-logit losses, summed in a
+/// fixed order.
+#[inline(always)]
+pub fn row_loss<F: Real>(
+    logits: &mut [F],
     num_true: usize,
     upstream: F,
+    gradient: bool,
+    scratch: &mut [F],
 ) -> F {
     let target = true_target::<F>(num_true);
-    let mut loss = F::zero();
-    for (c, z) in row.iter_mut().enumerate() {
-        let y = if c < num_true { target } else { F::zero() };
-        loss = loss + sigmoid_cross_entropy(*z, y);
-        *z = upstream * (sigmoid(*z) - y);
-    }
-    loss
+    let (true_logits, sampled_logits) = logits.split_at_mut(num_true);
+    let (true_scratch, sampled_scratch) = scratch.split_at_mut(num_true);
+    columns(true_logits, true_scratch, target, upstream, gradient);
+    columns(
+        sampled_logits,
+        sampled_scratch,
+        F::zero(),
+        upstream,
+        gradient,
+    );
+    sum_in_lanes(scratch)
 }
 
-pub fn row_loss<F: Real>(logits: ArrayView1<F>, num_true: usize) -> F {
-    let target = true_target::<F>(num_true);
-    logits
-        .iter()
-        .enumerate()
-        .map(|(c, &z)| sigmoid_cross_entropy(z, if c < num_true { target } else { F::zero() }))
-        .sum()
+/// Loss terms (into `scratch`) and, with `gradient`, gradients (over `logits`) of columns
+/// sharing the target `y`.
+#[inline(always)]
+fn columns<F: Real>(logits: &mut [F], scratch: &mut [F], y: F, upstream: F, gradient: bool) {
+    let one = F::one();
+    for (slot, z) in scratch.iter_mut().zip(logits.iter_mut()) {
+        let positive = *z >= F::zero();
+        let (relu, negative_abs) = if positive { (*z, -*z) } else { (F::zero(), *z) };
+        let e = F::exp_nonpositive(negative_abs);
+        *slot = relu - *z * y + F::ln_1p_unit(e);
+        if gradient {
+            // σ(z) from e = exp(-|z|), without overflow for either sign.
+            let reciprocal = one / (one + e);
+            let sigma = if positive { reciprocal } else { e * reciprocal };
+            *z = upstream * (sigma - y);
+        }
+    }
 }
 
 #[cfg(test)]

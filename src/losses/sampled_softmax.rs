@@ -1,41 +1,39 @@
 //! Sampled softmax: softmax cross-entropy of each row of sampled logits against targets 1/T on
-//! the true columns, with the row maximum subtracted first.
+//! the true columns, with the row maximum subtracted first, and its gradient `softmax - y`.
 
-use ndarray::{ArrayView1, ArrayViewMut1};
-
-use super::true_target;
+use super::{sum_in_lanes, true_target};
 use crate::element_types::Real;
 
-/// `max(z)` and `ln sum exp(z - max)` of a row.
-pub fn shifted_log_sum_exp<F: Real>(logits: ArrayView1<F>) -> (F, F) {
-    let max = logits.fold(F::neg_infinity(), |m, &z| if z > m { z } else { m });
-    let sum: F = logits.iter().map(|&z| (z - max).exp()).sum();
-    (max, sum.ln())
-}
-
-pub fn row_loss<F: Real>(logits: ArrayView1<F>, num_true: usize) -> F {
-    let (max, log_sum) = shifted_log_sum_exp(logits);
-    let target = true_target::<F>(num_true);
-    logits
-        .iter()
-        .take(num_true)
-        .map(|&z| target * (log_sum - (z - max)))
-        .sum()
-}
-
-/// The row's loss; the row is then overwritten with `upstream · (softmax(z) - y)`, the loss's
-/// gradient with respect to each logit.
-pub fn row_loss_and_gradient<F: Real>(
-    mut row: ArrayViewMut1<F>,
+/// The row's loss. With `gradient`, the row of logits is then overwritten with
+/// `upstream · (softmax(z) - y)`, its gradient. `scratch` holds `exp(z - max)`.
+#[inline(always)]
+pub fn row_loss<F: Real>(
+    logits: &mut [F],
     num_true: usize,
     upstream: F,
+    gradient: bool,
+    scratch: &mut [F],
 ) -> F {
-    let loss = row_loss(row.view(), num_true);
-    let (max, log_sum) = shifted_log_sum_exp(row.view());
+    let max = logits
+        .iter()
+        .fold(F::neg_infinity(), |m, &z| if z > m { z } else { m });
+    for (slot, &z) in scratch.iter_mut().zip(logits.iter()) {
+        *slot = F::exp_nonpositive(z - max);
+    }
+    let sum = sum_in_lanes(scratch);
+    let log_sum = sum.ln();
     let target = true_target::<F>(num_true);
-    for (c, z) in row.iter_mut().enumerate() {
-        let y = if c < num_true { target } else { F::zero() };
-        *z = upstream * ((*z - max - log_sum).exp() - y);
+    let loss = logits[..num_true].iter().fold(F::zero(), |total, &z| {
+        total + target * (log_sum - (z - max))
+    });
+    if gradient {
+        let scale = upstream / sum;
+        for (g, &e) in logits.iter_mut().zip(scratch.iter()) {
+            *g = scale * e;
+        }
+        for g in logits[..num_true].iter_mut() {
+            *g = *g - upstream * target;
+        }
     }
     loss
 }

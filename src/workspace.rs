@@ -1,0 +1,53 @@
+//! Reused scratch buffers for the per-call intermediates (the logits and their gradient,
+//! partial products). Fresh multi-megabyte allocations come from the operating system as
+//! untouched pages, and faulting them in every call cost as much as a matrix product.
+
+use std::sync::Mutex;
+
+use ndarray::Array2;
+
+/// Buffers kept per element type; a few suffice since a call holds at most two at once.
+const KEPT: usize = 8;
+
+pub trait Pooled: Copy + Default + Send + 'static {
+    fn pool() -> &'static Mutex<Vec<Vec<Self>>>;
+}
+
+static F32_POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+static F64_POOL: Mutex<Vec<Vec<f64>>> = Mutex::new(Vec::new());
+
+impl Pooled for f32 {
+    fn pool() -> &'static Mutex<Vec<Vec<f32>>> {
+        &F32_POOL
+    }
+}
+
+impl Pooled for f64 {
+    fn pool() -> &'static Mutex<Vec<Vec<f64>>> {
+        &F64_POOL
+    }
+}
+
+/// A `rows × columns` matrix whose contents are unspecified: the caller overwrites every element.
+pub fn matrix<F: Pooled>(rows: usize, columns: usize) -> Array2<F> {
+    let len = rows * columns;
+    let reused = {
+        let mut pool = F::pool().lock().unwrap_or_else(|e| e.into_inner());
+        pool.iter()
+            .position(|buffer| buffer.capacity() >= len)
+            .map(|index| pool.swap_remove(index))
+    };
+    let mut buffer = reused.unwrap_or_default();
+    buffer.resize(len, F::default());
+    buffer.truncate(len);
+    Array2::from_shape_vec((rows, columns), buffer).expect("the length matches the shape")
+}
+
+/// Returns a matrix's buffer for reuse.
+pub fn recycle<F: Pooled>(matrix: Array2<F>) {
+    let (buffer, _) = matrix.into_raw_vec_and_offset();
+    let mut pool = F::pool().lock().unwrap_or_else(|e| e.into_inner());
+    if pool.len() < KEPT {
+        pool.push(buffer);
+    }
+}
