@@ -10,6 +10,7 @@ use crate::element_types::Real;
 use crate::error::{NceError, Result};
 use crate::losses::forward_backward::SampledGradients;
 use crate::sharding::{ShardLayout, ShardedRowsMut};
+use crate::workspace;
 
 /// The positions of `ids` grouped by id: ids ascending, positions ascending within a group.
 #[derive(Clone, Debug)]
@@ -56,7 +57,7 @@ impl RowGroups {
 impl<F: Real> SampledGradients<F> {
     /// TensorFlow's weight gradient values `[ids, dim]`, one row per position of `ids`.
     pub fn tf_weight_values(&self, inputs: &ArrayView2<F>) -> Array2<F> {
-        let mut values = Array2::<F>::zeros((self.ids.len(), self.dim()));
+        let mut values = workspace::zeros::<F>(self.ids.len(), self.dim());
         values
             .axis_iter_mut(ndarray::Axis(0))
             .into_par_iter()
@@ -88,7 +89,7 @@ impl<F: Real> SampledGradients<F> {
     /// The merged form: distinct ids ascending, and for each the summed weight row and bias.
     pub fn merged(&self, inputs: &ArrayView2<F>) -> (Vec<usize>, Array2<F>, Array1<F>) {
         let groups = RowGroups::new(&self.ids);
-        let mut rows = Array2::<F>::zeros((groups.len(), self.dim()));
+        let mut rows = workspace::zeros::<F>(groups.len(), self.dim());
         rows.axis_iter_mut(ndarray::Axis(0))
             .into_par_iter()
             .enumerate()

@@ -368,6 +368,13 @@ impl<'a, F: Copy + std::ops::Add<Output = F> + std::ops::Mul<Output = F>> Sharde
         let (shard, local) = self.layout.locate(id);
         let raw = &self.shards[shard];
         let row = raw.data.offset(local as isize * raw.row_stride);
+        if raw.column_stride == 1 {
+            let row = std::slice::from_raw_parts_mut(row, values.len());
+            for (element, &value) in row.iter_mut().zip(values) {
+                *element = *element + scale * value;
+            }
+            return;
+        }
         for (column, &value) in values.iter().enumerate() {
             let element = row.offset(column as isize * raw.column_stride);
             *element = *element + scale * value;

@@ -1,6 +1,7 @@
-//! Reused scratch buffers for the per-call intermediates (the logits and their gradient,
-//! partial products). Fresh multi-megabyte allocations come from the operating system as
-//! untouched pages, and faulting them in every call cost as much as a matrix product.
+//! Reused buffers for per-call intermediates (the logits and their gradient, gathered rows) and
+//! for large outputs (which the Python binding hands back here when NumPy frees them). Fresh
+//! multi-megabyte allocations come from the operating system as untouched pages, and faulting
+//! them in on every call cost as much as a matrix product.
 
 use std::sync::Mutex;
 
@@ -30,7 +31,19 @@ impl Pooled for f64 {
 
 /// A `rows × columns` matrix whose contents are unspecified: the caller overwrites every element.
 pub fn matrix<F: Pooled>(rows: usize, columns: usize) -> Array2<F> {
-    let len = rows * columns;
+    Array2::from_shape_vec((rows, columns), vector(rows * columns))
+        .expect("the length matches the shape")
+}
+
+/// A matrix of zeros in a reused buffer.
+pub fn zeros<F: Pooled>(rows: usize, columns: usize) -> Array2<F> {
+    let mut matrix = matrix(rows, columns);
+    matrix.fill(F::default());
+    matrix
+}
+
+/// A vector of `len` unspecified elements in a reused buffer.
+pub fn vector<F: Pooled>(len: usize) -> Vec<F> {
     let reused = {
         let mut pool = F::pool().lock().unwrap_or_else(|e| e.into_inner());
         pool.iter()
@@ -40,12 +53,20 @@ pub fn matrix<F: Pooled>(rows: usize, columns: usize) -> Array2<F> {
     let mut buffer = reused.unwrap_or_default();
     buffer.resize(len, F::default());
     buffer.truncate(len);
-    Array2::from_shape_vec((rows, columns), buffer).expect("the length matches the shape")
+    buffer
 }
 
 /// Returns a matrix's buffer for reuse.
 pub fn recycle<F: Pooled>(matrix: Array2<F>) {
     let (buffer, _) = matrix.into_raw_vec_and_offset();
+    recycle_vector(buffer);
+}
+
+/// Returns a buffer for reuse.
+pub fn recycle_vector<F: Pooled>(buffer: Vec<F>) {
+    if buffer.capacity() == 0 {
+        return;
+    }
     let mut pool = F::pool().lock().unwrap_or_else(|e| e.into_inner());
     if pool.len() < KEPT {
         pool.push(buffer);

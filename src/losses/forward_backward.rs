@@ -127,7 +127,7 @@ pub fn forward_backward<F: Real, L: ClassId>(
     let sampled_gradient = logit_gradient.slice(s![.., num_true..]);
 
     // ∂/∂inputs = G_sampled · W_sampled + Σ_t G_t · W[label_t].
-    let mut inputs_gradient = Array2::<F>::zeros((batch, dim));
+    let mut inputs_gradient = workspace::matrix::<F>(batch, dim);
     inputs_gradient
         .axis_chunks_iter_mut(Axis(0), ROWS_PER_PRODUCT)
         .into_par_iter()

@@ -9,6 +9,7 @@ use pyo3::types::PyList;
 
 use super::arguments::matrix;
 use super::losses::install;
+use super::output::{to_numpy, PooledElement};
 use crate::element_types::Real;
 use crate::losses::forward_backward::SampledGradients;
 use crate::sharding::{ShardLayout, ShardedRowsMut};
@@ -19,7 +20,7 @@ pub enum Computed {
     F64(SampledGradients<f64>),
 }
 
-pub trait IntoComputed: Real + Element {
+pub trait IntoComputed: Real + PooledElement {
     fn wrap(gradients: SampledGradients<Self>) -> Computed;
 }
 
@@ -64,33 +65,32 @@ impl SampledLossGradients {
         inputs: Py<PyAny>,
         weight_layout: ShardLayout,
         bias_layout: ShardLayout,
-    ) -> Self {
+    ) -> PyResult<Self> {
         let loss = std::mem::take(&mut gradients.loss);
         let inputs_gradient = std::mem::take(&mut gradients.inputs_gradient);
-        SampledLossGradients {
-            computed: F::wrap(gradients),
+        Ok(SampledLossGradients {
+            computed: <F as IntoComputed>::wrap(gradients),
             inputs,
             weight_layout,
             bias_layout,
             loss: loss.into_pyarray(py).into_any().unbind(),
-            inputs_gradient: inputs_gradient.into_pyarray(py).into_any().unbind(),
-        }
+            inputs_gradient: to_numpy(py, inputs_gradient)?.into_any().unbind(),
+        })
     }
 }
 
-fn weight_values<'py, F: Real + Element>(
+fn weight_values<'py, F: Real + PooledElement>(
     py: Python<'py>,
     gradients: &SampledGradients<F>,
     inputs: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let inputs = matrix::<F>(inputs, "inputs")?;
     let view = inputs.as_array();
-    Ok(install(py, || gradients.tf_weight_values(&view))
-        .into_pyarray(py)
-        .into_any())
+    let values = install(py, || gradients.tf_weight_values(&view));
+    Ok(to_numpy(py, values)?.into_any())
 }
 
-fn merged<'py, F: Real + Element>(
+fn merged<'py, F: Real + PooledElement>(
     py: Python<'py>,
     gradients: &SampledGradients<F>,
     inputs: &Bound<'py, PyAny>,

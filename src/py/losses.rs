@@ -12,6 +12,7 @@ use super::arguments::{
     FloatType,
 };
 use super::gradients::{IntoComputed, SampledLossGradients};
+use super::output::to_numpy;
 use crate::element_types::{ClassId, Real};
 use crate::full_evaluation::{self, FullLoss};
 use crate::losses::forward_backward::{forward_backward, SampledGradients, Upstream};
@@ -170,9 +171,9 @@ fn run_sampled<'py, F: IntoComputed, L: ClassId>(
         biases.iter().map(|a| a.as_array()).collect(),
     )?;
     Ok(match output {
-        SampledOutput::Logits => install(py, || problem.compute_sampled_logits())?
-            .into_pyarray(py)
-            .into_any(),
+        SampledOutput::Logits => {
+            to_numpy(py, install(py, || problem.compute_sampled_logits())?)?.into_any()
+        }
         SampledOutput::Loss(kind) => install(py, || losses::sampled_loss(&problem, kind))?
             .into_pyarray(py)
             .into_any(),
@@ -185,7 +186,7 @@ fn run_sampled<'py, F: IntoComputed, L: ClassId>(
                 arguments.inputs.clone().unbind(),
                 problem.weights.layout().clone(),
                 problem.biases.layout().clone(),
-            );
+            )?;
             Bound::new(py, gradients)?.into_any()
         }
         SampledOutput::SgdStep(..) => unreachable!("handled above"),
@@ -237,7 +238,7 @@ fn sgd_step<'py, F: IntoComputed, L: ClassId>(
         inputs_gradient,
         ..
     } = computed;
-    Ok((loss.into_pyarray(py), inputs_gradient.into_pyarray(py))
+    Ok((loss.into_pyarray(py), to_numpy(py, inputs_gradient)?)
         .into_pyobject(py)?
         .into_any())
 }

@@ -6,6 +6,7 @@ mod arguments;
 mod errors;
 mod gradients;
 mod losses;
+mod output;
 mod samplers;
 mod sharding;
 
@@ -28,6 +29,7 @@ fn _rustnce(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(set_num_threads, module)?)?;
     module.add_function(wrap_pyfunction!(get_num_threads, module)?)?;
     module.add_class::<gradients::SampledLossGradients>()?;
+    module.add_class::<output::PooledBuffer>()?;
     Ok(())
 }
 
