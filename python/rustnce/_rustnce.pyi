@@ -1,0 +1,115 @@
+"""The compiled extension. Its functions take already-normalised arguments; the public API in
+``rustnce`` checks and converts user input before calling them."""
+
+from typing import Any, Optional, Sequence, Union, final
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "CandidateSampler",
+    "PooledBuffer",
+    "SampledLossGradients",
+    "compute_accidental_hits",
+    "embedding_lookup",
+    "full_loss",
+    "get_num_threads",
+    "sampled_logits",
+    "sampled_loss",
+    "sampled_loss_gradients",
+    "sampled_sgd_step",
+    "seed_attributes",
+    "set_num_threads",
+]
+
+_Seed = Union[None, int, "tuple[int, int]"]
+_Triple = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.float32]]
+
+@final
+class CandidateSampler:
+    """A sampler kernel: a base distribution and its persistent Philox stream."""
+
+    @staticmethod
+    def uniform(range_max: int, seed: _Seed = None) -> CandidateSampler: ...
+    @staticmethod
+    def log_uniform(range_max: int, seed: _Seed = None) -> CandidateSampler: ...
+    @staticmethod
+    def learned_unigram(range_max: int, seed: _Seed = None) -> CandidateSampler: ...
+    @staticmethod
+    def fixed_unigram(
+        range_max: int,
+        vocab_file: str,
+        distortion: float,
+        num_reserved_ids: int,
+        num_shards: int,
+        shard: int,
+        unigrams: Optional[npt.NDArray[np.float32]],
+        seed: _Seed = None,
+    ) -> CandidateSampler: ...
+    @staticmethod
+    def all_candidates(seed: _Seed = None) -> CandidateSampler: ...
+    def sample(
+        self, true_classes: npt.NDArray[Any], num_true: int, num_sampled: int, unique: bool
+    ) -> _Triple: ...
+    def probability(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]: ...
+    @property
+    def range_max(self) -> Optional[int]: ...
+
+@final
+class SampledLossGradients:
+    """Loss and gradients of one fused pass."""
+
+    @property
+    def loss(self) -> npt.NDArray[Any]: ...
+    @property
+    def inputs_gradient(self) -> npt.NDArray[Any]: ...
+    def ids(self) -> npt.NDArray[np.int64]: ...
+    def weight_values(self) -> npt.NDArray[Any]: ...
+    def bias_values(self) -> npt.NDArray[Any]: ...
+    def weight_shard_entries(
+        self,
+    ) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]: ...
+    def bias_shard_entries(
+        self,
+    ) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]: ...
+    def merged(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any], npt.NDArray[Any]]: ...
+    def scatter_add(
+        self,
+        weights_gradient: Optional[Sequence[npt.NDArray[Any]]],
+        biases_gradient: Optional[Sequence[npt.NDArray[Any]]],
+        scale: float,
+    ) -> None: ...
+
+@final
+class PooledBuffer:
+    """Owns the memory behind a returned array; recycled when the array is freed."""
+
+def seed_attributes(seed: _Seed = None) -> tuple[int, int]: ...
+def compute_accidental_hits(
+    true_classes: npt.NDArray[Any], sampled_candidates: npt.NDArray[np.int64], num_true: int
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+def embedding_lookup(
+    params: Sequence[npt.NDArray[Any]], ids: npt.NDArray[np.int64], partition_strategy: str
+) -> npt.NDArray[Any]: ...
+def sampled_logits(arguments: dict[str, Any]) -> npt.NDArray[Any]: ...
+def sampled_loss(loss: str, arguments: dict[str, Any]) -> npt.NDArray[Any]: ...
+def sampled_loss_gradients(
+    loss: str, arguments: dict[str, Any], upstream: Union[str, npt.NDArray[Any]]
+) -> SampledLossGradients: ...
+def sampled_sgd_step(
+    loss: str,
+    arguments: dict[str, Any],
+    upstream: Union[str, npt.NDArray[Any]],
+    learning_rate: float,
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]: ...
+def full_loss(
+    loss: str,
+    weights: Sequence[npt.NDArray[Any]],
+    biases: Sequence[npt.NDArray[Any]],
+    labels: npt.NDArray[Any],
+    inputs: npt.NDArray[Any],
+    num_classes: int,
+    partition_strategy: str,
+) -> npt.NDArray[Any]: ...
+def set_num_threads(threads: int) -> None: ...
+def get_num_threads() -> int: ...
