@@ -9,6 +9,7 @@ import itertools
 
 import numpy as np
 import pytest
+
 from rustnce import reference as ref
 
 F32_MAX = np.float32(ref.FLT_MAX)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 import rustnce
 from rustnce import reference as ref
 

@@ -12,6 +12,7 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
+
 import rustnce
 
 CHI_SQUARE_P = 1e-4

@@ -13,6 +13,7 @@ import ctypes.util
 
 import numpy as np
 import pytest
+
 import rustnce
 
 FLT_MAX = 3.4028234663852886e38

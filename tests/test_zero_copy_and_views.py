@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 import rustnce
 
 NUM_CLASSES = 100_000

@@ -1,7 +1,8 @@
 """The compiled extension. Its functions take already-normalised arguments; the public API in
 ``rustnce`` checks and converts user input before calling them."""
 
-from typing import Any, Optional, Sequence, Union, final
+from collections.abc import Sequence
+from typing import Any, Union, final
 
 import numpy as np
 import numpy.typing as npt
@@ -43,7 +44,7 @@ class CandidateSampler:
         num_reserved_ids: int,
         num_shards: int,
         shard: int,
-        unigrams: Optional[npt.NDArray[np.float32]],
+        unigrams: npt.NDArray[np.float32] | None,
         seed: _Seed = None,
     ) -> CandidateSampler: ...
     @staticmethod
@@ -53,7 +54,7 @@ class CandidateSampler:
     ) -> _Triple: ...
     def probability(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]: ...
     @property
-    def range_max(self) -> Optional[int]: ...
+    def range_max(self) -> int | None: ...
 
 @final
 class SampledLossGradients:
@@ -75,8 +76,8 @@ class SampledLossGradients:
     def merged(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any], npt.NDArray[Any]]: ...
     def scatter_add(
         self,
-        weights_gradient: Optional[Sequence[npt.NDArray[Any]]],
-        biases_gradient: Optional[Sequence[npt.NDArray[Any]]],
+        weights_gradient: Sequence[npt.NDArray[Any]] | None,
+        biases_gradient: Sequence[npt.NDArray[Any]] | None,
         scale: float,
     ) -> None: ...
 
@@ -94,12 +95,12 @@ def embedding_lookup(
 def sampled_logits(arguments: dict[str, Any]) -> npt.NDArray[Any]: ...
 def sampled_loss(loss: str, arguments: dict[str, Any]) -> npt.NDArray[Any]: ...
 def sampled_loss_gradients(
-    loss: str, arguments: dict[str, Any], upstream: Union[str, npt.NDArray[Any]]
+    loss: str, arguments: dict[str, Any], upstream: str | npt.NDArray[Any]
 ) -> SampledLossGradients: ...
 def sampled_sgd_step(
     loss: str,
     arguments: dict[str, Any],
-    upstream: Union[str, npt.NDArray[Any]],
+    upstream: str | npt.NDArray[Any],
     learning_rate: float,
 ) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]: ...
 def full_loss(
