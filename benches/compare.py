@@ -33,6 +33,8 @@ LOSS_RTOL = 1e-4  # relative agreement required of the per-example losses
 GRAD_RTOL = 1e-3  # relative (to the largest entry) agreement of the inputs gradient
 REFERENCE_SKIP_SECONDS = 2.0  # the reference is timed only if a single call is faster
 SLOW_BUDGET_SECONDS = 20.0  # fewer repeats for implementations slower than this budget allows
+MIN_BLOCK_SECONDS = 0.5  # more repeats for fast ones: steadier medians, measurable CPU load
+MAX_RUNS = 2000
 IDLE_WINDOW_SECONDS = 0.25  # the window in which the machine must be idle before measuring
 IDLE_CORES = 0.1  # "idle": other processes use less than this many cores
 DISTURBED_CORES = 0.25  # a measurement during which other processes used more is repeated
@@ -63,6 +65,7 @@ class Timing:
     ms: float | None = None  # median milliseconds; None: not run
     runs: int = 0
     note: str = ""
+    min_ms: float | None = None
 
 
 @dataclass
@@ -240,7 +243,8 @@ GATE = Gate(max_wait=60.0)
 
 
 def time_call(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> Timing:
-    """Median wall time of ``fn`` after ``warmup`` calls; fewer repeats for slow functions.
+    """Median wall time of ``fn`` after ``warmup`` calls: ``repeats`` runs, fewer for slow
+    functions, more for fast ones (at least MIN_BLOCK_SECONDS in all).
     Waits for an idle machine first and measures again (up to 3 times in all) if other
     processes took CPU time during the measurement."""
     GATE.wait()
@@ -251,6 +255,8 @@ def time_call(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> Timing:
     runs = repeats
     if per_call * repeats > SLOW_BUDGET_SECONDS:
         runs = max(3, int(SLOW_BUDGET_SECONDS / max(per_call, 1e-9)))
+    elif per_call * repeats < MIN_BLOCK_SECONDS:
+        runs = min(MAX_RUNS, int(MIN_BLOCK_SECONDS / max(per_call, 1e-9)) + 1)
     for attempt in range(3):
         if attempt:
             GATE.wait()
@@ -263,7 +269,7 @@ def time_call(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> Timing:
         busy = load.stop()
         if busy is None or busy < DISTURBED_CORES:
             break
-    timing = Timing(ms=1e3 * statistics.median(samples), runs=runs)
+    timing = Timing(ms=1e3 * statistics.median(samples), runs=runs, min_ms=1e3 * min(samples))
     if busy is not None and busy >= DISTURBED_CORES:
         timing.note = f"DISTURBED: other processes used {busy:.2f} cores meanwhile"
     return timing
@@ -510,7 +516,9 @@ def print_result(result: Result, markdown: bool) -> None:
             continue
         detail = timing.note
         if timing.ms is not None:
-            detail = ", ".join(filter(None, [f"median of {timing.runs}", detail]))
+            detail = ", ".join(
+                filter(None, [f"median of {timing.runs}", f"min {timing.min_ms:.2f}", detail])
+            )
         rows.append([name, _fmt_ms(timing), detail])
     speedups: list[list[str]] = []
     ceiling = timings.get("matmul ceiling")
