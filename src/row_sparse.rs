@@ -138,26 +138,36 @@ impl<F: Real> SampledGradients<F> {
             }
         }
         let groups = RowGroups::new(&self.ids);
-        (0..groups.len()).into_par_iter().for_each_init(
-            || vec![F::zero(); dim],
-            |row, group| {
+        // Contiguous runs of groups per task, so that each task can prefetch the rows it
+        // writes next.
+        const GROUPS_PER_TASK: usize = 64;
+        const PREFETCH_AHEAD: usize = 4;
+        let tasks = groups.len().div_ceil(GROUPS_PER_TASK);
+        (0..tasks).into_par_iter().for_each(|task| {
+            let mut row = vec![F::zero(); dim];
+            let first = task * GROUPS_PER_TASK;
+            let last = (first + GROUPS_PER_TASK).min(groups.len());
+            for group in first..last {
                 let id = groups.ids[group];
                 if let Some(weights) = weights {
+                    if group + PREFETCH_AHEAD < last {
+                        weights.prefetch_row(groups.ids[group + PREFETCH_AHEAD]);
+                    }
                     row.iter_mut().for_each(|value| *value = F::zero());
                     for &position in groups.positions(group) {
-                        self.add_weight_row(position, inputs, F::one(), row);
+                        self.add_weight_row(position, inputs, F::one(), &mut row);
                     }
                     // SAFETY: every id is below the target's rows (checked above) and group
                     // ids are distinct, so no other task writes this row.
-                    unsafe { weights.add_to_row(id, scale, row) };
+                    unsafe { weights.add_to_row(id, scale, &row) };
                 }
                 if let Some(biases) = biases {
                     let bias = [self.summed_bias(&groups, group)];
                     // SAFETY: as above, for the biases' rows.
                     unsafe { biases.add_to_row(id, scale, &bias) };
                 }
-            },
-        );
+            }
+        });
         Ok(())
     }
 }

@@ -360,6 +360,30 @@ impl<'a, F: Copy + std::ops::Add<Output = F> + std::ops::Mul<Output = F>> Sharde
         self.dim
     }
 
+    /// Hints the processor to start loading row `id` (in range) into the cache.
+    #[inline(always)]
+    pub fn prefetch_row(&self, id: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let (shard, local) = self.layout.locate(id);
+            let raw = &self.shards[shard];
+            if raw.column_stride != 1 {
+                return;
+            }
+            let start = raw.data.wrapping_offset(local as isize * raw.row_stride) as *const i8;
+            for offset in (0..self.dim * std::mem::size_of::<F>()).step_by(64) {
+                // SAFETY: prefetching is a hint that never faults.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                        start.wrapping_add(offset),
+                    )
+                };
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = id;
+    }
+
     /// `row[id] += scale * values`.
     ///
     /// # Safety
