@@ -89,9 +89,9 @@ def as_shards(value: Any, name: str, ndim: int, dtype: np.dtype) -> list[np.ndar
     return arrays
 
 
-def as_bias_shards(value: Any, dtype: np.dtype) -> list[np.ndarray]:
+def as_bias_shards(value: Any, dtype: np.dtype, name: str = "biases") -> list[np.ndarray]:
     """Bias shards as `[rows, 1]` views, the shape the extension expects."""
-    return [shard[:, None] for shard in as_shards(value, "biases", 1, dtype)]
+    return [shard[:, None] for shard in as_shards(value, name, 1, dtype)]
 
 
 def as_unigrams(value: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -114,7 +114,11 @@ class SampledLossGradients:
             if weights_gradient is None
             else as_shards(weights_gradient, "weights_gradient", 2, dtype)
         )
-        bias_targets = None if biases_gradient is None else as_bias_shards(biases_gradient, dtype)
+        bias_targets = (
+            None
+            if biases_gradient is None
+            else as_bias_shards(biases_gradient, dtype, "biases_gradient")
+        )
         self._computed.scatter_add(weight_targets, bias_targets, float(scale))
 
 

@@ -136,11 +136,17 @@ fn scatter_add<'py, F: Real + Element>(
         )?),
         None => None,
     };
-    for (rows, layout, name) in [
-        (&weight_rows, weight_layout, "weights_gradient"),
-        (&bias_rows, bias_layout, "biases_gradient"),
+    for (rows, layout, name, width) in [
+        (&weight_rows, weight_layout, "weights_gradient", gradients.dim()),
+        (&bias_rows, bias_layout, "biases_gradient", 1),
     ] {
         if let Some(rows) = rows {
+            if rows.dim() != width {
+                return Err(PyValueError::new_err(format!(
+                    "{name} must have {width} columns like the argument it is the gradient of, got {}",
+                    rows.dim()
+                )));
+            }
             if rows.layout() != layout {
                 return Err(PyValueError::new_err(format!(
                     "{name} must be split into shards exactly like the argument it is the gradient of"
