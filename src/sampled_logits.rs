@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use ndarray::{s, Array2, ArrayView1, ArrayView2, Axis};
+use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use crate::accidental_hits::last_positions;
@@ -14,8 +14,9 @@ use crate::matrix_product::matrix_product;
 use crate::sharding::ShardedMatrix;
 use crate::workspace;
 
-/// Rows of the batch handed to one parallel task.
-const ROWS_PER_TASK: usize = 256;
+/// Rows of the batch handed to one parallel task: fixed, so that results do not depend on the
+/// number of threads, and large enough to amortise the packing of matrix products.
+pub const ROWS_PER_BLOCK: usize = 256;
 
 /// The candidates shared by the whole batch and their expected counts (a sampler's triple).
 #[derive(Clone, Debug)]
@@ -168,8 +169,18 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
     /// The logits `[batch, num_true + num_sampled]`: true columns first, in label order.
     pub fn compute_sampled_logits(&self) -> Result<Array2<F>> {
         let gathered = self.gather()?;
-        let logits = self.logits(&gathered);
-        gathered.recycle();
+        let (batch, width) = (self.batch(), self.num_true() + self.num_sampled());
+        let mut logits = workspace::matrix::<F>(batch, width);
+        logits
+            .axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(task, mut block)| {
+                let first = task * ROWS_PER_BLOCK;
+                let label_rows = self.label_rows(&gathered, first, block.nrows());
+                self.block_logits(&gathered, first, &label_rows, &mut block);
+                workspace::recycle(label_rows);
+            });
         Ok(logits)
     }
 
@@ -178,21 +189,6 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
     pub fn gather(&self) -> Result<Gathered<F>> {
         let ids = self.check()?;
         let weights = self.weights.gather_checked(&ids.sampled);
-        let mut true_weights = workspace::matrix::<F>(ids.labels.len(), self.weights.dim());
-        true_weights
-            .axis_chunks_iter_mut(Axis(0), ROWS_PER_TASK)
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(task, mut block)| {
-                let first = task * ROWS_PER_TASK;
-                let labels = &ids.labels[first..first + block.nrows()];
-                self.weights.gather_into(labels, &mut block);
-            });
-        let true_biases = ids
-            .labels
-            .iter()
-            .map(|&id| self.biases.scalar(id))
-            .collect();
         let biases = ids
             .sampled
             .iter()
@@ -216,8 +212,6 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
             .then(|| last_positions(&candidates));
         Ok(Gathered {
             ids,
-            true_weights,
-            true_biases,
             weights,
             biases,
             log_q,
@@ -225,64 +219,66 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
         })
     }
 
-    /// The logits from gathered rows, computed in parallel blocks, in a reused buffer (see
-    /// `workspace`).
-    pub fn logits(&self, gathered: &Gathered<F>) -> Array2<F> {
-        let (batch, num_true, num_sampled) = (self.batch(), self.num_true(), self.num_sampled());
+    /// The label rows of the weights for batch rows `first..first + rows`, contiguous
+    /// `[rows * num_true, dim]` in a reused buffer: each is read twice (logit, then inputs
+    /// gradient), and gathering them once turns scattered reads into sequential ones.
+    pub fn label_rows(&self, gathered: &Gathered<F>, first: usize, rows: usize) -> Array2<F> {
+        let num_true = self.num_true();
+        let labels = &gathered.ids.labels[first * num_true..(first + rows) * num_true];
+        let mut out = workspace::matrix::<F>(labels.len(), self.weights.dim());
+        self.weights.gather_into(labels, &mut out.view_mut());
+        out
+    }
+
+    /// The logits of batch rows `first..first + block.nrows()` into `block`, given their
+    /// label rows.
+    pub fn block_logits(
+        &self,
+        gathered: &Gathered<F>,
+        first: usize,
+        label_rows: &Array2<F>,
+        block: &mut ArrayViewMut2<F>,
+    ) {
+        let num_true = self.num_true();
         let mask = F::from_f32(HIT_MASK);
-        let mut logits = workspace::matrix::<F>(batch, num_true + num_sampled);
-        logits
-            .axis_chunks_iter_mut(Axis(0), ROWS_PER_TASK)
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(task, mut block)| {
-                let first = task * ROWS_PER_TASK;
-                let rows = block.nrows();
-                let inputs = self.inputs.slice(s![first..first + rows, ..]);
-                matrix_product(
-                    &inputs,
-                    &gathered.weights.t(),
-                    &mut block.slice_mut(s![.., num_true..]),
-                );
-                let mut masked = Vec::new();
-                for (offset, mut row) in block.rows_mut().into_iter().enumerate() {
-                    let i = first + offset;
-                    let x = self.inputs.row(i);
-                    let labels = &gathered.ids.labels[i * num_true..(i + 1) * num_true];
-                    let row = row.as_slice_mut().expect("fresh rows are contiguous");
-                    let (true_part, sampled_part) = row.split_at_mut(num_true);
-                    for (t, z) in true_part.iter_mut().enumerate() {
-                        let position = i * num_true + t;
-                        *z = x.dot(&gathered.true_weights.row(position))
-                            + gathered.true_biases[position];
-                        if self.subtract_log_q {
-                            *z = *z - self.sampled.true_expected_count[[i, t]].ln();
-                        }
-                    }
-                    for (z, &b) in sampled_part.iter_mut().zip(&gathered.biases) {
-                        *z = *z + b;
-                    }
-                    if let Some(positions) = &gathered.hit_positions {
-                        hit_columns(labels, positions, &mut masked);
-                        for &k in &masked {
-                            sampled_part[k] = sampled_part[k] + mask;
-                        }
-                    }
-                    for (z, &log_q) in sampled_part.iter_mut().zip(&gathered.log_q) {
-                        *z = *z - log_q;
-                    }
+        let inputs = self.inputs.slice(s![first..first + block.nrows(), ..]);
+        matrix_product(
+            &inputs,
+            &gathered.weights.t(),
+            &mut block.slice_mut(s![.., num_true..]),
+        );
+        let mut masked = Vec::new();
+        for (offset, mut row) in block.rows_mut().into_iter().enumerate() {
+            let i = first + offset;
+            let x = inputs.row(offset);
+            let labels = &gathered.ids.labels[i * num_true..(i + 1) * num_true];
+            let row = row.as_slice_mut().expect("logit rows are contiguous");
+            let (true_part, sampled_part) = row.split_at_mut(num_true);
+            for (t, (z, &label)) in true_part.iter_mut().zip(labels).enumerate() {
+                *z = x.dot(&label_rows.row(offset * num_true + t)) + self.biases.scalar(label);
+                if self.subtract_log_q {
+                    *z = *z - self.sampled.true_expected_count[[i, t]].ln();
                 }
-            });
-        logits
+            }
+            for (z, &b) in sampled_part.iter_mut().zip(&gathered.biases) {
+                *z = *z + b;
+            }
+            if let Some(positions) = &gathered.hit_positions {
+                hit_columns(labels, positions, &mut masked);
+                for &k in &masked {
+                    sampled_part[k] = sampled_part[k] + mask;
+                }
+            }
+            for (z, &log_q) in sampled_part.iter_mut().zip(&gathered.log_q) {
+                *z = *z - log_q;
+            }
+        }
     }
 }
 
 /// What every row of the batch shares, gathered once per call.
-pub struct Gathered<F: Real> {
+pub struct Gathered<F> {
     pub ids: CheckedIds,
-    /// The label rows of the weights, contiguous `[batch * num_true, dim]` (a reused buffer).
-    pub true_weights: Array2<F>,
-    pub true_biases: Vec<F>,
     /// The sampled rows of the weights, contiguous `[num_sampled, dim]`.
     pub weights: Array2<F>,
     pub biases: Vec<F>,
@@ -290,13 +286,6 @@ pub struct Gathered<F: Real> {
     pub log_q: Vec<F>,
     /// The last position of each sampled id, when accidental hits are removed.
     pub hit_positions: Option<HashMap<i64, usize>>,
-}
-
-impl<F: Real> Gathered<F> {
-    /// Returns the reused buffers.
-    pub fn recycle(self) {
-        workspace::recycle(self.true_weights);
-    }
 }
 
 /// The sampled columns a row's labels hit (each once, however many labels repeat).

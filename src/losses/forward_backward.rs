@@ -6,18 +6,12 @@
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;
 
-use super::{row_losses, SampledLoss};
+use super::{block_row_losses, SampledLoss};
 use crate::element_types::{ClassId, Real};
 use crate::error::{NceError, Result};
 use crate::matrix_product::matrix_product;
-use crate::sampled_logits::SampledLossInputs;
+use crate::sampled_logits::{SampledLossInputs, ROWS_PER_BLOCK};
 use crate::workspace;
-
-/// Rows of the batch per matrix product task (large enough to amortise packing).
-const ROWS_PER_PRODUCT: usize = 256;
-/// Rows of the batch per partial product of the sampled weight gradient; partials are summed
-/// in task order, so the result does not depend on the number of threads.
-const ROWS_PER_PARTIAL: usize = 512;
 
 /// How the per-example losses combine into the total whose gradient is taken.
 #[derive(Clone, Debug)]
@@ -113,65 +107,79 @@ pub fn forward_backward<F: Real, L: ClassId>(
             ));
         }
     }
-    let mut gathered = problem.gather()?;
+    let gathered = problem.gather()?;
     let (num_true, num_sampled, dim) = (
         problem.num_true(),
         problem.num_sampled(),
         problem.weights.dim(),
     );
-
-    // The logits, then in place each row's loss and gradient.
-    let mut logit_gradient = problem.logits(&gathered);
+    let width = num_true + num_sampled;
     let weight = |row: usize| upstream.weight(row, batch);
-    let losses = row_losses(&mut logit_gradient, num_true, loss, Some(&weight));
-    let sampled_gradient = logit_gradient.slice(s![.., num_true..]);
 
-    // ∂/∂inputs = G_sampled · W_sampled + Σ_t G_t · W[label_t].
+    // One pass per fixed block of rows: logits, then in place their losses' gradient, the
+    // inputs gradient, and the block's share of the sampled rows' gradients.
+    let mut losses = Array1::<F>::zeros(batch);
+    let mut true_logit_gradient = Array2::<F>::zeros((batch, num_true));
     let mut inputs_gradient = workspace::matrix::<F>(batch, dim);
-    inputs_gradient
-        .axis_chunks_iter_mut(Axis(0), ROWS_PER_PRODUCT)
+    let partials: Vec<(Array2<F>, Vec<F>)> = losses
+        .axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK)
         .into_par_iter()
+        .zip(true_logit_gradient.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK))
+        .zip(inputs_gradient.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK))
         .enumerate()
-        .for_each(|(task, mut block)| {
-            let first = task * ROWS_PER_PRODUCT;
-            let rows = block.nrows();
-            matrix_product(
-                &sampled_gradient.slice(s![first..first + rows, ..]),
-                &gathered.weights.view(),
-                &mut block.view_mut(),
-            );
-            for (offset, mut row) in block.rows_mut().into_iter().enumerate() {
-                let i = first + offset;
-                for t in 0..num_true {
-                    let label_row = gathered.true_weights.row(i * num_true + t);
-                    row.scaled_add(logit_gradient[[i, t]], &label_row);
-                }
-            }
-        });
+        .map(
+            |(task, ((mut block_losses, mut block_true_gradient), mut block_inputs_gradient))| {
+                let first = task * ROWS_PER_BLOCK;
+                let rows = block_losses.len();
+                let label_rows = problem.label_rows(&gathered, first, rows);
+                let mut gradient = workspace::matrix::<F>(rows, width);
+                problem.block_logits(&gathered, first, &label_rows, &mut gradient.view_mut());
+                let block_losses = block_losses.as_slice_mut().expect("losses are contiguous");
+                block_row_losses(
+                    &mut gradient,
+                    block_losses,
+                    first,
+                    num_true,
+                    loss,
+                    Some(&weight),
+                );
+                block_true_gradient.assign(&gradient.slice(s![.., ..num_true]));
+                let sampled_gradient = gradient.slice(s![.., num_true..]);
 
-    // Sampled rows: weights G_sampledᵀ · inputs and biases Σ_i G_sampled, as partial sums over
-    // fixed row blocks, added in block order.
-    let partials: Vec<(Array2<F>, Vec<F>)> = (0..batch.div_ceil(ROWS_PER_PARTIAL))
-        .into_par_iter()
-        .map(|task| {
-            let first = task * ROWS_PER_PARTIAL;
-            let last = (first + ROWS_PER_PARTIAL).min(batch);
-            let block = sampled_gradient.slice(s![first..last, ..]);
-            let mut weights = Array2::<F>::zeros((num_sampled, dim));
-            matrix_product(
-                &block.t(),
-                &problem.inputs.slice(s![first..last, ..]),
-                &mut weights.view_mut(),
-            );
-            let mut biases = vec![F::zero(); num_sampled];
-            for row in block.rows() {
-                for (sum, &g) in biases.iter_mut().zip(row) {
-                    *sum = *sum + g;
+                // ∂/∂inputs = G_sampled · W_sampled + Σ_t G_t · W[label_t].
+                matrix_product(
+                    &sampled_gradient,
+                    &gathered.weights.view(),
+                    &mut block_inputs_gradient.view_mut(),
+                );
+                for (offset, mut row) in block_inputs_gradient.rows_mut().into_iter().enumerate() {
+                    for t in 0..num_true {
+                        let label_row = label_rows.row(offset * num_true + t);
+                        row.scaled_add(gradient[[offset, t]], &label_row);
+                    }
                 }
-            }
-            (weights, biases)
-        })
+
+                // This block's share of the sampled rows' gradients: G_sampledᵀ · inputs, Σ_i G.
+                let mut weights = Array2::<F>::zeros((num_sampled, dim));
+                matrix_product(
+                    &sampled_gradient.t(),
+                    &problem.inputs.slice(s![first..first + rows, ..]),
+                    &mut weights.view_mut(),
+                );
+                let mut biases = vec![F::zero(); num_sampled];
+                for row in sampled_gradient.rows() {
+                    for (sum, &g) in biases.iter_mut().zip(row) {
+                        *sum = *sum + g;
+                    }
+                }
+                workspace::recycle(gradient);
+                workspace::recycle(label_rows);
+                (weights, biases)
+            },
+        )
         .collect();
+
+    // The blocks' shares, added in block order.
     let mut sampled_weight_gradient = Array2::<F>::zeros((num_sampled, dim));
     let mut sampled_bias_gradient = Array1::<F>::zeros(num_sampled);
     for (weights, biases) in &partials {
@@ -181,12 +189,8 @@ pub fn forward_backward<F: Real, L: ClassId>(
             .zip(biases)
             .for_each(|(sum, &part)| *sum = *sum + part);
     }
-
-    let true_logit_gradient = logit_gradient.slice(s![.., ..num_true]).to_owned();
-    workspace::recycle(logit_gradient);
-    let mut ids = std::mem::take(&mut gathered.ids.labels);
+    let mut ids = gathered.ids.labels;
     ids.extend_from_slice(&gathered.ids.sampled);
-    gathered.recycle();
     Ok(SampledGradients {
         loss: losses,
         ids,

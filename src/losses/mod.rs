@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::element_types::{ClassId, Real};
 use crate::error::Result;
-use crate::sampled_logits::SampledLossInputs;
+use crate::sampled_logits::{SampledLossInputs, ROWS_PER_BLOCK};
 use crate::workspace;
 
 /// Which loss to put on the logits.
@@ -44,50 +44,52 @@ impl SampledLoss {
     }
 }
 
-/// Rows handed to one parallel task.
-const ROWS_PER_TASK: usize = 64;
-
-/// Per-example loss `[batch]`.
+/// Per-example loss `[batch]`, block by block: logits of a block of rows, then their losses.
 pub fn sampled_loss<F: Real, L: ClassId>(
     inputs: &SampledLossInputs<F, L>,
     loss: SampledLoss,
 ) -> Result<Array1<F>> {
     let gathered = inputs.gather()?;
-    let mut logits = inputs.logits(&gathered);
-    gathered.recycle();
-    let losses = row_losses(&mut logits, inputs.num_true(), loss, None);
-    workspace::recycle(logits);
+    let width = inputs.num_true() + inputs.num_sampled();
+    let mut losses = Array1::<F>::zeros(inputs.batch());
+    losses
+        .axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(task, mut block_losses)| {
+            let first = task * ROWS_PER_BLOCK;
+            let rows = block_losses.len();
+            let label_rows = inputs.label_rows(&gathered, first, rows);
+            let mut logits = workspace::matrix::<F>(rows, width);
+            inputs.block_logits(&gathered, first, &label_rows, &mut logits.view_mut());
+            let losses = block_losses.as_slice_mut().expect("losses are contiguous");
+            block_row_losses(&mut logits, losses, first, inputs.num_true(), loss, None);
+            workspace::recycle(logits);
+            workspace::recycle(label_rows);
+        });
     Ok(losses)
 }
 
-/// Each row's loss `[batch]`; with `upstream`, each row of logits is overwritten with its
-/// gradient, weighted by `upstream(row)`.
-pub fn row_losses<F: Real>(
+/// Each row's loss of a block of logits (rows `first..` of the batch); with `upstream`, each
+/// row is overwritten with its gradient, weighted by `upstream(row)`. Runs the AVX2 + FMA
+/// build of the kernel where the processor has it.
+pub fn block_row_losses<F: Real>(
     logits: &mut Array2<F>,
+    losses: &mut [F],
+    first: usize,
     num_true: usize,
     loss: SampledLoss,
     upstream: Option<&(dyn Fn(usize) -> F + Sync)>,
-) -> Array1<F> {
+) {
     let width = logits.ncols();
-    let mut losses = Array1::<F>::zeros(logits.nrows());
-    losses
-        .axis_chunks_iter_mut(Axis(0), ROWS_PER_TASK)
-        .into_par_iter()
-        .zip(logits.axis_chunks_iter_mut(Axis(0), ROWS_PER_TASK))
-        .enumerate()
-        .for_each(|(task, (mut block_losses, mut block))| {
-            let rows = block.as_slice_mut().expect("logits are contiguous");
-            let losses = block_losses.as_slice_mut().expect("losses are contiguous");
-            let first = task * ROWS_PER_TASK;
-            #[cfg(target_arch = "x86_64")]
-            if simd::avx2_available() {
-                // SAFETY: the processor supports AVX2 and FMA.
-                unsafe { row_block_avx2(rows, width, losses, first, num_true, loss, upstream) };
-                return;
-            }
-            row_block(rows, width, losses, first, num_true, loss, upstream);
-        });
-    losses
+    let rows = logits.as_slice_mut().expect("logit blocks are contiguous");
+    #[cfg(target_arch = "x86_64")]
+    if simd::avx2_available() {
+        // SAFETY: the processor supports AVX2 and FMA.
+        unsafe { row_block_avx2(rows, width, losses, first, num_true, loss, upstream) };
+        return;
+    }
+    row_block(rows, width, losses, first, num_true, loss, upstream);
 }
 
 simd::avx2_version!(

@@ -137,7 +137,12 @@ fn scatter_add<'py, F: Real + Element>(
         None => None,
     };
     for (rows, layout, name, width) in [
-        (&weight_rows, weight_layout, "weights_gradient", gradients.dim()),
+        (
+            &weight_rows,
+            weight_layout,
+            "weights_gradient",
+            gradients.dim(),
+        ),
         (&bias_rows, bias_layout, "biases_gradient", 1),
     ] {
         if let Some(rows) = rows {

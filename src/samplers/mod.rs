@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use ndarray::{Array2, ArrayView2};
 
 use crate::element_types::ClassId;
-use crate::error::{NceError, Result};
+use crate::error::{try_vec, NceError, Result, MAX_COUNT};
 use crate::philox::{Philox4x32, RandomStream, Seed};
 
 /// 32-bit words each call reserves on the persistent generator, per sampled candidate.
@@ -36,11 +36,12 @@ pub trait Distribution: Send {
     fn probability(&self, id: i64) -> f32;
     /// How many ids can be drawn at all, which bounds unique sampling.
     fn ids_with_positive_probability(&self, num_sampled: usize) -> u64;
-    /// Learns from the true classes after a call (only the learned unigram sampler does).
-    fn observe(&mut self, _true_classes: &[i64]) {}
-    /// The all-candidate sampler returns `[0, S)` without drawing.
-    fn fixed_candidates(&self, _num_sampled: usize) -> Option<Vec<i64>> {
-        None
+    /// Learns from the true classes (row-major) after a call (only the learned unigram
+    /// sampler does).
+    fn observe(&mut self, _true_classes: &mut dyn Iterator<Item = i64>) {}
+    /// Whether the candidates are always `[0, S)`, without drawing (the all-candidate sampler).
+    fn returns_all_candidates(&self) -> bool {
+        false
     }
     /// Expected count of `id` among `num_sampled` candidates drawn in `num_tries` draws.
     fn expected_count(&self, id: i64, num_sampled: usize, num_tries: u64) -> f32 {
@@ -114,18 +115,8 @@ impl CandidateSampler {
         num_sampled: usize,
         unique: bool,
     ) -> Result<CandidateSample> {
-        if num_true < 1 {
-            return Err(NceError::invalid(
-                "num_true",
-                format!("must be at least 1, got {num_true}"),
-            ));
-        }
-        if num_sampled < 1 {
-            return Err(NceError::invalid(
-                "num_sampled",
-                format!("must be at least 1, got {num_sampled}"),
-            ));
-        }
+        check_count(num_true, "num_true")?;
+        check_count(num_sampled, "num_sampled")?;
         if true_classes.ncols() != num_true {
             return Err(NceError::invalid(
                 "true_classes",
@@ -161,23 +152,57 @@ impl CandidateSampler {
             ));
         }
 
-        let (sampled_candidates, num_tries) = match distribution.fixed_candidates(num_sampled) {
-            Some(candidates) => (candidates, num_sampled as u64),
-            None => {
-                let mut stream = RandomStream::new(self.generator);
-                self.generator
-                    .skip(WORDS_RESERVED_PER_CANDIDATE * num_sampled as u64 / 4);
-                draw_candidates(distribution, &mut stream, num_sampled, unique)?
-            }
+        // Every output is allocated before the stream moves, so that a refused allocation
+        // leaves the sampler as it was.
+        let mut sampled_candidates = try_vec::<i64>(num_sampled, "num_sampled", "the candidates")?;
+        let mut sampled_expected_count =
+            try_vec::<f32>(num_sampled, "num_sampled", "the expected counts")?;
+        let mut true_expected_count = try_vec::<f32>(
+            true_classes.len(),
+            "true_classes",
+            "the true expected counts",
+        )?;
+        let mut seen = HashSet::new();
+        if unique && !distribution.returns_all_candidates() {
+            seen.try_reserve(num_sampled).map_err(|_| {
+                NceError::out_of_memory::<(i64, u64)>(
+                    "num_sampled",
+                    "the set of distinct candidates",
+                    num_sampled,
+                )
+            })?;
+        }
+
+        let num_tries = if distribution.returns_all_candidates() {
+            sampled_candidates.extend(0..num_sampled as i64);
+            num_sampled as u64
+        } else {
+            let mut stream = RandomStream::new(self.generator);
+            self.generator
+                .skip(WORDS_RESERVED_PER_CANDIDATE * num_sampled as u64 / 4);
+            draw_candidates(
+                distribution,
+                &mut stream,
+                num_sampled,
+                unique.then_some(&mut seen),
+                &mut sampled_candidates,
+            )?
         };
-        let sampled_expected_count = sampled_candidates
-            .iter()
-            .map(|&id| distribution.expected_count(id, num_sampled, num_tries))
-            .collect();
-        let true_expected_count =
-            true_classes.mapv(|id| distribution.expected_count(id.into(), num_sampled, num_tries));
-        let flat_true: Vec<i64> = true_classes.iter().map(|&id| id.into()).collect();
-        self.distribution.observe(&flat_true);
+        drop(seen);
+        sampled_expected_count.extend(
+            sampled_candidates
+                .iter()
+                .map(|&id| distribution.expected_count(id, num_sampled, num_tries)),
+        );
+        true_expected_count.extend(
+            true_classes
+                .iter()
+                .map(|&id| distribution.expected_count(id.into(), num_sampled, num_tries)),
+        );
+        let true_expected_count = Array2::from_shape_vec(true_classes.raw_dim(), true_expected_count)
+            .map_err(|error| NceError::invalid("true_classes", error.to_string()))?;
+        self.distribution
+            .observe(&mut true_classes.iter().map(|&id| id.into()));
         Ok(CandidateSample {
             sampled_candidates,
             true_expected_count,
@@ -187,21 +212,19 @@ impl CandidateSampler {
     }
 }
 
-/// Draws `num_sampled` ids; with `unique`, rejects repeats and keeps first-acceptance order.
+/// Draws `num_sampled` ids into `picked`; with a `seen` set (unique sampling), rejects
+/// repeats and keeps first-acceptance order. Returns the number of draws.
 fn draw_candidates(
     distribution: &dyn Distribution,
     stream: &mut RandomStream,
     num_sampled: usize,
-    unique: bool,
-) -> Result<(Vec<i64>, u64)> {
-    if !unique {
-        let ids = (0..num_sampled)
-            .map(|_| distribution.draw(stream))
-            .collect();
-        return Ok((ids, num_sampled as u64));
-    }
-    let mut picked = Vec::with_capacity(num_sampled);
-    let mut seen = HashSet::with_capacity(num_sampled);
+    seen: Option<&mut HashSet<i64>>,
+    picked: &mut Vec<i64>,
+) -> Result<u64> {
+    let Some(seen) = seen else {
+        picked.extend((0..num_sampled).map(|_| distribution.draw(stream)));
+        return Ok(num_sampled as u64);
+    };
     let mut num_tries = 0u64;
     while picked.len() < num_sampled {
         num_tries += 1;
@@ -209,7 +232,7 @@ fn draw_candidates(
             return Err(NceError::invalid(
                 "num_sampled",
                 format!(
-                    "unique sampling found only {} distinct ids in {num_tries} draws",
+                    "unique sampling found only {} distinct ids in {num_tries} draws (TensorFlow aborts the process here)",
                     picked.len()
                 ),
             ));
@@ -219,7 +242,25 @@ fn draw_candidates(
             picked.push(id);
         }
     }
-    Ok((picked, num_tries))
+    Ok(num_tries)
+}
+
+/// Checks `num_true` or `num_sampled`: at least 1 and at most `2**31 - 1`, TensorFlow's int32
+/// range (anything larger would only exhaust memory).
+fn check_count(value: usize, name: &str) -> Result<()> {
+    if value < 1 {
+        return Err(NceError::invalid(
+            name,
+            format!("must be at least 1, got {value}"),
+        ));
+    }
+    if value > MAX_COUNT {
+        return Err(NceError::invalid(
+            name,
+            format!("must be at most 2**31 - 1 = {MAX_COUNT}, got {value}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks the `range_max` every range sampler takes.
