@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+
 import rustnce
 import rustnce.reference
 
@@ -580,7 +581,13 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(CONFIGS),
         help=f"comma-separated configurations (default: all of {', '.join(CONFIGS)})",
     )
-    parser.add_argument("--repeats", type=int, default=20, help="timed runs per measurement")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=20,
+        help="timed runs per measurement (default 20; fewer for slow ones, more for fast ones "
+        f"to fill {MIN_BLOCK_SECONDS:g} s)",
+    )
     parser.add_argument("--markdown", action="store_true", help="print tables as Markdown")
     parser.add_argument(
         "--wait-idle",

@@ -10,8 +10,9 @@ impl Distribution for AllCandidates {
         num_sampled as u64
     }
 
+    /// Never called (see `returns_all_candidates`); returns the first id rather than panicking.
     fn draw(&self, _stream: &mut RandomStream) -> i64 {
-        unreachable!("the all-candidate sampler returns fixed candidates and never draws")
+        0
     }
 
     fn probability(&self, _id: i64) -> f32 {
@@ -22,8 +23,8 @@ impl Distribution for AllCandidates {
         num_sampled as u64
     }
 
-    fn fixed_candidates(&self, num_sampled: usize) -> Option<Vec<i64>> {
-        Some((0..num_sampled as i64).collect())
+    fn returns_all_candidates(&self) -> bool {
+        true
     }
 
     fn expected_count(&self, _id: i64, _num_sampled: usize, _num_tries: u64) -> f32 {

@@ -2,7 +2,7 @@
 //! true class seen, after each call; draws are proportional to the counts.
 
 use super::{check_range_max, Distribution};
-use crate::error::{NceError, Result};
+use crate::error::{try_vec, NceError, Result};
 use crate::philox::RandomStream;
 
 const MAX_TOTAL: i64 = i32::MAX as i64;
@@ -26,7 +26,10 @@ impl LearnedUnigram {
             ));
         }
         let n = range as usize;
-        let mut tree = vec![0i64; n + 1];
+        let mut tree = try_vec::<i64>(n + 1, "range_max", "the learned counts")?;
+        tree.resize(n + 1, 0);
+        let mut counts = try_vec::<i32>(n, "range_max", "the learned counts")?;
+        counts.resize(n, 1);
         for i in 1..=n {
             tree[i] += 1;
             let parent = i + (i & i.wrapping_neg());
@@ -35,7 +38,7 @@ impl LearnedUnigram {
             }
         }
         Ok(LearnedUnigram {
-            counts: vec![1; n],
+            counts,
             tree,
             total: n as i64,
         })
@@ -94,10 +97,15 @@ impl Distribution for LearnedUnigram {
         self.counts.len() as u64
     }
 
-    fn observe(&mut self, true_classes: &[i64]) {
+    fn observe(&mut self, true_classes: &mut dyn Iterator<Item = i64>) {
         let room = (MAX_TOTAL - self.total).max(0) as usize;
-        for &id in true_classes.iter().take(room) {
-            self.add_one(id as usize);
+        for id in true_classes.take(room) {
+            // The sampler checked every true class against the range before drawing.
+            if let Ok(id) = usize::try_from(id) {
+                if id < self.counts.len() {
+                    self.add_one(id);
+                }
+            }
         }
     }
 }
