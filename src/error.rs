@@ -82,7 +82,9 @@ mod tests {
     fn impossible_allocations_are_errors_not_aborts() {
         let error = try_vec::<u64>(usize::MAX / 4, "num_sampled", "the candidates").unwrap_err();
         assert!(matches!(error, NceError::OutOfMemory { .. }));
-        assert!(error.to_string().starts_with("num_sampled: cannot allocate"));
+        assert!(error
+            .to_string()
+            .starts_with("num_sampled: cannot allocate"));
         assert!(try_vec::<u64>(16, "x", "y").unwrap().capacity() >= 16);
     }
 }

@@ -2,12 +2,13 @@
 //! evaluation recipe: logits `x · W[:C]ᵀ + b[:C]` against targets `y[c] = (times c is a label) / T`.
 //! The `[batch, C]` logits are never materialised: classes are streamed in blocks.
 
-use ndarray::{s, Array1, Array2, ArrayView2, Axis};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use crate::element_types::{ClassId, Real};
 use crate::error::{NceError, Result};
 use crate::losses::nce::sigmoid_cross_entropy;
+use crate::matrix_product::matrix_product;
 use crate::sharding::ShardedMatrix;
 
 const ROWS_PER_TASK: usize = 64;
@@ -42,8 +43,10 @@ pub fn full_loss<F: Real, L: ClassId>(
             let rows = block_out.len();
             let x = inputs.slice(s![first..first + rows, ..]);
             let mut accumulator = Accumulator::new(rows, loss);
+            let mut buffer = Array2::<F>::zeros((rows, CLASSES_PER_BLOCK));
             for_each_class_block(weights, biases, num_classes, |w, b| {
-                let mut logits = x.dot(&w.t());
+                let mut logits = buffer.slice_mut(s![.., ..w.nrows()]);
+                matrix_product(&x, &w.t(), &mut logits);
                 logits.zip_mut_with(&b, |z, &bias| *z = *z + bias);
                 accumulator.add(&logits);
             });
@@ -76,7 +79,7 @@ impl<F: Real> Accumulator<F> {
         }
     }
 
-    fn add(&mut self, logits: &Array2<F>) {
+    fn add(&mut self, logits: &ArrayViewMut2<F>) {
         for (r, row) in logits.axis_iter(Axis(0)).enumerate() {
             match self.loss {
                 FullLoss::Sigmoid => {

@@ -1,7 +1,8 @@
 //! `NceError` to the Python exception a user expects.
 
 use pyo3::exceptions::{
-    PyFileNotFoundError, PyIndexError, PyIsADirectoryError, PyMemoryError, PyOSError, PyPermissionError, PyValueError,
+    PyFileNotFoundError, PyIndexError, PyIsADirectoryError, PyMemoryError, PyOSError,
+    PyPermissionError, PyValueError,
 };
 use pyo3::PyErr;
 

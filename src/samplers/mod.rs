@@ -199,8 +199,9 @@ impl CandidateSampler {
                 .iter()
                 .map(|&id| distribution.expected_count(id.into(), num_sampled, num_tries)),
         );
-        let true_expected_count = Array2::from_shape_vec(true_classes.raw_dim(), true_expected_count)
-            .map_err(|error| NceError::invalid("true_classes", error.to_string()))?;
+        let true_expected_count =
+            Array2::from_shape_vec(true_classes.raw_dim(), true_expected_count)
+                .map_err(|error| NceError::invalid("true_classes", error.to_string()))?;
         self.distribution
             .observe(&mut true_classes.iter().map(|&id| id.into()));
         Ok(CandidateSample {
