@@ -1,9 +1,13 @@
 """Normalising Python arguments before they reach the extension: arrays of the right kind,
-lists of shards, ints and bools. Every error names the argument."""
+lists of shards, ints, floats, bools and strings. Every error names the argument as the user
+passed it (``weights`` for one array, ``weights[1]`` for the second shard of a list) and says
+what was expected. See the "Errors" section of ``docs/api.md``."""
 
 from __future__ import annotations
 
 import operator
+import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,32 +15,112 @@ import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+MAX_COUNT = 2**31 - 1
+"""TensorFlow's int32 range for ``num_sampled``, ``num_true`` and the unigram tables."""
 
-def as_int(value: Any, name: str) -> int:
-    """An integer argument (Python int or NumPy integer; not a float or bool)."""
+MAX_INT64 = 2**63 - 1
+
+_TooHardError = getattr(np, "exceptions", np).TooHardError
+
+MEMORY_PROBE_BYTES = 1 << 30
+"""Working memory from which a call first checks that the operating system will provide it
+(a refused allocation inside the Rust core would abort the process)."""
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def as_int(value: Any, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer argument (Python int or NumPy integer; not a float or bool), optionally
+    within ``[minimum, maximum]``."""
     if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int, got a bool")
+        raise TypeError(f"{name} must be an int, got a bool ({value!r})")
     try:
-        return operator.index(value)
+        result = operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+        raise TypeError(f"{name} must be an int, got {_type_name(value)} ({value!r})") from None
+    if minimum is not None and result < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {result}")
+    if maximum is not None and result > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {result}")
+    return result
+
+
+def as_count(value: Any, name: str) -> int:
+    """``num_sampled``/``num_true``: an int in ``[1, 2**31 - 1]`` (TensorFlow's int32 range;
+    anything larger could only exhaust memory)."""
+    return as_int(value, name, 1, MAX_COUNT)
 
 
 def as_bool(value: Any, name: str) -> bool:
+    """A Python or NumPy bool; ints are refused (``unique=1`` is almost always a slip)."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
-    raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    raise TypeError(f"{name} must be a bool, got {_type_name(value)} ({value!r})")
+
+
+def as_float(value: Any, name: str, finite: bool = False) -> float:
+    """A real number (Python or NumPy int or float, not a bool or a string)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(f"{name} must be a real number, got {_type_name(value)} ({value!r})")
+    try:
+        result = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} is too large for a float: {value}") from None
+    if finite and not np.isfinite(result):
+        raise ValueError(f"{name} must be finite, got {result}")
+    return result
+
+
+def as_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    """One of a few strings, e.g. ``partition_strategy``."""
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{name} must be one of {', '.join(map(repr, choices))}, got {_type_name(value)}"
+        )
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def as_path(value: Any, name: str) -> str:
+    """A file path (``str``, ``bytes`` or ``os.PathLike``) as ``str``; ``""`` for none."""
+    try:
+        path = os.fspath(value)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a path (str, bytes or os.PathLike), got {_type_name(value)}"
+        ) from None
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if "\0" in path:
+        raise ValueError(f"{name} must not contain a NUL character: {path!r}")
+    return path
+
+
+def as_array(value: Any, name: str) -> np.ndarray:
+    """``np.asarray``, with a ragged or otherwise unconvertible value named."""
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{name} cannot be made into an array: {error}") from None
 
 
 def as_class_matrix(value: Any, name: str) -> np.ndarray:
     """Class ids `[batch, num_true]`: int32 and int64 are read in place; other integer types
     are widened to int64; floats are refused (TensorFlow would truncate them silently)."""
-    array = np.asarray(value)
-    if array.dtype.kind == "b" or array.dtype.kind not in "iu":
+    array = as_array(value, name)
+    if array.dtype.kind not in "iu":
         if array.size == 0 and array.dtype.kind == "f":
             array = array.astype(np.int64)
         else:
-            raise TypeError(f"{name} must hold integer class ids, got dtype {array.dtype}")
+            raise TypeError(
+                f"{name} must hold integer class ids (int32 or int64), got dtype {array.dtype}"
+                + ("; TensorFlow would truncate floats silently" if array.dtype.kind == "f" else "")
+            )
     if array.ndim != 2:
         raise ValueError(f"{name} must be a matrix [batch_size, num_true], got shape {array.shape}")
     if array.dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
@@ -46,8 +130,8 @@ def as_class_matrix(value: Any, name: str) -> np.ndarray:
 
 def as_id_vector(value: Any, name: str) -> np.ndarray:
     """A 1-D vector of int64 ids."""
-    array = np.asarray(value)
-    if array.dtype.kind not in "iu" or array.dtype.kind == "b":
+    array = as_array(value, name)
+    if array.dtype.kind not in "iu":
         if not (array.size == 0 and array.dtype.kind == "f"):
             raise TypeError(f"{name} must hold integer ids, got dtype {array.dtype}")
     if array.ndim != 1:
@@ -56,18 +140,36 @@ def as_id_vector(value: Any, name: str) -> np.ndarray:
 
 
 def _widen_ids(array: np.ndarray, name: str) -> np.ndarray:
-    if array.dtype.kind == "u" and array.size and array.max() > np.iinfo(np.int64).max:
+    if array.dtype.kind == "u" and array.size and array.max() > MAX_INT64:
         raise IndexError(f"{name}: id {array.max()} does not fit in int64")
     return array.astype(np.int64)
 
 
+def check_id_range(ids: np.ndarray, name: str, limit: int, what: str) -> None:
+    """Every id in ``[0, limit)``, else ``IndexError`` naming the first offending id."""
+    if ids.size == 0:
+        return
+    low, high = ids.min(), ids.max()
+    if low < 0 or high >= limit:
+        bad = low if low < 0 else high
+        raise IndexError(f"{name}: id {bad} is out of range [0, {what} = {limit})")
+
+
 def as_float_array(value: Any, name: str, ndim: int) -> np.ndarray:
-    array = np.asarray(value)
+    array = as_array(value, name)
     if array.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must be float32 or float64, got dtype {array.dtype}")
+        hint = ""
+        if array.dtype.kind == "f" and array.dtype.itemsize in (4, 8):
+            hint = " (non-native byte order: convert with .astype(np.float32) or np.float64)"
+        raise TypeError(f"{name} must be float32 or float64, got dtype {array.dtype}{hint}")
     if array.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {array.shape}")
     return array
+
+
+def shard_label(name: str, position: int, count: int) -> str:
+    """``weights`` for a single array, ``weights[1]`` for the second of a list of shards."""
+    return name if count == 1 else f"{name}[{position}]"
 
 
 def as_shards(value: Any, name: str, ndim: int, dtype: np.dtype) -> list[np.ndarray]:
@@ -78,7 +180,7 @@ def as_shards(value: Any, name: str, ndim: int, dtype: np.dtype) -> list[np.ndar
         raise ValueError(f"{name} must be an array or a non-empty list of shards")
     arrays = []
     for position, shard in enumerate(shards):
-        label = name if len(shards) == 1 else f"{name}[{position}]"
+        label = shard_label(name, position, len(shards))
         array = as_float_array(shard, label, ndim)
         if array.dtype != dtype:
             raise TypeError(
@@ -94,8 +196,99 @@ def as_bias_shards(value: Any, dtype: np.dtype, name: str = "biases") -> list[np
     return [shard[:, None] for shard in as_shards(value, name, 1, dtype)]
 
 
-def as_unigrams(value: Sequence[float] | np.ndarray) -> np.ndarray:
-    array = np.asarray(value, dtype=np.float64)
+def shard_sizes(rows: int, count: int) -> list[int]:
+    """The rows each of `count` shards holds under both partition strategies: the first
+    ``rows mod count`` shards one more (spec §9)."""
+    return [rows // count + (1 if p < rows % count else 0) for p in range(count)]
+
+
+def check_shard_layout(shards: Sequence[np.ndarray], name: str, partition_strategy: str) -> int:
+    """Shards that follow the partition strategy (every shard non-empty, sizes ``q+1`` then
+    ``q``) and agree on their trailing shape; returns the total number of rows."""
+    rows = sum(shard.shape[0] for shard in shards)
+    count = len(shards)
+    if count > 1:
+        if rows < count:
+            raise ValueError(
+                f"{name}: {count} shards hold only {rows} rows in total; every shard needs "
+                "at least one row (TensorFlow divides by zero here)"
+            )
+        sizes = [shard.shape[0] for shard in shards]
+        wanted = shard_sizes(rows, count)
+        if sizes != wanted:
+            raise ValueError(
+                f"{name}: shard sizes {sizes} do not follow partition_strategy "
+                f"{partition_strategy!r}: {rows} rows over {count} shards must be split {wanted} "
+                "(TensorFlow would read wrong rows or fail)"
+            )
+        trailing = shards[0].shape[1:]
+        for position, shard in enumerate(shards):
+            if shard.shape[1:] != trailing:
+                raise ValueError(
+                    f"{name}[{position}] has shape {shard.shape} but {name}[0] has "
+                    f"{shards[0].shape}: all shards must agree on everything but their rows"
+                )
+    return rows
+
+
+def as_unigrams(value: Any, name: str = "unigrams") -> np.ndarray:
+    """Counts as float32 (as TensorFlow's ``unigrams`` attribute holds them)."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence of counts, got {_type_name(value)}")
+    array = as_array(value, name)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real counts, got dtype {array.dtype}")
     if array.ndim != 1:
-        raise ValueError(f"unigrams must be a list of counts, got shape {array.shape}")
-    return array.astype(np.float32)
+        raise ValueError(f"{name} must be a list of counts, got shape {array.shape}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        return array.astype(np.float32)
+
+
+def check_writeable(arrays: Sequence[np.ndarray], name: str) -> None:
+    """In-place targets must be writeable."""
+    for position, array in enumerate(arrays):
+        if not array.flags.writeable:
+            label = shard_label(name, position, len(arrays))
+            raise ValueError(
+                f"{label} is read-only, but it is updated in place; pass a writeable array"
+            )
+
+
+def check_no_overlap(
+    targets: Sequence[tuple[str, np.ndarray]], others: Sequence[tuple[str, np.ndarray]]
+) -> None:
+    """No in-place target shares memory with another target or with an array the call reads
+    (the extension's borrow checking refuses it too; this names both arrays)."""
+    for i, (target_name, target) in enumerate(targets):
+        for other_name, other in list(targets[i + 1 :]) + list(others):
+            if other.size == 0 or target.size == 0:
+                continue
+            if not np.may_share_memory(target, other):
+                continue
+            try:
+                overlapping = np.shares_memory(target, other, max_work=100_000)
+            except _TooHardError:
+                overlapping = True
+            if overlapping:
+                raise ValueError(
+                    f"{target_name} overlaps {other_name}, but {target_name} is updated in "
+                    "place; pass a copy of one of them"
+                )
+
+
+def check_memory(nbytes: int, what: str) -> None:
+    """Refuses with ``MemoryError`` a call whose working memory the operating system will not
+    provide, before the Rust core would abort the process on the failed allocation. Small
+    calls are not probed."""
+    if nbytes < MEMORY_PROBE_BYTES:
+        return
+    if nbytes > sys.maxsize:
+        raise MemoryError(f"{what} would need {nbytes} bytes, more than a process can address")
+    try:
+        probe = np.empty(nbytes, dtype=np.uint8)
+    except (MemoryError, ValueError):
+        raise MemoryError(
+            f"{what} would need {nbytes} bytes ({nbytes / 2**30:.1f} GiB), which the "
+            "operating system refuses"
+        ) from None
+    del probe

@@ -13,7 +13,14 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _rustnce
-from ._arguments import as_bias_shards, as_shards
+from ._arguments import (
+    as_bias_shards,
+    as_float,
+    as_shards,
+    check_no_overlap,
+    check_writeable,
+    shard_label,
+)
 from ._losses import _sampled_arguments, _upstream
 from ._samplers import Seed
 
@@ -47,8 +54,12 @@ class SampledLossGradients:
         computed: _rustnce.SampledLossGradients,
         weight_shapes: list[tuple[int, ...]],
         bias_shapes: list[tuple[int, ...]],
+        read: list[tuple[str, np.ndarray]] | None = None,
     ) -> None:
         self._computed = computed
+        # The arrays the gradients are formed from, which an accumulate() target must not
+        # overlap.
+        self._read = read or []
         self._weight_shapes = weight_shapes
         self._bias_shapes = bias_shapes
         self.loss: np.ndarray = computed.loss
@@ -109,17 +120,56 @@ class SampledLossGradients:
         ``weights`` (an array, or shards split the same way) and/or ``biases_gradient`` like
         ``biases``. Checked completely before anything is written."""
         dtype = self.inputs.dtype
-        weight_targets = (
-            None
-            if weights_gradient is None
-            else as_shards(weights_gradient, "weights_gradient", 2, dtype)
+        scale = as_float(scale, "scale", finite=True)
+        targets: list[tuple[str, np.ndarray]] = []
+        weight_targets = None
+        if weights_gradient is not None:
+            weight_targets = as_shards(weights_gradient, "weights_gradient", 2, dtype)
+            _check_target_shapes(weight_targets, self._weight_shapes, "weights_gradient", "weights")
+            check_writeable(weight_targets, "weights_gradient")
+            targets += _labelled(weight_targets, "weights_gradient")
+        bias_targets = None
+        if biases_gradient is not None:
+            bias_targets = as_bias_shards(biases_gradient, dtype, "biases_gradient")
+            _check_target_shapes(
+                [b[:, 0] for b in bias_targets], self._bias_shapes, "biases_gradient", "biases"
+            )
+            check_writeable(bias_targets, "biases_gradient")
+            targets += _labelled(bias_targets, "biases_gradient")
+        check_no_overlap(targets, self._read)
+        self._computed.scatter_add(weight_targets, bias_targets, scale)
+
+
+def _labelled(arrays: list[np.ndarray], name: str) -> list[tuple[str, np.ndarray]]:
+    return [(shard_label(name, p, len(arrays)), a) for p, a in enumerate(arrays)]
+
+
+def _check_target_shapes(
+    targets: list[np.ndarray], shapes: list[tuple[int, ...]], name: str, like: str
+) -> None:
+    """A gradient target must be laid out exactly like the argument it is the gradient of."""
+    if len(targets) != len(shapes):
+        raise ValueError(
+            f"{name} must be split into {len(shapes)} shard(s) like {like}, got {len(targets)}"
         )
-        bias_targets = (
-            None
-            if biases_gradient is None
-            else as_bias_shards(biases_gradient, dtype, "biases_gradient")
-        )
-        self._computed.scatter_add(weight_targets, bias_targets, float(scale))
+    for position, (target, shape) in enumerate(zip(targets, shapes)):
+        if tuple(target.shape) != tuple(shape):
+            label = shard_label(name, position, len(targets))
+            raise ValueError(
+                f"{label} must have the shape of {shard_label(like, position, len(shapes))} "
+                f"{tuple(shape)}, got {target.shape}"
+            )
+
+
+def _read_arrays(arguments: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
+    """The arrays a call reads, named as the user passed them."""
+    return [
+        ("inputs", arguments["inputs"]),
+        ("labels", arguments["labels"]),
+        ("sampled_values[0] (sampled_candidates)", arguments["sampled_candidates"]),
+        ("sampled_values[1] (true_expected_count)", arguments["true_expected_count"]),
+        ("sampled_values[2] (sampled_expected_count)", arguments["sampled_expected_count"]),
+    ]
 
 
 def _loss_and_gradients(loss: str, upstream: Any, **kwargs: Any) -> SampledLossGradients:
@@ -131,6 +181,7 @@ def _loss_and_gradients(loss: str, upstream: Any, **kwargs: Any) -> SampledLossG
         computed,
         [w.shape for w in arguments["weights"]],
         [(b.shape[0],) for b in arguments["biases"]],
+        _read_arrays(arguments),
     )
 
 
@@ -212,11 +263,29 @@ def sampled_softmax_loss_and_gradients(
 def _sgd_step(
     loss: str, learning_rate: float, upstream: Any, **kwargs: Any
 ) -> tuple[np.ndarray, np.ndarray]:
+    learning_rate = as_float(learning_rate, "learning_rate", finite=True)
+    _check_sgd_targets(kwargs["weights"], kwargs["biases"])
     arguments = _sampled_arguments(**kwargs)
     inputs = arguments["inputs"]
     upstream = _upstream(upstream, inputs.shape[0], inputs.dtype)
-    learning_rate = float(learning_rate)
+    read = _read_arrays(arguments)
+    if isinstance(upstream, np.ndarray):
+        read.append(("upstream", upstream))
+    check_no_overlap(
+        _labelled(arguments["weights"], "weights") + _labelled(arguments["biases"], "biases"),
+        read,
+    )
     return _rustnce.sampled_sgd_step(loss, arguments, upstream, learning_rate)
+
+
+def _check_sgd_targets(weights: Any, biases: Any) -> None:
+    """Read-only weights or biases are refused before the sampler draws (the other checks
+    follow in ``_sampled_arguments``)."""
+    for value, name in ((weights, "weights"), (biases, "biases")):
+        shards = list(value) if isinstance(value, (list, tuple)) else [value]
+        arrays = [s for s in shards if isinstance(s, np.ndarray)]
+        if len(arrays) == len(shards):
+            check_writeable(arrays, name)
 
 
 def nce_sgd_step(

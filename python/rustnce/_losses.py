@@ -9,13 +9,20 @@ import numpy as np
 
 from . import _rustnce
 from ._arguments import (
-    as_bias_shards,
+    MAX_INT64,
+    as_array,
     as_bool,
+    as_choice,
     as_class_matrix,
+    as_count,
     as_float_array,
     as_id_vector,
     as_int,
     as_shards,
+    check_id_range,
+    check_memory,
+    check_shard_layout,
+    shard_label,
 )
 from ._samplers import Seed, log_uniform_candidate_sampler
 
@@ -30,20 +37,51 @@ def _prepare(
     num_true: int,
     partition_strategy: str,
 ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray, int]:
+    """Checks what every loss shares: dtypes, ranks, shapes and the shard layouts. Nothing
+    here reads more than the arrays' headers (and the labels' dtype)."""
     inputs = as_float_array(inputs, "inputs", 2)
     weight_shards = as_shards(weights, "weights", 2, inputs.dtype)
-    bias_shards = as_bias_shards(biases, inputs.dtype)
+    bias_shards = as_shards(biases, "biases", 1, inputs.dtype)
     labels = as_class_matrix(labels, "labels")
-    num_true = as_int(num_true, "num_true")
-    if num_true < 1:
-        raise ValueError(f"num_true must be at least 1, got {num_true}")
+    num_true = as_count(num_true, "num_true")
+    partition_strategy = as_choice(partition_strategy, "partition_strategy", _PARTITION_STRATEGIES)
     if labels.shape[1] != num_true:
         raise ValueError(
             f"labels must have shape [batch_size, num_true={num_true}], got {labels.shape}"
         )
-    if partition_strategy not in _PARTITION_STRATEGIES:
-        raise ValueError(f'partition_strategy must be "div" or "mod", got {partition_strategy!r}')
+    if labels.shape[0] != inputs.shape[0]:
+        raise ValueError(
+            f"labels has {labels.shape[0]} rows but inputs has {inputs.shape[0]}: labels must "
+            "be [batch_size, num_true] with the batch of inputs"
+        )
+    dim = inputs.shape[1]
+    for position, shard in enumerate(weight_shards):
+        if shard.shape[1] != dim:
+            label = shard_label("weights", position, len(weight_shards))
+            raise ValueError(
+                f"{label} has {shard.shape[1]} columns but inputs have {dim}: weights must be "
+                "[num_classes, dim] with the dim of inputs"
+            )
+    weight_rows = check_shard_layout(weight_shards, "weights", partition_strategy)
+    bias_rows = check_shard_layout(bias_shards, "biases", partition_strategy)
+    if bias_rows != weight_rows:
+        raise ValueError(
+            f"biases has {bias_rows} entries but weights have {weight_rows} rows: one bias per "
+            "row of weights"
+        )
+    bias_shards = [shard[:, None] for shard in bias_shards]
     return weight_shards, bias_shards, labels, inputs, num_true
+
+
+def _num_classes(num_classes: Any, weight_shards: list[np.ndarray]) -> int:
+    """``num_classes`` in ``[1, rows of weights]``."""
+    rows = sum(shard.shape[0] for shard in weight_shards)
+    num_classes = as_int(num_classes, "num_classes", 1, MAX_INT64)
+    if num_classes > rows:
+        raise ValueError(
+            f"num_classes must be at most the rows of weights ({rows}), got {num_classes}"
+        )
+    return num_classes
 
 
 def _sampled_values(
@@ -74,6 +112,7 @@ def _sampled_values(
             f"sampled_values[0] (sampled_candidates) must have num_sampled={num_sampled} "
             f"entries, got {candidates.shape[0]}"
         )
+    check_id_range(candidates, "sampled_values[0] (sampled_candidates)", num_classes, "num_classes")
     true_expected = _expected_counts(
         true_expected, "sampled_values[1] (true_expected_count)", dtype
     )
@@ -95,9 +134,9 @@ def _sampled_values(
 
 def _expected_counts(value: Any, name: str, dtype: np.dtype) -> np.ndarray:
     """Expected counts in the dtype of ``inputs`` (a small copy when the dtypes differ)."""
-    array = np.asarray(value)
-    if array.dtype.kind not in "fiu" or array.dtype.kind == "b":
-        raise TypeError(f"{name} must hold floats, got dtype {array.dtype}")
+    array = as_array(value, name)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
     return array.astype(dtype, copy=False)
 
 
@@ -120,12 +159,20 @@ def _sampled_arguments(
     weight_shards, bias_shards, labels, inputs, num_true = _prepare(
         weights, biases, labels, inputs, num_true, partition_strategy
     )
-    num_sampled = as_int(num_sampled, "num_sampled")
-    num_classes = as_int(num_classes, "num_classes")
-    if num_sampled < 1:
-        raise ValueError(f"num_sampled must be at least 1, got {num_sampled}")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+    num_sampled = as_count(num_sampled, "num_sampled")
+    num_classes = _num_classes(num_classes, weight_shards)
+    remove_accidental_hits = as_bool(remove_accidental_hits, "remove_accidental_hits")
+    subtract_log_q = as_bool(subtract_log_q, "subtract_log_q")
+    # Checked here rather than by the default sampler, so that the message names labels
+    # (and so that explicit sampled_values get the check TensorFlow omits).
+    check_id_range(labels, "labels", num_classes, "num_classes")
+    batch, dim = inputs.shape
+    elements = batch * (num_true + num_sampled) + 2 * num_sampled * dim + batch * dim
+    check_memory(
+        inputs.dtype.itemsize * elements,
+        f"the logits of batch {batch} x (num_true {num_true} + num_sampled {num_sampled}) "
+        f"and {num_sampled} gathered rows of dim {dim}",
+    )
     candidates, true_expected, sampled_expected = _sampled_values(
         sampled_values, labels, num_true, num_sampled, num_classes, inputs.dtype, seed
     )
@@ -138,8 +185,8 @@ def _sampled_arguments(
         "sampled_candidates": candidates,
         "true_expected_count": true_expected,
         "sampled_expected_count": sampled_expected,
-        "remove_accidental_hits": as_bool(remove_accidental_hits, "remove_accidental_hits"),
-        "subtract_log_q": as_bool(subtract_log_q, "subtract_log_q"),
+        "remove_accidental_hits": remove_accidental_hits,
+        "subtract_log_q": subtract_log_q,
         "partition_strategy": partition_strategy,
     }
 
@@ -150,9 +197,13 @@ def _upstream(upstream: Any, batch: int, dtype: np.dtype) -> Any:
         if upstream not in ("sum", "mean"):
             raise ValueError(f'upstream must be "sum", "mean" or an array, got {upstream!r}')
         return upstream
-    array = np.asarray(upstream)
-    if array.dtype.kind not in "fiu" or array.dtype.kind == "b":
-        raise TypeError(f"upstream must hold floats, got dtype {array.dtype}")
+    if not isinstance(upstream, (np.ndarray, list, tuple)):
+        raise TypeError(
+            f'upstream must be "sum", "mean" or an array, got {type(upstream).__name__}'
+        )
+    array = as_array(upstream, "upstream")
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"upstream must hold real numbers, got dtype {array.dtype}")
     if array.shape != (batch,):
         raise ValueError(f"upstream must have shape [batch]=({batch},), got {array.shape}")
     return array.astype(dtype, copy=False)
@@ -291,7 +342,7 @@ def compute_sampled_logits(
             subtract_log_q,
         )
     )
-    num_true = as_int(num_true, "num_true")
+    num_true = as_count(num_true, "num_true")
     targets = np.zeros_like(logits)
     targets[:, :num_true] = 1.0 / num_true
     return logits, targets
@@ -310,13 +361,15 @@ def _full_loss(
     weight_shards, bias_shards, labels, inputs, _ = _prepare(
         weights, biases, labels, inputs, num_true, partition_strategy
     )
+    num_classes = _num_classes(num_classes, weight_shards)
+    check_id_range(labels, "labels", num_classes, "num_classes")
     return _rustnce.full_loss(
         kind,
         weight_shards,
         bias_shards,
         labels,
         inputs,
-        as_int(num_classes, "num_classes"),
+        num_classes,
         partition_strategy,
     )
 
@@ -363,20 +416,30 @@ def embedding_lookup(params: Any, ids: Any, partition_strategy: str = "div") -> 
     shards = list(params) if isinstance(params, (list, tuple)) else [params]
     if not shards:
         raise ValueError("params must be an array or a non-empty list of shards")
-    first = as_float_array(
-        shards[0], "params" if len(shards) == 1 else "params[0]", np.ndim(shards[0])
-    )
+    first_label = shard_label("params", 0, len(shards))
+    first = as_array(shards[0], first_label)
+    if first.ndim not in (1, 2):
+        raise ValueError(
+            f"{first_label} must be 1-D or 2-D ([rows] or [rows, dim]), got shape {first.shape}"
+        )
     vector = first.ndim == 1
-    arrays = as_shards(shards, "params", 1 if vector else 2, first.dtype)
+    dtype = as_float_array(first, first_label, first.ndim).dtype
+    arrays = as_shards(shards, "params", first.ndim, dtype)
+    partition_strategy = as_choice(partition_strategy, "partition_strategy", _PARTITION_STRATEGIES)
+    rows = check_shard_layout(arrays, "params", partition_strategy)
     if vector:
         arrays = [a[:, None] for a in arrays]
-    if partition_strategy not in _PARTITION_STRATEGIES:
-        raise ValueError(f'partition_strategy must be "div" or "mod", got {partition_strategy!r}')
-    id_array = np.asarray(ids)
+    id_array = as_array(ids, "ids")
     flat = as_id_vector(id_array.reshape(-1), "ids")
-    rows = _rustnce.embedding_lookup(arrays, flat, partition_strategy)
-    trailing = () if vector else rows.shape[1:]
-    return rows.reshape(id_array.shape + trailing)
+    check_id_range(flat, "ids", rows, "rows of params")
+    width = arrays[0].shape[1]
+    check_memory(
+        dtype.itemsize * flat.shape[0] * width,
+        f"{flat.shape[0]} rows of width {width} gathered from params",
+    )
+    out = _rustnce.embedding_lookup(arrays, flat, partition_strategy)
+    trailing = () if vector else out.shape[1:]
+    return out.reshape(id_array.shape + trailing)
 
 
 def compute_accidental_hits(
@@ -390,10 +453,15 @@ def compute_accidental_hits(
         position of the candidate (the last position for a repeated candidate), and
         ``-FLT_MAX``; row-major over the true classes.
     """
+    true_classes = as_class_matrix(true_classes, "true_classes")
+    num_true = as_count(num_true, "num_true")
+    if true_classes.shape[1] != num_true:
+        raise ValueError(
+            f"true_classes must be [batch_size, num_true={num_true}], got shape "
+            f"{true_classes.shape}"
+        )
     return _rustnce.compute_accidental_hits(
-        as_class_matrix(true_classes, "true_classes"),
-        as_id_vector(sampled_candidates, "sampled_candidates"),
-        as_int(num_true, "num_true"),
+        true_classes, as_id_vector(sampled_candidates, "sampled_candidates"), num_true
     )
 
 

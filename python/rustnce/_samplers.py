@@ -12,7 +12,18 @@ from typing import Any, Callable, Union
 import numpy as np
 
 from . import _rustnce
-from ._arguments import as_bool, as_class_matrix, as_id_vector, as_int, as_unigrams
+from ._arguments import (
+    MAX_INT64,
+    as_array,
+    as_bool,
+    as_class_matrix,
+    as_count,
+    as_float,
+    as_id_vector,
+    as_int,
+    as_path,
+    as_unigrams,
+)
 
 Seed = Union[None, int, "tuple[int, int]"]
 
@@ -32,16 +43,20 @@ class CandidateSampler:
         Returns ``(sampled_candidates int64 [num_sampled], true_expected_count float32
         [batch, num_true], sampled_expected_count float32 [num_sampled])``.
         """
-        return self._kernel.sample(
-            as_class_matrix(true_classes, "true_classes"),
-            as_int(num_true, "num_true"),
-            as_int(num_sampled, "num_sampled"),
-            as_bool(unique, "unique"),
-        )
+        num_true = as_count(num_true, "num_true")
+        num_sampled = as_count(num_sampled, "num_sampled")
+        unique = as_bool(unique, "unique")
+        true_classes = as_class_matrix(true_classes, "true_classes")
+        if true_classes.shape[1] != num_true:
+            raise ValueError(
+                f"true_classes must have num_true = {num_true} columns, got shape "
+                f"{true_classes.shape}"
+            )
+        return self._kernel.sample(true_classes, num_true, num_sampled, unique)
 
     def probability(self, ids: Any) -> np.ndarray:
         """``p(id)`` as float32, the same shape as ``ids``; 0 outside the range."""
-        array = np.asarray(ids)
+        array = as_array(ids, "ids")
         flat = as_id_vector(array.reshape(-1), "ids")
         return self._kernel.probability(flat).reshape(array.shape)
 
@@ -54,7 +69,7 @@ class UniformSampler(CandidateSampler):
     """Every id in ``[0, range_max)`` with probability ``1 / range_max``."""
 
     def __init__(self, range_max: int, seed: Seed = None) -> None:
-        super().__init__(_rustnce.CandidateSampler.uniform(as_int(range_max, "range_max"), seed))
+        super().__init__(_rustnce.CandidateSampler.uniform(_range_max(range_max), seed))
 
 
 class LogUniformSampler(CandidateSampler):
@@ -62,18 +77,14 @@ class LogUniformSampler(CandidateSampler):
     sampler; assumes ids are sorted by decreasing frequency."""
 
     def __init__(self, range_max: int, seed: Seed = None) -> None:
-        super().__init__(
-            _rustnce.CandidateSampler.log_uniform(as_int(range_max, "range_max"), seed)
-        )
+        super().__init__(_rustnce.CandidateSampler.log_uniform(_range_max(range_max), seed))
 
 
 class LearnedUnigramSampler(CandidateSampler):
     """Counts start at 1 and grow by one for every true class seen after each call."""
 
     def __init__(self, range_max: int, seed: Seed = None) -> None:
-        super().__init__(
-            _rustnce.CandidateSampler.learned_unigram(as_int(range_max, "range_max"), seed)
-        )
+        super().__init__(_rustnce.CandidateSampler.learned_unigram(_range_max(range_max), seed))
 
 
 class FixedUnigramSampler(CandidateSampler):
@@ -92,21 +103,41 @@ class FixedUnigramSampler(CandidateSampler):
         unigrams: Sequence[float] = (),
         seed: Seed = None,
     ) -> None:
-        vocab_file = os.fspath(vocab_file)
-        if not isinstance(vocab_file, str):
-            raise TypeError("vocab_file must be a path")
         super().__init__(
             _rustnce.CandidateSampler.fixed_unigram(
-                as_int(range_max, "range_max"),
-                vocab_file,
-                float(distortion),
-                as_int(num_reserved_ids, "num_reserved_ids"),
-                as_int(num_shards, "num_shards"),
-                as_int(shard, "shard"),
-                as_unigrams(unigrams),
+                *_fixed_unigram_attributes(
+                    range_max, vocab_file, distortion, num_reserved_ids, num_shards, shard, unigrams
+                ),
                 seed,
             )
         )
+
+
+def _range_max(range_max: Any) -> int:
+    return as_int(range_max, "range_max", 1, MAX_INT64)
+
+
+def _fixed_unigram_attributes(
+    range_max: Any,
+    vocab_file: Any,
+    distortion: Any,
+    num_reserved_ids: Any,
+    num_shards: Any,
+    shard: Any,
+    unigrams: Any,
+) -> tuple[int, str, float, int, int, int, np.ndarray]:
+    """The fixed unigram sampler's attributes, checked and normalised; the Rust core checks
+    the counts and the table size."""
+    num_shards = as_int(num_shards, "num_shards", 1, MAX_INT64)
+    return (
+        _range_max(range_max),
+        as_path(vocab_file, "vocab_file"),
+        as_float(distortion, "distortion", finite=True),
+        as_int(num_reserved_ids, "num_reserved_ids", 0, MAX_INT64),
+        num_shards,
+        as_int(shard, "shard", 0, num_shards - 1),
+        as_unigrams(unigrams),
+    )
 
 
 class AllCandidateSampler(CandidateSampler):
@@ -118,6 +149,32 @@ class AllCandidateSampler(CandidateSampler):
 
 _cache: dict[Hashable, CandidateSampler] = {}
 _cache_lock = threading.Lock()
+
+
+def _before_fork() -> None:
+    # Waits for sampler calls running in other threads, so that no sampler's lock is held
+    # when the process is copied.
+    _rustnce.CandidateSampler.before_fork()
+
+
+def _after_fork_in_parent() -> None:
+    _rustnce.CandidateSampler.after_fork()
+
+
+def _after_fork_in_child() -> None:
+    # Another thread may have held the cache lock when the process was copied; that thread
+    # does not exist in the child.
+    global _cache_lock
+    _cache_lock = threading.Lock()
+    _rustnce.CandidateSampler.after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 
 
 def reset_sampler_cache() -> None:
@@ -135,13 +192,10 @@ def _cached_sample(
     num_sampled: int,
     unique: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    key = (
-        attributes,
-        as_int(num_true, "num_true"),
-        as_int(num_sampled, "num_sampled"),
-        as_bool(unique, "unique"),
-        _rustnce.seed_attributes(seed),
-    )
+    num_true = as_count(num_true, "num_true")
+    num_sampled = as_count(num_sampled, "num_sampled")
+    unique = as_bool(unique, "unique")
+    key = (attributes, num_true, num_sampled, unique, _rustnce.seed_attributes(seed))
     with _cache_lock:
         sampler = _cache.get(key)
     if sampler is None:
@@ -161,6 +215,7 @@ def uniform_candidate_sampler(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``tf.random.uniform_candidate_sampler``. Returns ``(sampled_candidates int64 [S],
     true_expected_count float32 [B, T], sampled_expected_count float32 [S])``."""
+    range_max = _range_max(range_max)
     return _cached_sample(
         ("uniform", range_max),
         seed,
@@ -181,6 +236,7 @@ def log_uniform_candidate_sampler(
     seed: Seed = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``tf.random.log_uniform_candidate_sampler`` (Zipfian over frequency-ranked ids)."""
+    range_max = _range_max(range_max)
     return _cached_sample(
         ("log_uniform", range_max),
         seed,
@@ -202,6 +258,7 @@ def learned_unigram_candidate_sampler(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``tf.random.learned_unigram_candidate_sampler``; its counts persist across calls with
     the same attributes."""
+    range_max = _range_max(range_max)
     return _cached_sample(
         ("learned_unigram", range_max),
         seed,
@@ -228,23 +285,14 @@ def fixed_unigram_candidate_sampler(
     seed: Seed = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``tf.random.fixed_unigram_candidate_sampler`` (word2vec's noise: ``distortion=0.75``)."""
-    unigram_key = tuple(float(u) for u in np.asarray(unigrams, dtype=np.float64).reshape(-1))
-    attributes = (
-        "fixed_unigram",
-        range_max,
-        os.fspath(vocab_file),
-        float(distortion),
-        num_reserved_ids,
-        num_shards,
-        shard,
-        unigram_key,
+    checked = _fixed_unigram_attributes(
+        range_max, vocab_file, distortion, num_reserved_ids, num_shards, shard, unigrams
     )
+    attributes = ("fixed_unigram", *checked[:-1], checked[-1].tobytes())
     return _cached_sample(
         attributes,
         seed,
-        lambda: FixedUnigramSampler(
-            range_max, vocab_file, distortion, num_reserved_ids, num_shards, shard, unigrams, seed
-        ),
+        lambda: CandidateSampler(_rustnce.CandidateSampler.fixed_unigram(*checked, seed)),
         true_classes,
         num_true,
         num_sampled,

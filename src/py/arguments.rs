@@ -8,6 +8,7 @@ use numpy::{
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyFloat, PyList, PyTuple};
 
 use crate::error::NceError;
 use crate::philox::Seed;
@@ -101,6 +102,16 @@ pub fn vector<'py, T: Element>(
     })
 }
 
+/// The name of shard `p` of `count` as the user wrote it: `weights` for a single array,
+/// `weights[1]` for the second of a list of shards.
+pub fn shard_name(name: &str, p: usize, count: usize) -> String {
+    if count == 1 {
+        name.to_string()
+    } else {
+        format!("{name}[{p}]")
+    }
+}
+
 /// Every shard as a 2-D array of `T`.
 pub fn shard_arrays<'py, T: Element>(
     shards: &[Bound<'py, PyAny>],
@@ -109,7 +120,7 @@ pub fn shard_arrays<'py, T: Element>(
     shards
         .iter()
         .enumerate()
-        .map(|(p, shard)| matrix::<T>(shard, &format!("{name}[{p}]")))
+        .map(|(p, shard)| matrix::<T>(shard, &shard_name(name, p, shards.len())))
         .collect()
 }
 
@@ -134,20 +145,71 @@ pub fn count(value: i64, name: &str, minimum: i64) -> PyResult<usize> {
         .map_err(|_| PyValueError::new_err(format!("{name} is too large: {value}")))
 }
 
-/// `None`, an op seed `s`, or the raw attribute pair `(seed, seed2)`.
+/// `None`, an op seed `s` (any int: TensorFlow reduces it modulo `2**31 - 1`), or the raw
+/// attribute pair `(seed, seed2)` (a tuple or list of two ints in `[-2**63, 2**64)`).
 pub fn seed(value: Option<&Bound<'_, PyAny>>) -> PyResult<Seed> {
     let Some(value) = value.filter(|v| !v.is_none()) else {
         return Ok(Seed::Nondeterministic);
     };
-    if let Ok(op_seed) = value.extract::<i64>() {
-        return Ok(Seed::Op(op_seed));
+    let items = if let Ok(pair) = value.cast::<PyTuple>() {
+        Some(pair.iter().collect::<Vec<_>>())
+    } else if let Ok(pair) = value.cast::<PyList>() {
+        Some(pair.iter().collect::<Vec<_>>())
+    } else {
+        None
+    };
+    if let Some(items) = items {
+        if items.len() != 2 {
+            return Err(PyValueError::new_err(format!(
+                "seed must be an int or a pair (seed, seed2), got a sequence of {} items",
+                items.len()
+            )));
+        }
+        return Ok(Seed::Attributes(
+            attribute_value(&items[0], "seed[0]")?,
+            attribute_value(&items[1], "seed[1]")?,
+        ));
     }
-    if let Ok((seed, seed2)) = value.extract::<(i64, i64)>() {
-        return Ok(Seed::Attributes(seed, seed2));
+    let integer = integer(value, "seed")?;
+    match integer.extract::<i64>() {
+        Ok(op_seed) => Ok(Seed::Op(op_seed)),
+        // Only `op_seed mod (2**31 - 1)` matters; reduce a larger int exactly first.
+        Err(_) => Ok(Seed::Op(integer.rem((1i64 << 31) - 1)?.extract::<i64>()?)),
     }
-    Err(PyTypeError::new_err(
-        "seed must be None, an int, or a pair of ints (seed, seed2)",
-    ))
+}
+
+/// A Python or NumPy integer (not a bool or a float), as a Python int.
+fn integer<'py>(value: &Bound<'py, PyAny>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    let type_error = || {
+        let kind = value
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "?".into());
+        PyTypeError::new_err(format!(
+            "{name} must be None, an int, or a pair of ints (seed, seed2), got {kind}"
+        ))
+    };
+    if value.is_instance_of::<PyBool>() || value.is_instance_of::<PyFloat>() {
+        return Err(type_error());
+    }
+    value.call_method0("__index__").map_err(|_| type_error())
+}
+
+/// One raw seed attribute: 64 bits, given signed or unsigned.
+fn attribute_value(value: &Bound<'_, PyAny>, name: &str) -> PyResult<i64> {
+    let integer = integer(value, name)?;
+    if let Ok(signed) = integer.extract::<i64>() {
+        return Ok(signed);
+    }
+    integer
+        .extract::<u64>()
+        .map(|unsigned| unsigned as i64)
+        .map_err(|_| {
+            PyValueError::new_err(format!(
+                "{name} must fit in 64 bits (in [-2**63, 2**64)), got {integer}"
+            ))
+        })
 }
 
 pub fn partition_strategy(name: &str) -> PyResult<PartitionStrategy> {

@@ -87,16 +87,20 @@ impl FixedUnigram {
                 format!("must be finite, got {}", config.distortion),
             ));
         }
-        let counts = match &config.source {
+        let from_file;
+        let (counts, source): (&[f32], &str) = match &config.source {
             UnigramSource::Counts(counts) => {
                 for (position, &count) in counts.iter().enumerate() {
                     check_count(count).map_err(|why| {
                         NceError::invalid("unigrams", format!("entry {position} {why}"))
                     })?;
                 }
-                counts.clone()
+                (counts, "unigrams")
             }
-            UnigramSource::VocabFile(path) => read_vocab_file(path)?,
+            UnigramSource::VocabFile(path) => {
+                from_file = read_vocab_file(path)?;
+                (&from_file, "vocab_file")
+            }
         };
         // The table's size, known before it is built: a wrong `range_max` or a huge
         // `num_reserved_ids` is refused without allocating anything.
@@ -112,7 +116,7 @@ impl FixedUnigram {
                 ),
             ));
         }
-        let (weights, total_weight) = weight_table(&config, &counts, size as usize)?;
+        let (weights, total_weight) = weight_table(&config, counts, size as usize)?;
         if let Some(position) = weights.iter().position(|w| !w.is_finite()) {
             return Err(NceError::invalid(
                 "distortion",
@@ -120,10 +124,16 @@ impl FixedUnigram {
             ));
         }
         let positive = weights.iter().filter(|&&w| w > 0.0).count() as u64;
-        if positive == 0 || !(total_weight > 0.0 && total_weight.is_finite()) {
+        if positive == 0 {
             return Err(NceError::invalid(
-                "unigrams",
+                source,
                 "no id of this shard has a positive weight, so nothing can be sampled",
+            ));
+        }
+        if !total_weight.is_finite() {
+            return Err(NceError::invalid(
+                source,
+                "the weights count^distortion add up to more than float32 can hold",
             ));
         }
         let alias = AliasTable::new(&weights)?;
