@@ -276,19 +276,69 @@ def check_no_overlap(
                 )
 
 
+def check_no_self_overlap(arrays: Sequence[np.ndarray], name: str) -> None:
+    """An in-place target whose strides make two elements share memory (an ``as_strided``
+    view) would be written from several threads at once: refused. Conservative: strides that
+    do not visibly keep elements apart are refused too."""
+    for position, array in enumerate(arrays):
+        if array.size <= 1:
+            continue
+        extent = array.itemsize
+        axes = [(abs(s), n) for s, n in zip(array.strides, array.shape) if n > 1]
+        for stride, length in sorted(axes):
+            if stride < extent:
+                label = shard_label(name, position, len(arrays))
+                raise ValueError(
+                    f"{label} has strides {array.strides} under which elements share memory, "
+                    "but it is updated in place; pass a copy"
+                )
+            extent = stride * (length - 1) + extent
+
+
+def _available_memory() -> int | None:
+    """What the operating system can still give this process without swapping it out or
+    killing it: ``MemAvailable + SwapFree`` on Linux, capped by a cgroup v2 memory limit;
+    None where that is unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            fields = dict(line.split(":", 1) for line in handle if ":" in line)
+        available = (
+            int(fields["MemAvailable"].split()[0]) + int(fields.get("SwapFree", "0 kB").split()[0])
+        ) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as handle:
+            limit = handle.read().strip()
+        with open("/sys/fs/cgroup/memory.current", encoding="ascii") as handle:
+            used = int(handle.read().strip())
+        if limit != "max":
+            available = min(available, max(int(limit) - used, 0))
+    except (OSError, ValueError):
+        pass
+    return available
+
+
 def check_memory(nbytes: int, what: str) -> None:
     """Refuses with ``MemoryError`` a call whose working memory the operating system will not
-    provide, before the Rust core would abort the process on the failed allocation. Small
-    calls are not probed."""
+    provide — more than the memory available, or an allocation it refuses — before the Rust
+    core would abort on the failed allocation (or the kernel's out-of-memory killer would end
+    the process). Calls below ``MEMORY_PROBE_BYTES`` are not checked."""
     if nbytes < MEMORY_PROBE_BYTES:
         return
+    gib = f"{nbytes / 2**30:.1f} GiB"
     if nbytes > sys.maxsize:
         raise MemoryError(f"{what} would need {nbytes} bytes, more than a process can address")
+    available = _available_memory()
+    if available is not None and nbytes > available:
+        raise MemoryError(
+            f"{what} would need {nbytes} bytes ({gib}) but only {available} bytes "
+            f"({available / 2**30:.1f} GiB) of memory are available"
+        )
     try:
         probe = np.empty(nbytes, dtype=np.uint8)
     except (MemoryError, ValueError):
         raise MemoryError(
-            f"{what} would need {nbytes} bytes ({nbytes / 2**30:.1f} GiB), which the "
-            "operating system refuses"
+            f"{what} would need {nbytes} bytes ({gib}), which the operating system refuses"
         ) from None
     del probe

@@ -18,6 +18,7 @@ from ._arguments import (
     as_float,
     as_shards,
     check_no_overlap,
+    check_no_self_overlap,
     check_writeable,
     shard_label,
 )
@@ -127,6 +128,7 @@ class SampledLossGradients:
             weight_targets = as_shards(weights_gradient, "weights_gradient", 2, dtype)
             _check_target_shapes(weight_targets, self._weight_shapes, "weights_gradient", "weights")
             check_writeable(weight_targets, "weights_gradient")
+            check_no_self_overlap(weight_targets, "weights_gradient")
             targets += _labelled(weight_targets, "weights_gradient")
         bias_targets = None
         if biases_gradient is not None:
@@ -135,6 +137,7 @@ class SampledLossGradients:
                 [b[:, 0] for b in bias_targets], self._bias_shapes, "biases_gradient", "biases"
             )
             check_writeable(bias_targets, "biases_gradient")
+            check_no_self_overlap(bias_targets, "biases_gradient")
             targets += _labelled(bias_targets, "biases_gradient")
         check_no_overlap(targets, self._read)
         self._computed.scatter_add(weight_targets, bias_targets, scale)
@@ -173,10 +176,14 @@ def _read_arrays(arguments: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
 
 
 def _loss_and_gradients(loss: str, upstream: Any, **kwargs: Any) -> SampledLossGradients:
-    arguments = _sampled_arguments(**kwargs)
-    inputs = arguments["inputs"]
-    upstream = _upstream(upstream, inputs.shape[0], inputs.dtype)
-    computed = _rustnce.sampled_loss_gradients(loss, arguments, upstream)
+    checked: dict[str, Any] = {}
+
+    def check_upstream(arrays: dict[str, Any]) -> None:
+        inputs = arrays["inputs"]
+        checked["upstream"] = _upstream(upstream, inputs.shape[0], inputs.dtype)
+
+    arguments = _sampled_arguments(**kwargs, before_sampling=check_upstream)
+    computed = _rustnce.sampled_loss_gradients(loss, arguments, checked["upstream"])
     return SampledLossGradients(
         computed,
         [w.shape for w in arguments["weights"]],
@@ -264,28 +271,28 @@ def _sgd_step(
     loss: str, learning_rate: float, upstream: Any, **kwargs: Any
 ) -> tuple[np.ndarray, np.ndarray]:
     learning_rate = as_float(learning_rate, "learning_rate", finite=True)
-    _check_sgd_targets(kwargs["weights"], kwargs["biases"])
-    arguments = _sampled_arguments(**kwargs)
-    inputs = arguments["inputs"]
-    upstream = _upstream(upstream, inputs.shape[0], inputs.dtype)
-    read = _read_arrays(arguments)
-    if isinstance(upstream, np.ndarray):
-        read.append(("upstream", upstream))
+    checked: dict[str, Any] = {}
+
+    def check_targets(arrays: dict[str, Any]) -> None:
+        """Everything about the in-place targets, before the sampler draws."""
+        inputs = arrays["inputs"]
+        checked["upstream"] = _upstream(upstream, inputs.shape[0], inputs.dtype)
+        targets = _labelled(arrays["weights"], "weights") + _labelled(arrays["biases"], "biases")
+        for name in ("weights", "biases"):
+            check_writeable(arrays[name], name)
+            check_no_self_overlap(arrays[name], name)
+        read = [("inputs", inputs), ("labels", arrays["labels"])]
+        if isinstance(checked["upstream"], np.ndarray):
+            read.append(("upstream", checked["upstream"]))
+        check_no_overlap(targets, read)
+
+    arguments = _sampled_arguments(**kwargs, before_sampling=check_targets)
+    # Explicit sampled values (no sampler has drawn) must not overlap the targets either.
     check_no_overlap(
         _labelled(arguments["weights"], "weights") + _labelled(arguments["biases"], "biases"),
-        read,
+        _read_arrays(arguments)[2:],
     )
-    return _rustnce.sampled_sgd_step(loss, arguments, upstream, learning_rate)
-
-
-def _check_sgd_targets(weights: Any, biases: Any) -> None:
-    """Read-only weights or biases are refused before the sampler draws (the other checks
-    follow in ``_sampled_arguments``)."""
-    for value, name in ((weights, "weights"), (biases, "biases")):
-        shards = list(value) if isinstance(value, (list, tuple)) else [value]
-        arrays = [s for s in shards if isinstance(s, np.ndarray)]
-        if len(arrays) == len(shards):
-            check_writeable(arrays, name)
+    return _rustnce.sampled_sgd_step(loss, arguments, checked["upstream"], learning_rate)
 
 
 def nce_sgd_step(

@@ -3,7 +3,7 @@ with TensorFlow's arguments (spec §2–§4)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -153,9 +153,14 @@ def _sampled_arguments(
     partition_strategy: str,
     seed: Seed,
     subtract_log_q: bool,
+    before_sampling: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Checks and normalises the arguments every sampled-loss function shares, drawing the
-    candidates when ``sampled_values`` is None; returns them as the extension expects them."""
+    candidates when ``sampled_values`` is None; returns them as the extension expects them.
+
+    ``before_sampling`` gets the checked arrays (weights, biases, labels, inputs) for the
+    caller's own checks, before the default sampler draws: a refused call leaves the
+    sampler's stream where it was."""
     weight_shards, bias_shards, labels, inputs, num_true = _prepare(
         weights, biases, labels, inputs, num_true, partition_strategy
     )
@@ -173,6 +178,10 @@ def _sampled_arguments(
         f"the logits of batch {batch} x (num_true {num_true} + num_sampled {num_sampled}) "
         f"and {num_sampled} gathered rows of dim {dim}",
     )
+    if before_sampling is not None:
+        before_sampling(
+            {"weights": weight_shards, "biases": bias_shards, "labels": labels, "inputs": inputs}
+        )
     candidates, true_expected, sampled_expected = _sampled_values(
         sampled_values, labels, num_true, num_sampled, num_classes, inputs.dtype, seed
     )

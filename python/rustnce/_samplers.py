@@ -23,6 +23,7 @@ from ._arguments import (
     as_int,
     as_path,
     as_unigrams,
+    check_memory,
 )
 
 Seed = Union[None, int, "tuple[int, int]"]
@@ -52,6 +53,11 @@ class CandidateSampler:
                 f"true_classes must have num_true = {num_true} columns, got shape "
                 f"{true_classes.shape}"
             )
+        # Candidates, their expected counts and (unique) the set of ids seen; true counts.
+        check_memory(
+            num_sampled * (16 + (32 if unique else 0)) + 4 * true_classes.size,
+            f"sampling num_sampled = {num_sampled} candidates",
+        )
         return self._kernel.sample(true_classes, num_true, num_sampled, unique)
 
     def probability(self, ids: Any) -> np.ndarray:
@@ -84,7 +90,11 @@ class LearnedUnigramSampler(CandidateSampler):
     """Counts start at 1 and grow by one for every true class seen after each call."""
 
     def __init__(self, range_max: int, seed: Seed = None) -> None:
-        super().__init__(_rustnce.CandidateSampler.learned_unigram(_range_max(range_max), seed))
+        range_max = _range_max(range_max)
+        if range_max < 2**31 - 1:
+            # An int32 count and an int64 prefix sum per id.
+            check_memory(12 * range_max, f"the learned counts of range_max = {range_max} ids")
+        super().__init__(_rustnce.CandidateSampler.learned_unigram(range_max, seed))
 
 
 class FixedUnigramSampler(CandidateSampler):
@@ -129,8 +139,12 @@ def _fixed_unigram_attributes(
     """The fixed unigram sampler's attributes, checked and normalised; the Rust core checks
     the counts and the table size."""
     num_shards = as_int(num_shards, "num_shards", 1, MAX_INT64)
+    range_max = _range_max(range_max)
+    if range_max < 2**31:
+        # The weight table and Walker's alias table.
+        check_memory(40 * range_max, f"the tables of range_max = {range_max} ids")
     return (
-        _range_max(range_max),
+        range_max,
         as_path(vocab_file, "vocab_file"),
         as_float(distortion, "distortion", finite=True),
         as_int(num_reserved_ids, "num_reserved_ids", 0, MAX_INT64),
