@@ -8,7 +8,9 @@ mod log_uniform;
 mod uniform;
 
 pub use all_candidates::AllCandidates;
-pub use fixed_unigram::{FixedUnigram, FixedUnigramConfig, UnigramSource};
+pub use fixed_unigram::{
+    parse_vocab, FixedUnigram, FixedUnigramConfig, UnigramSource, VocabError, MAX_VOCAB_LINE_BYTES,
+};
 pub use learned_unigram::LearnedUnigram;
 pub use log_uniform::LogUniform;
 pub use uniform::Uniform;

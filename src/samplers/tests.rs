@@ -248,3 +248,106 @@ fn unique_needing_more_ids_than_have_weight_is_refused() {
         .unwrap_err();
     assert!(error.to_string().contains("non-zero probability"));
 }
+
+#[test]
+fn counts_beyond_int32_are_refused_before_anything_is_allocated() {
+    let mut sampler = CandidateSampler::uniform(10, Seed::Op(1)).unwrap();
+    for (num_true, num_sampled, name) in [
+        (1, crate::error::MAX_COUNT + 1, "num_sampled"),
+        (crate::error::MAX_COUNT + 1, 1, "num_true"),
+        (1, usize::MAX, "num_sampled"),
+    ] {
+        let error = sampler
+            .sample(
+                Array2::<i64>::zeros((0, num_true.min(4))).view(),
+                num_true,
+                num_sampled,
+                false,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(error, NceError::InvalidArgument { ref argument, .. } if argument == name),
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn a_refused_call_leaves_the_stream_where_it_was() {
+    let mut sampler = CandidateSampler::uniform(10, Seed::Op(3)).unwrap();
+    let mut fresh = CandidateSampler::uniform(10, Seed::Op(3)).unwrap();
+    assert!(sampler.sample(array![[10i64]].view(), 1, 4, true).is_err());
+    assert!(sampler.sample(array![[1i64]].view(), 1, 11, true).is_err());
+    let a = sampler.sample(array![[1i64]].view(), 1, 4, true).unwrap();
+    let b = fresh.sample(array![[1i64]].view(), 1, 4, true).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn the_learned_unigram_sampler_stops_learning_at_the_int32_total() {
+    let mut sampler = LearnedUnigram::new(3).unwrap();
+    sampler.observe(&mut std::iter::repeat_n(1i64, 10));
+    assert_eq!(sampler.counts(), &[1, 11, 1]);
+    // Ids outside the range (never passed by the sampler, which checks them) are ignored.
+    sampler.observe(&mut [-1i64, 3, i64::MAX].into_iter());
+    assert_eq!(sampler.counts(), &[1, 11, 1]);
+}
+
+#[test]
+fn a_huge_fixed_unigram_table_is_refused_without_allocating_it() {
+    let mut config = FixedUnigramConfig::from_counts(1 << 40, vec![1.0]);
+    config.num_reserved_ids = (1 << 40) - 1;
+    let error = FixedUnigram::new(config.clone()).err().unwrap();
+    assert!(error.to_string().starts_with("range_max:"), "{error}");
+    // Many reserved ids in other shards: counted, not enumerated.
+    config.range_max = 1001;
+    config.num_reserved_ids = 1_000_000_000_000_000;
+    config.num_shards = 1_000_000_000_000;
+    config.shard = 1001;
+    config.source = UnigramSource::Counts(vec![1.0; 3]);
+    let table = FixedUnigram::new(config).unwrap();
+    assert_eq!(table.weights().len(), 1001);
+    assert_eq!(table.weights()[1000], 1.0);
+}
+
+fn parse(text: &[u8]) -> std::result::Result<Vec<f32>, String> {
+    parse_vocab(text, "v.csv").map_err(|error| match error {
+        VocabError::Invalid(error) => error.to_string(),
+        VocabError::Io(error) => format!("io: {error}"),
+    })
+}
+
+#[test]
+fn vocabulary_lines_take_the_last_field_and_skip_empty_lines() {
+    assert_eq!(
+        parse(b"a,1\n\nb,c,2.5\r\n,3\n4").unwrap(),
+        vec![1.0, 2.5, 3.0, 4.0]
+    );
+    assert_eq!(parse(b"\xff\xfe,7\n").unwrap(), vec![7.0]);
+    assert_eq!(parse(b"").unwrap(), Vec::<f32>::new());
+    assert_eq!(parse(b" 5 \n").unwrap(), vec![5.0]);
+}
+
+#[test]
+fn malformed_vocabulary_lines_are_named() {
+    for (text, line) in [
+        (&b"a,1\nb,x\n"[..], 2),
+        (b"a,1\n\n\nb\n", 4),
+        (b"a,-1\n", 1),
+        (b"a,nan\n", 1),
+        (b"a,inf\n", 1),
+        (b"a,1e39\n", 1),
+        (b"a,\xff\n", 1),
+        (b"\r\n \n", 2),
+    ] {
+        let error = parse(text).unwrap_err();
+        assert!(
+            error.starts_with("vocab_file: v.csv, line ")
+                && error.contains(&format!("line {line}:")),
+            "{error}"
+        );
+    }
+    let mut long = b"a,1\n".to_vec();
+    long.extend(std::iter::repeat_n(b'7', MAX_VOCAB_LINE_BYTES + 1));
+    assert!(parse(&long).unwrap_err().contains("longer than"));
+}
