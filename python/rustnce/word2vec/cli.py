@@ -1,0 +1,466 @@
+"""``python -m rustnce`` / ``rustnce``: train skip-gram word vectors with rustnce's fused sampled
+losses, evaluate them and save them in word2vec text format.
+
+Without arguments it trains on a corpus generated from a planted-structure model (word groups
+with Zipfian frequencies and known membership) and reports nearest-neighbour group purity
+against its chance level. Exit codes: 0 success, 1 bad input (corpus, similarity file, output
+path), 2 usage error (unknown or impossible options), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NoReturn, TextIO
+
+import numpy as np
+
+import rustnce
+
+from .corpus import CorpusError, EncodedCorpus, Vocabulary, load_corpus, read_sentences
+from .evaluation import (
+    Purity,
+    SimilarityFileError,
+    SimilarityResult,
+    group_purity,
+    read_similarity_pairs,
+    word_similarity,
+)
+from .planted import planted_corpus
+from .training import LOSSES, SAMPLERS, Progress, TrainingConfig, TrainingResult, train
+from .vectors import save_word2vec_format
+
+PROGRAM = "rustnce"
+DEFAULT_OUTPUT = "rustnce_vectors.txt"
+DEFAULT_PLANTED_TOKENS = 500_000
+
+
+class UsageError(Exception):
+    """Impossible options: exit code 2."""
+
+
+class InputError(Exception):
+    """Bad input data or an unwritable output: exit code 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be positive, got 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = TrainingConfig()
+    parser = _Parser(
+        prog=PROGRAM,
+        description=(
+            "Train skip-gram word vectors with rustnce's fused sampled-loss SGD steps "
+            "(TensorFlow's nce_loss / sampled_softmax_loss, or word2vec's negative sampling), "
+            "evaluate them and save them in word2vec text format. Without --corpus, trains on "
+            "a generated corpus with planted word groups and reports how well they are found."
+        ),
+        epilog=(
+            "Negatives are drawn once per batch and shared by its pairs, as TensorFlow does. "
+            "Exit codes: 0 ok, 1 bad input, 2 usage error."
+        ),
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--corpus",
+        metavar="FILE",
+        help="whitespace-tokenised UTF-8 text, one sentence per line "
+        "(default: a generated planted-structure corpus)",
+    )
+    data.add_argument(
+        "--similarity",
+        metavar="FILE",
+        help="word pairs with human scores, word1<TAB>word2<TAB>score (WordSim-353 layout); "
+        "prints the Spearman correlation and the share of pairs out of vocabulary",
+    )
+    data.add_argument(
+        "--planted-tokens",
+        type=_positive_int,
+        default=DEFAULT_PLANTED_TOKENS,
+        metavar="N",
+        help=f"size of the generated corpus (default {DEFAULT_PLANTED_TOKENS:,})",
+    )
+    data.add_argument(
+        "--min-count",
+        type=_positive_int,
+        default=5,
+        metavar="N",
+        help="ignore words seen fewer times (default 5)",
+    )
+    model = parser.add_argument_group("model and training")
+    model.add_argument("--loss", choices=LOSSES, default=defaults.loss, help="(default nce)")
+    model.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        default=None,
+        help="negative sampler: TensorFlow's log_uniform (Zipfian over frequency ranks) or "
+        "word2vec's unigram count^distortion (default log_uniform)",
+    )
+    model.add_argument(
+        "--distortion",
+        type=_non_negative_float,
+        default=None,
+        metavar="P",
+        help="unigram exponent (default 0.75; only with --sampler unigram)",
+    )
+    model.add_argument("--dim", type=_positive_int, default=defaults.dim, metavar="N")
+    model.add_argument(
+        "--window",
+        type=_positive_int,
+        default=defaults.window,
+        metavar="N",
+        help=f"maximum context distance, shrunk at random per word (default {defaults.window})",
+    )
+    model.add_argument(
+        "--negatives",
+        type=_positive_int,
+        default=defaults.negatives,
+        metavar="N",
+        help=f"negatives per batch (num_sampled; default {defaults.negatives})",
+    )
+    model.add_argument("--epochs", type=_positive_int, default=defaults.epochs, metavar="N")
+    model.add_argument(
+        "--subsample",
+        type=_non_negative_float,
+        default=defaults.subsample,
+        metavar="T",
+        help=f"word2vec's frequent-word subsampling threshold, 0 for none "
+        f"(default {defaults.subsample:g})",
+    )
+    model.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=None,
+        metavar="RATE",
+        help="starting learning rate per pair, decayed linearly (default depends on --loss)",
+    )
+    model.add_argument(
+        "--batch",
+        type=_positive_int,
+        default=defaults.batch_pairs,
+        metavar="PAIRS",
+        help=f"pairs per SGD step (default {defaults.batch_pairs})",
+    )
+    model.add_argument(
+        "--threads",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="rustnce threads (default 0: all cores)",
+    )
+    model.add_argument("--seed", type=_non_negative_int, default=defaults.seed, metavar="N")
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--output",
+        metavar="FILE",
+        default=None,
+        help=f"where to save the vectors (default {DEFAULT_OUTPUT}; with --compare-samplers "
+        "one file per sampler)",
+    )
+    output.add_argument(
+        "--compare-samplers",
+        action="store_true",
+        help="train with log_uniform and with unigram^0.75 on the same corpus and compare",
+    )
+    output.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+@dataclass
+class Dataset:
+    name: str
+    vocabulary: Vocabulary
+    corpus: EncodedCorpus
+    groups: np.ndarray | None  # planted topic per word (-1: none), or None
+
+
+@dataclass
+class Evaluation:
+    purity: Purity | None = None
+    similarity: SimilarityResult | None = None
+
+
+def _config(args: argparse.Namespace, sampler: str) -> TrainingConfig:
+    return TrainingConfig(
+        dim=args.dim,
+        window=args.window,
+        negatives=args.negatives,
+        epochs=args.epochs,
+        subsample=args.subsample,
+        learning_rate=args.lr,
+        loss=args.loss,
+        sampler=sampler,
+        distortion=0.75 if args.distortion is None else args.distortion,
+        batch_pairs=args.batch,
+        seed=args.seed,
+        threads=args.threads,
+    )
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    if args.compare_samplers and args.sampler is not None:
+        raise UsageError("--compare-samplers trains with both samplers; drop --sampler")
+    if args.distortion is not None and not args.compare_samplers and args.sampler != "unigram":
+        raise UsageError("--distortion applies only to --sampler unigram")
+
+
+def _load_dataset(args: argparse.Namespace) -> Dataset:
+    if args.corpus is None:
+        planted = planted_corpus(tokens=args.planted_tokens, seed=args.seed)
+        try:
+            vocabulary, corpus, groups = planted.training_data(args.min_count)
+        except CorpusError as error:
+            raise InputError(str(error)) from None
+        name = (
+            f"planted corpus: {len(planted):,} tokens, {planted.num_groups} groups of "
+            f"{int((planted.groups == 0).sum())} words + {int((planted.groups < 0).sum())} "
+            "function words"
+        )
+        return Dataset(name, vocabulary, corpus, groups)
+    try:
+        sentences = read_sentences(args.corpus)
+        vocabulary, corpus = load_corpus(sentences, args.min_count)
+    except CorpusError as error:
+        raise InputError(str(error)) from None
+    name = f"{args.corpus}: {corpus.raw_tokens:,} tokens"
+    return Dataset(name, vocabulary, corpus, None)
+
+
+class ProgressBar:
+    """A self-overwriting line on a terminal; elsewhere (a pipe, a log) one line per epoch."""
+
+    def __init__(self, stream: TextIO, label: str = "") -> None:
+        self.stream = stream
+        self.label = label
+        self.tty = stream.isatty()
+        self.width = 0
+
+    def __call__(self, progress: Progress) -> None:
+        if not (self.tty or progress.epoch_end):
+            return
+        filled = int(progress.fraction * 24)
+        bar = "#" * filled + "." * (24 - filled)
+        left = progress.seconds / progress.fraction - progress.seconds if progress.fraction else 0
+        text = (
+            f"{self.label}epoch {progress.epoch}/{progress.epochs} [{bar}] "
+            f"{progress.fraction:4.0%} {progress.words_per_second:,.0f} words/s "
+            f"loss {progress.loss:.4f} lr {progress.learning_rate:.3g} eta {left:.0f}s"
+        )
+        if self.tty:
+            self.stream.write("\r" + text + " " * max(self.width - len(text), 0))
+            self.width = len(text)
+            if progress.fraction >= 1.0:
+                self.stream.write("\n")
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _evaluate(
+    dataset: Dataset,
+    result: TrainingResult,
+    pairs: list[tuple[str, str, float]] | None,
+) -> Evaluation:
+    vectors = result.input_vectors
+    if not np.isfinite(vectors).all():
+        raise InputError(
+            "training diverged (non-finite vectors); lower --lr or --batch, or raise --min-count"
+        )
+    evaluation = Evaluation()
+    if dataset.groups is not None:
+        evaluation.purity = group_purity(vectors, dataset.groups)
+    if pairs is not None:
+        evaluation.similarity = word_similarity(vectors, dataset.vocabulary, pairs)
+    return evaluation
+
+
+def _describe(evaluation: Evaluation) -> list[str]:
+    lines = []
+    purity = evaluation.purity
+    if purity is not None:
+        lines.append(
+            f"nearest-neighbour group purity: {purity.at_1:.3f} "
+            f"(chance {purity.chance:.3f}; top-{purity.k}: {purity.at_k:.3f}) "
+            f"over {purity.words:,} grouped words"
+        )
+    similarity = evaluation.similarity
+    if similarity is not None:
+        rho = "n/a" if math.isnan(similarity.spearman) else f"{similarity.spearman:.3f}"
+        lines.append(
+            f"similarity: Spearman {rho} over {similarity.used:,} of {similarity.pairs:,} pairs "
+            f"({similarity.oov_share:.1%} out of vocabulary)"
+        )
+    return lines
+
+
+def _save(path: str, vocabulary: Vocabulary, result: TrainingResult) -> None:
+    try:
+        save_word2vec_format(path, vocabulary.words, result.input_vectors)
+    except OSError as error:
+        raise InputError(f"cannot write {path!r}: {error.strerror or error}") from None
+
+
+def _summary(config: TrainingConfig, result: TrainingResult) -> str:
+    sampler = config.sampler
+    if sampler == "unigram":
+        sampler = f"unigram^{config.distortion:g}"
+    return (
+        f"loss {config.loss}, sampler {sampler}: {result.seconds:.1f} s, "
+        f"{result.words_per_second:,.0f} words/s, {result.pairs / max(result.seconds, 1e-9):,.0f} "
+        f"pairs/s, loss per pair {result.epoch_losses[0]:.4f} -> {result.epoch_losses[-1]:.4f}"
+    )
+
+
+def _output_for(base: str | None, sampler: str) -> str:
+    stem, extension = os.path.splitext(base or DEFAULT_OUTPUT)
+    return f"{stem}.{sampler}{extension or '.txt'}"
+
+
+def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    _check_options(args)
+    if args.similarity is not None:
+        try:
+            pairs = read_similarity_pairs(args.similarity)
+        except SimilarityFileError as error:
+            raise InputError(str(error)) from None
+    else:
+        pairs = None
+    if args.output is not None:
+        directory = os.path.dirname(os.path.abspath(args.output))
+        if not os.path.isdir(directory):
+            raise InputError(f"cannot write {args.output!r}: no directory {directory!r}")
+    dataset = _load_dataset(args)
+    samplers = list(SAMPLERS) if args.compare_samplers else [args.sampler or "log_uniform"]
+    configs = [_config(args, sampler) for sampler in samplers]
+    try:
+        for config in configs:
+            config.check(len(dataset.vocabulary))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    first = configs[0]
+    print(f"{PROGRAM} {rustnce.__version__}: skip-gram on {dataset.name}", file=out)
+    print(
+        f"vocabulary {len(dataset.vocabulary):,} words (min count {args.min_count}), "
+        f"{len(dataset.corpus):,} training tokens; dim {first.dim}, window {first.window}, "
+        f"{first.negatives} negatives per batch of {first.batch_pairs} pairs, {first.epochs} "
+        f"epochs, lr {first.rate:g}, subsample {first.subsample:g}, "
+        f"threads {args.threads or rustnce.get_num_threads()}",
+        file=out,
+    )
+    out.flush()
+    rows = []
+    for config in configs:
+        label = f"[{config.sampler}] " if len(configs) > 1 else ""
+        bar = None if args.quiet else ProgressBar(err, label)
+        result = train(dataset.corpus, dataset.vocabulary, config, progress=bar)
+        evaluation = _evaluate(dataset, result, pairs)
+        path = _output_for(args.output, config.sampler) if len(configs) > 1 else args.output
+        path = path or DEFAULT_OUTPUT
+        _save(path, dataset.vocabulary, result)
+        rows.append((config, result, evaluation, path))
+        print(_summary(config, result), file=out)
+        for line in _describe(evaluation):
+            print("  " + line, file=out)
+        print(f"  vectors saved to {path} (word2vec text format)", file=out)
+        out.flush()
+    if len(rows) > 1:
+        _print_comparison(rows, out)
+    return 0
+
+
+def _print_comparison(
+    rows: list[tuple[TrainingConfig, TrainingResult, Evaluation, str]], out: TextIO
+) -> None:
+    header = ["sampler", "words/s", "seconds", "final loss"]
+    has_purity = rows[0][2].purity is not None
+    has_similarity = rows[0][2].similarity is not None
+    if has_purity:
+        header += ["purity@1", f"purity@{rows[0][2].purity.k}", "chance"]  # type: ignore[union-attr]
+    if has_similarity:
+        header += ["Spearman", "OOV"]
+    table = []
+    for config, result, evaluation, _ in rows:
+        name = "log_uniform (TF)" if config.sampler == "log_uniform" else "unigram^0.75 (w2v)"
+        if config.sampler == "unigram" and config.distortion != 0.75:
+            name = f"unigram^{config.distortion:g}"
+        cells = [
+            name,
+            f"{result.words_per_second:,.0f}",
+            f"{result.seconds:.1f}",
+            f"{result.epoch_losses[-1]:.4f}",
+        ]
+        if evaluation.purity is not None:
+            p = evaluation.purity
+            cells += [f"{p.at_1:.3f}", f"{p.at_k:.3f}", f"{p.chance:.3f}"]
+        if evaluation.similarity is not None:
+            s = evaluation.similarity
+            cells += [
+                "n/a" if math.isnan(s.spearman) else f"{s.spearman:.3f}",
+                f"{s.oov_share:.1%}",
+            ]
+        table.append(cells)
+    widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
+    print("sampler comparison (same corpus, loss, seed):", file=out)
+    for row in [header, *table]:
+        print("  " + "  ".join(cell.rjust(w) for cell, w in zip(row, widths)), file=out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m rustnce`` and the ``rustnce`` script; returns the exit code."""
+    out, err = sys.stdout, sys.stderr
+    try:
+        args = build_parser().parse_args(argv)
+        return run(args, out, err)
+    except UsageError as error:
+        print(f"{PROGRAM}: error: {error} (see {PROGRAM} --help)", file=err)
+        return 2
+    except InputError as error:
+        print(f"{PROGRAM}: error: {error}", file=err)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n{PROGRAM}: interrupted", file=err)
+        return 130

@@ -1,0 +1,199 @@
+"""Evaluation of word vectors: nearest-neighbour group purity against planted groups, and
+Spearman correlation with human similarity judgements (WordSim-353 layout). NumPy only."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .corpus import Vocabulary
+
+
+class SimilarityFileError(ValueError):
+    """A similarity file that cannot be read or holds no word pairs."""
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as float32."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, np.float32(1e-12))
+
+
+def nearest_neighbours(vectors: np.ndarray, k: int = 1, block: int = 1024) -> np.ndarray:
+    """The ``k`` nearest other rows of every row by cosine similarity, nearest first:
+    int64 ``[V, k]``."""
+    unit = unit_rows(vectors)
+    count = unit.shape[0]
+    k = min(k, count - 1)
+    result = np.empty((count, max(k, 0)), dtype=np.int64)
+    if k <= 0:
+        return result
+    for start in range(0, count, block):
+        stop = min(start + block, count)
+        similarity = unit[start:stop] @ unit.T
+        similarity[np.arange(stop - start), np.arange(start, stop)] = -np.inf
+        top = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(similarity, top, axis=1), axis=1, kind="stable")
+        result[start:stop] = np.take_along_axis(top, order, axis=1)
+    return result
+
+
+@dataclass(frozen=True)
+class Purity:
+    """Share of the labelled words whose nearest neighbours (among labelled words) share
+    their group, at 1 and at ``k`` neighbours, with the chance level of random neighbours."""
+
+    at_1: float
+    at_k: float
+    k: int
+    chance: float
+    words: int
+
+
+def group_purity(vectors: np.ndarray, groups: np.ndarray, k: int = 10) -> Purity:
+    """Nearest-neighbour (cosine) group purity of the rows whose ``groups`` label is >= 0,
+    neighbours searched among those rows. ``chance`` is the expected purity of neighbours drawn
+    at random (without the word itself): ``sum_g n_g (n_g - 1) / (n (n - 1))``."""
+    groups = np.asarray(groups)
+    labelled = np.flatnonzero(groups >= 0)
+    n = labelled.size
+    if n < 2:
+        raise ValueError("group purity needs at least two labelled words")
+    labels = groups[labelled]
+    neighbours = nearest_neighbours(np.asarray(vectors)[labelled], k)
+    same = labels[neighbours] == labels[:, None]
+    sizes = np.bincount(labels).astype(np.float64)
+    chance = float((sizes * (sizes - 1)).sum() / (n * (n - 1)))
+    return Purity(
+        at_1=float(same[:, 0].mean()),
+        at_k=float(same.mean()),
+        k=same.shape[1],
+        chance=chance,
+        words=n,
+    )
+
+
+def rankdata(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties given their average rank (like ``scipy.stats.rankdata``)."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    boundaries = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1], True])
+    # Tie block b spans sorted positions [boundaries[b], boundaries[b+1]); its average rank is
+    # the mean of positions + 1.
+    averages = (boundaries[:-1] + boundaries[1:] + 1) / 2.0
+    block = np.repeat(np.arange(boundaries.size - 1), np.diff(boundaries))
+    ranks = np.empty(values.size, dtype=np.float64)
+    ranks[order] = averages[block]
+    return ranks
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation (Pearson correlation of average ranks); NaN when either
+    side is constant or there are fewer than two values."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError("spearman needs two 1-D arrays of the same length")
+    if x.size < 2:
+        return math.nan
+    rx = rankdata(x) - (x.size + 1) / 2.0
+    ry = rankdata(y) - (y.size + 1) / 2.0
+    denominator = math.sqrt(float(rx @ rx) * float(ry @ ry))
+    if denominator == 0.0:
+        return math.nan
+    return float(rx @ ry) / denominator
+
+
+def read_similarity_pairs(path: str | os.PathLike[str]) -> list[tuple[str, str, float]]:
+    """Word pairs with a human score, one per line, tab-separated (WordSim-353 / SimLex-999
+    layout: ``word1<TAB>word2<TAB>score[<TAB>...]``). Lines starting with ``#``, blank lines
+    and lines whose third field is not a number (a header) are skipped. Lines without tabs are
+    split on whitespace."""
+    name = os.fspath(path)
+    try:
+        with open(name, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        raise SimilarityFileError(f"similarity file {name!r} does not exist") from None
+    except IsADirectoryError:
+        raise SimilarityFileError(f"similarity file {name!r} is a directory") from None
+    except UnicodeDecodeError as error:
+        raise SimilarityFileError(
+            f"similarity file {name!r} is not UTF-8 text ({error.reason})"
+        ) from None
+    except OSError as error:
+        raise SimilarityFileError(
+            f"cannot read similarity file {name!r}: {error.strerror or error}"
+        ) from None
+    pairs = []
+    for line in lines:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split("\t") if "\t" in line else line.split()
+        if len(fields) < 3:
+            continue
+        try:
+            score = float(fields[2])
+        except ValueError:
+            continue
+        if math.isfinite(score):
+            pairs.append((fields[0].strip(), fields[1].strip(), score))
+    if not pairs:
+        raise SimilarityFileError(
+            f"similarity file {name!r} holds no word pairs (expected word1<TAB>word2<TAB>score)"
+        )
+    return pairs
+
+
+@dataclass(frozen=True)
+class SimilarityResult:
+    spearman: float
+    pairs: int
+    used: int
+
+    @property
+    def oov_share(self) -> float:
+        """Share of the pairs with a word outside the vocabulary (not used)."""
+        return 1.0 - self.used / self.pairs if self.pairs else 0.0
+
+
+def _case_insensitive_index(vocabulary: Vocabulary) -> dict[str, int]:
+    """Lower-cased word -> id of its most frequent spelling."""
+    index: dict[str, int] = {}
+    for i, word in enumerate(vocabulary.words):
+        index.setdefault(word.lower(), i)
+    return index
+
+
+def word_similarity(
+    vectors: np.ndarray,
+    vocabulary: Vocabulary,
+    pairs: list[tuple[str, str, float]],
+    case_insensitive: bool = True,
+) -> SimilarityResult:
+    """Spearman correlation between cosine similarities and human scores over the pairs whose
+    words are both in the vocabulary (matched case-insensitively by default, as gensim's
+    ``evaluate_word_pairs`` does)."""
+    if case_insensitive:
+        index = _case_insensitive_index(vocabulary)
+
+        def lookup(word: str) -> int:
+            return index.get(word.lower(), -1)
+
+    else:
+        lookup = vocabulary.get
+    found = [(lookup(a), lookup(b), score) for a, b, score in pairs]
+    found = [(a, b, s) for a, b, s in found if a >= 0 and b >= 0]
+    if not found:
+        return SimilarityResult(math.nan, len(pairs), 0)
+    unit = unit_rows(vectors)
+    first = np.array([a for a, _, _ in found])
+    second = np.array([b for _, b, _ in found])
+    human = np.array([s for _, _, s in found])
+    cosine = np.einsum("ij,ij->i", unit[first], unit[second])
+    return SimilarityResult(spearman(cosine, human), len(pairs), len(found))

@@ -1,0 +1,233 @@
+"""``python -m rustnce``: the skip-gram trainer's command line (rustnce.word2vec.cli)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rustnce.word2vec import load_word2vec_format, planted_corpus
+from rustnce.word2vec.cli import main
+
+# Small and short: each run takes well under a few seconds.
+QUICK = ["--planted-tokens", "20000", "--dim", "16", "--epochs", "2", "--quiet"]
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def number(pattern, text):
+    match = re.search(pattern, text)
+    assert match, f"{pattern!r} not in {text!r}"
+    return float(match.group(1).replace(",", ""))
+
+
+def test_default_run_finds_the_planted_groups_far_above_chance(capsys, tmp_path):
+    output = tmp_path / "vectors.txt"
+    code, out, err = run(
+        capsys,
+        *["--planted-tokens", "100000", "--epochs", "5", "--dim", "32", "--seed", "1"],
+        *["--output", output, "--quiet"],
+    )
+    assert code == 0, err
+    purity = number(r"group purity: ([\d.]+)", out)
+    chance = number(r"\(chance ([\d.]+)", out)
+    assert chance < 0.03
+    assert purity > 0.3 and purity > 10 * chance
+    assert f"vectors saved to {output}" in out
+    words, vectors = load_word2vec_format(output)
+    assert vectors.shape == (len(words), 32)
+    assert len(words) == number(r"vocabulary ([\d,]+) words", out)
+    assert np.isfinite(vectors).all()
+
+
+def test_saved_vectors_load_with_gensim(capsys, tmp_path):
+    keyed_vectors = pytest.importorskip("gensim.models").KeyedVectors
+    output = tmp_path / "vectors.txt"
+    code, _, err = run(capsys, *QUICK, "--output", output)
+    assert code == 0, err
+    words, vectors = load_word2vec_format(output)
+    loaded = keyed_vectors.load_word2vec_format(str(output), binary=False)
+    assert loaded.index_to_key == words
+    assert np.allclose(loaded.vectors, vectors)
+
+
+def test_progress_goes_to_stderr_and_the_evaluation_to_stdout(capsys, tmp_path):
+    quick = [a for a in QUICK if a != "--quiet"]
+    code, out, err = run(capsys, *quick, "--output", tmp_path / "v.txt")
+    assert code == 0
+    epochs = [line for line in err.splitlines() if line.startswith("epoch")]
+    assert len(epochs) == 2
+    assert "words/s" in epochs[-1] and "loss" in epochs[-1] and "100%" in epochs[-1]
+    assert "purity" in out and "vectors saved to" in out
+    assert not any(line.startswith("epoch") for line in out.splitlines())
+
+
+@pytest.mark.parametrize("loss", ["nce", "sampled_softmax", "neg"])
+def test_every_loss_trains_and_its_loss_falls(capsys, tmp_path, loss):
+    code, out, err = run(
+        capsys, *QUICK, "--epochs", "3", "--loss", loss, "--output", tmp_path / "v.txt"
+    )
+    assert code == 0, err
+    match = re.search(r"loss per pair ([\d.]+) -> ([\d.]+)", out)
+    assert match and float(match.group(2)) < float(match.group(1))
+    assert f"loss {loss}" in out
+
+
+def test_unigram_sampler_with_a_distortion(capsys, tmp_path):
+    code, out, err = run(
+        capsys,
+        *QUICK,
+        *["--sampler", "unigram", "--distortion", "0.5", "--output", tmp_path / "v.txt"],
+    )
+    assert code == 0, err
+    assert "sampler unigram^0.5" in out
+
+
+def test_compare_samplers_trains_both_and_prints_them_side_by_side(capsys, tmp_path):
+    code, out, err = run(capsys, *QUICK, "--compare-samplers", "--output", tmp_path / "v.txt")
+    assert code == 0, err
+    table = out[out.index("sampler comparison") :]
+    assert "log_uniform (TF)" in table and "unigram^0.75 (w2v)" in table
+    assert "words/s" in table and "purity@1" in table
+    for sampler in ("log_uniform", "unigram"):
+        assert (tmp_path / f"v.{sampler}.txt").exists()
+
+
+@pytest.fixture
+def corpus_file(tmp_path):
+    path = tmp_path / "corpus.txt"
+    planted_corpus(tokens=20_000, groups=5, group_size=6, function_words=4, seed=2).write(path)
+    return path
+
+
+def test_corpus_and_similarity_files_give_spearman_and_the_oov_share(capsys, tmp_path, corpus_file):
+    similarity = tmp_path / "pairs.tsv"
+    similarity.write_text(
+        "# Word 1\tWord 2\tHuman (mean)\n"
+        "g0w0\tg0w1\t9.0\ng0w2\tg0w3\t8.5\ng1w0\tg1w1\t9.5\n"
+        "g0w0\tg1w0\t1.0\ng2w1\tg3w2\t0.5\nG0W4\tg0w5\t8.0\ng0w0\tunicorn\t5.0\n",
+        encoding="utf-8",
+    )
+    code, out, err = run(
+        capsys,
+        *QUICK,
+        *["--corpus", corpus_file, "--similarity", similarity, "--output", tmp_path / "v.txt"],
+        *["--epochs", "4"],
+    )
+    assert code == 0, err
+    assert "Spearman" in out
+    assert "over 6 of 7 pairs (14.3% out of vocabulary)" in out
+    assert number(r"Spearman ([-\d.]+)", out) > 0.3
+    assert "purity" not in out  # a text corpus has no planted groups
+
+
+def error_of(capsys, *args):
+    code, out, err = run(capsys, *args)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("rustnce: error: ")
+    assert "Traceback" not in err
+    return code, lines[0]
+
+
+def test_missing_corpus_is_a_one_line_input_error(capsys, tmp_path):
+    code, line = error_of(capsys, "--corpus", tmp_path / "nope.txt")
+    assert code == 1 and "does not exist" in line
+
+
+def test_empty_corpus_is_a_one_line_input_error(capsys, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n", encoding="utf-8")
+    code, line = error_of(capsys, "--corpus", empty)
+    assert code == 1 and "empty" in line
+
+
+def test_corpus_too_rare_for_min_count_is_an_input_error(capsys, corpus_file):
+    code, line = error_of(capsys, "--corpus", corpus_file, "--min-count", "100000")
+    assert code == 1 and "min-count" in line
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "binary", "no pairs"])
+def test_unreadable_similarity_file_is_a_one_line_input_error(capsys, tmp_path, kind):
+    path = tmp_path / "pairs.tsv"
+    if kind == "directory":
+        path = tmp_path
+    elif kind == "binary":
+        path.write_bytes(b"\xff\xfe\x00")
+    elif kind == "no pairs":
+        path.write_text("# nothing here\n", encoding="utf-8")
+    code, line = error_of(capsys, *QUICK, "--similarity", path)
+    assert code == 1 and "similarity file" in line
+
+
+def test_unwritable_output_is_a_one_line_input_error(capsys, tmp_path):
+    code, line = error_of(capsys, *QUICK, "--output", tmp_path / "no" / "such" / "dir.txt")
+    assert code == 1 and "cannot write" in line
+
+
+@pytest.mark.parametrize(
+    "args, mentions",
+    [
+        (["--dim", "0"], "--dim"),
+        (["--window", "0"], "--window"),
+        (["--epochs", "-1"], "--epochs"),
+        (["--negatives", "many"], "--negatives"),
+        (["--lr", "0"], "--lr"),
+        (["--subsample", "nan"], "--subsample"),
+        (["--loss", "hinge"], "--loss"),
+        (["--sampler", "uniform"], "--sampler"),
+        (["--negatives", "5000"], "negatives"),
+        (["--distortion", "0.5"], "--distortion"),
+        (["--compare-samplers", "--sampler", "unigram"], "--sampler"),
+        (["--no-such-option"], "--no-such-option"),
+    ],
+)
+def test_impossible_options_are_one_line_usage_errors(capsys, args, mentions):
+    code, line = error_of(capsys, *QUICK, *args)
+    assert code == 2
+    assert mentions in line
+
+
+def test_python_dash_m_rustnce_exits_with_the_usage_code():
+    completed = subprocess.run(
+        [sys.executable, "-m", "rustnce", "--window", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1 and "--window" in completed.stderr
+    assert completed.stdout == ""
+
+
+def test_help_describes_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in (
+        "--corpus",
+        "--similarity",
+        "--loss",
+        "--sampler",
+        "--distortion",
+        "--dim",
+        "--window",
+        "--negatives",
+        "--epochs",
+        "--min-count",
+        "--subsample",
+        "--lr",
+        "--threads",
+        "--seed",
+        "--output",
+        "--compare-samplers",
+    ):
+        assert option in text

@@ -1,0 +1,404 @@
+"""rustnce.word2vec: corpus and vocabulary, planted corpus, skip-gram batches, training,
+evaluation and the word2vec text format."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rustnce.word2vec import (
+    CorpusError,
+    SimilarityFileError,
+    TrainingConfig,
+    VectorFileError,
+    Vocabulary,
+    group_purity,
+    keep_probabilities,
+    load_corpus,
+    load_word2vec_format,
+    planted_corpus,
+    rankdata,
+    read_sentences,
+    read_similarity_pairs,
+    save_word2vec_format,
+    spearman,
+    train,
+    word_similarity,
+)
+from rustnce.word2vec.corpus import encode
+from rustnce.word2vec.training import (
+    _epoch_batches,
+    _gather_inputs,
+    _scatter_gradient,
+    initial_biases,
+)
+
+# ---------------------------------------------------------------- corpus and vocabulary
+
+
+def test_vocabulary_is_sorted_by_decreasing_count_ties_in_first_appearance_order():
+    vocabulary, _ = load_corpus([["b", "a", "c", "a"], ["c", "d", "a"]], min_count=1)
+    assert vocabulary.words == ("a", "c", "b", "d")
+    assert vocabulary.counts.tolist() == [3, 2, 1, 1]
+
+
+def test_min_count_drops_rare_words_before_windowing():
+    vocabulary, corpus = load_corpus([["x", "a", "y", "a"], ["a", "z"]], min_count=2)
+    assert vocabulary.words == ("a",)
+    assert corpus.ids.tolist() == [0, 0, 0]
+    assert corpus.sentences.tolist() == [0, 0, 1]
+    assert corpus.raw_tokens == 6
+
+
+def test_min_count_above_every_count_is_a_corpus_error():
+    with pytest.raises(CorpusError, match="min-count=9"):
+        load_corpus([["a", "b", "a"]], min_count=9)
+
+
+def test_read_sentences_splits_lines_on_whitespace_and_skips_blank_lines(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text("the cat\tsat\n\n   \non  the mat\n", encoding="utf-8")
+    assert read_sentences(path) == [["the", "cat", "sat"], ["on", "the", "mat"]]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(None, "does not exist"), ("", "is empty"), (" \n\t\n", "is empty"), (b"\xff\xfe", "UTF-8")],
+)
+def test_read_sentences_refuses_missing_empty_and_binary_files(tmp_path, content, message):
+    path = tmp_path / "c.txt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(CorpusError, match=message):
+        read_sentences(path)
+
+
+def test_read_sentences_refuses_a_directory(tmp_path):
+    with pytest.raises(CorpusError, match="directory"):
+        read_sentences(tmp_path)
+
+
+# ---------------------------------------------------------------- planted corpus
+
+
+def test_planted_corpus_is_deterministic_for_a_seed():
+    first = planted_corpus(tokens=5_000, groups=4, group_size=5, function_words=3, seed=7)
+    second = planted_corpus(tokens=5_000, groups=4, group_size=5, function_words=3, seed=7)
+    other = planted_corpus(tokens=5_000, groups=4, group_size=5, function_words=3, seed=8)
+    assert np.array_equal(first.ids, second.ids)
+    assert np.array_equal(first.sentences, second.sentences)
+    assert not np.array_equal(first.ids, other.ids)
+
+
+def test_planted_corpus_has_the_requested_size_groups_and_sentence_lengths():
+    corpus = planted_corpus(
+        tokens=20_000, groups=6, group_size=4, function_words=5, sentence_length=(8, 12), seed=1
+    )
+    assert len(corpus) == 20_000
+    assert len(corpus.words) == 5 + 6 * 4
+    assert (corpus.groups == -1).sum() == 5
+    assert np.bincount(corpus.groups[corpus.groups >= 0]).tolist() == [4] * 6
+    lengths = np.bincount(corpus.sentences)
+    assert lengths[:-1].min() >= 8 and lengths.max() <= 12
+
+
+def test_planted_sentences_stay_mostly_on_one_topic():
+    corpus = planted_corpus(tokens=50_000, groups=10, group_size=8, topic_share=0.8, seed=2)
+    groups = corpus.groups[corpus.ids]
+    topical = groups >= 0
+    sentence, group = corpus.sentences[topical], groups[topical]
+    # The most common group of each sentence holds about topic_share + noise of its tokens.
+    majority = []
+    for s in np.unique(sentence)[:500]:
+        counts = np.bincount(group[sentence == s], minlength=10)
+        majority.append(counts.max() / counts.sum())
+    assert 0.75 < np.mean(majority) < 0.95
+
+
+def test_planted_word_frequencies_fall_with_rank():
+    corpus = planted_corpus(tokens=200_000, groups=10, group_size=10, function_words=0, seed=3)
+    counts = np.bincount(corpus.ids, minlength=100)
+    # Rank r has weight 1 / (r + 10): the first decile is far more frequent than the last.
+    assert counts[:10].sum() > 4 * counts[-10:].sum()
+
+
+def test_planted_training_data_matches_reading_its_text(tmp_path):
+    corpus = planted_corpus(tokens=3_000, groups=3, group_size=4, function_words=2, seed=4)
+    path = tmp_path / "planted.txt"
+    corpus.write(path)
+    vocabulary, encoded, groups = corpus.training_data(min_count=5)
+    read_vocabulary, read_encoded = load_corpus(read_sentences(path), min_count=5)
+    assert vocabulary.words == read_vocabulary.words
+    assert np.array_equal(vocabulary.counts, read_vocabulary.counts)
+    assert np.array_equal(encoded.ids, read_encoded.ids)
+    assert np.array_equal(encoded.sentences, read_encoded.sentences)
+    model_group = dict(zip(corpus.words, corpus.groups.tolist()))
+    assert groups.tolist() == [model_group[w] for w in vocabulary.words]
+
+
+# ---------------------------------------------------------------- batches
+
+
+def _batch_pairs(batch):
+    centers = np.concatenate([batch.words[:count] for count in batch.slots])
+    return centers, batch.contexts[:, 0]
+
+
+def test_subsampling_keeps_words_with_word2vecs_probability():
+    counts = np.array([1000.0, 100.0, 10.0, 1.0])
+    sample, total = 1e-3, counts.sum()
+    expected = [
+        min(1.0, (math.sqrt(c / (sample * total)) + 1) * (sample * total) / c) for c in counts
+    ]
+    assert np.allclose(keep_probabilities(counts, sample), expected)
+    assert np.array_equal(keep_probabilities(counts, 0.0), np.ones(4))
+
+
+def test_window_one_pairs_are_the_neighbours_within_each_sentence():
+    sentences = [["a", "b", "c"], ["d", "e"], ["f"]]
+    vocabulary, corpus = load_corpus(sentences, min_count=1)
+    keep = np.ones(len(vocabulary))
+    batches = list(_epoch_batches(corpus, keep, 1, 4, np.random.default_rng(0)))
+    pairs = set()
+    for batch in batches:
+        centers, contexts = _batch_pairs(batch)
+        pairs |= {(vocabulary.words[c], vocabulary.words[x]) for c, x in zip(centers, contexts)}
+    assert pairs == {("a", "b"), ("b", "a"), ("b", "c"), ("c", "b"), ("d", "e"), ("e", "d")}
+    assert sum(b.pairs for b in batches) == 6
+    assert math.isclose(sum(b.raw_words for b in batches), 6)
+
+
+def test_pairs_stay_within_the_window_and_the_sentence_and_shrink_at_random():
+    words = [f"w{i}" for i in range(400)]
+    sentences = [words[:150], words[150:400]]  # every word once: ids give positions back
+    vocabulary, corpus = load_corpus(sentences, min_count=1)
+    position = {vocabulary.id(w): i for i, w in enumerate(words)}
+    keep = np.ones(len(vocabulary))
+    distances = []
+    for batch in _epoch_batches(corpus, keep, 4, 64, np.random.default_rng(1), chunk_words=100):
+        centers, contexts = _batch_pairs(batch)
+        assert batch.pairs <= 64 + 8
+        for c, x in zip(centers.tolist(), contexts.tolist()):
+            a, b = position[c], position[x]
+            assert (a < 150) == (b < 150)
+            distances.append(abs(a - b))
+    distances = np.array(distances)
+    assert distances.min() == 1 and distances.max() == 4
+    # A window shrunk uniformly to 1..4 reaches distance d with probability (5 - d) / 4.
+    share = np.bincount(distances, minlength=5)[1:] / np.bincount(distances)[1]
+    assert np.allclose(share, [1.0, 0.75, 0.5, 0.25], atol=0.08)
+
+
+def test_gather_and_scatter_match_fancy_indexing_with_repeated_centers():
+    rng = np.random.default_rng(5)
+    words = ["a", "b", "c", "a", "a", "b", "d", "a", "c", "a"] * 3
+    vocabulary, corpus = load_corpus([words], min_count=1)
+    keep = np.ones(len(vocabulary))
+    emb = rng.standard_normal((len(vocabulary), 6)).astype(np.float32)
+    for batch in _epoch_batches(corpus, keep, 3, 16, np.random.default_rng(2)):
+        centers, _ = _batch_pairs(batch)
+        assert np.array_equal(_gather_inputs(emb, batch, 6), emb[centers])
+        gradient = rng.standard_normal((batch.pairs, 6)).astype(np.float32)
+        expected = emb.copy()
+        np.add.at(expected, centers, -0.5 * gradient)
+        _scatter_gradient(emb, batch, gradient, 0.5)
+        assert np.allclose(emb, expected, atol=1e-5)
+
+
+# ---------------------------------------------------------------- training
+
+
+def _tiny_planted(tokens=30_000, seed=0):
+    corpus = planted_corpus(tokens=tokens, groups=8, group_size=6, function_words=4, seed=seed)
+    return corpus.training_data(min_count=1)
+
+
+@pytest.mark.parametrize("loss", ["nce", "sampled_softmax", "neg"])
+@pytest.mark.parametrize("sampler", ["log_uniform", "unigram"])
+def test_every_loss_and_sampler_trains_loss_falls_and_groups_emerge(loss, sampler):
+    vocabulary, corpus, groups = _tiny_planted()
+    config = TrainingConfig(dim=16, epochs=3, loss=loss, sampler=sampler, seed=3)
+    result = train(corpus, vocabulary, config)
+    assert len(result.epoch_losses) == 3
+    assert result.epoch_losses[-1] < result.epoch_losses[0]
+    assert np.isfinite(result.input_vectors).all()
+    purity = group_purity(result.input_vectors, groups)
+    assert purity.at_1 > 3 * purity.chance
+    assert result.words == 3 * len(corpus)
+
+
+def test_output_biases_start_at_the_log_unigram_frequency_except_for_neg():
+    counts = np.array([6, 3, 1])
+    assert np.allclose(initial_biases(counts, "log_unigram"), np.log([0.6, 0.3, 0.1]))
+    assert not initial_biases(counts, "zeros").any()
+    assert TrainingConfig(loss="nce").bias_start == "log_unigram"
+    assert TrainingConfig(loss="sampled_softmax").bias_start == "log_unigram"
+    assert TrainingConfig(loss="neg").bias_start == "zeros"
+
+
+def test_training_is_deterministic_for_a_seed():
+    vocabulary, corpus, _ = _tiny_planted(tokens=5_000)
+    config = TrainingConfig(dim=8, epochs=1, seed=11)
+    first = train(corpus, vocabulary, config)
+    second = train(corpus, vocabulary, config)
+    assert np.array_equal(first.input_vectors, second.input_vectors)
+
+
+def test_progress_reports_every_epoch_end():
+    vocabulary, corpus, _ = _tiny_planted(tokens=5_000)
+    seen = []
+    train(corpus, vocabulary, TrainingConfig(dim=8, epochs=2), progress=seen.append)
+    ends = [p for p in seen if p.epoch_end]
+    assert [p.epoch for p in ends] == [1, 2]
+    assert ends[-1].fraction == 1.0 and ends[-1].words == 2 * len(corpus)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("dim", 0, "dim"),
+        ("window", 0, "window"),
+        ("negatives", 0, "negatives"),
+        ("loss", "hinge", "loss"),
+        ("sampler", "uniform", "sampler"),
+        ("learning_rate", -1.0, "learning rate"),
+        ("subsample", -0.1, "subsample"),
+    ],
+)
+def test_impossible_settings_are_refused_by_name(field, value, message):
+    config = TrainingConfig(**{field: value})
+    with pytest.raises(ValueError, match=message):
+        config.check()
+
+
+def test_more_negatives_than_words_is_refused():
+    vocabulary, corpus, _ = _tiny_planted(tokens=2_000)
+    with pytest.raises(ValueError, match="negatives"):
+        train(corpus, vocabulary, TrainingConfig(negatives=len(vocabulary)))
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def test_rankdata_gives_ties_their_average_rank():
+    # Values checked against scipy.stats.rankdata.
+    assert rankdata([3, 1, 4, 1, 5, 9, 2, 6]).tolist() == [4, 1.5, 5, 1.5, 6, 8, 3, 7]
+
+
+def test_spearman_matches_scipy_values_with_and_without_ties():
+    # scipy.stats.spearmanr: 0.8207826816681233 and 0.19885368120992467.
+    assert math.isclose(spearman([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]), 0.8207826816681233)
+    x, y = [3, 1, 4, 1, 5, 9, 2, 6], [2, 7, 1, 8, 2, 8, 1, 8]
+    assert math.isclose(spearman(x, y), 0.19885368120992467)
+    assert spearman([1, 2, 3], [9, 4, 1]) == -1.0
+    assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))
+
+
+def test_group_purity_of_separated_clusters_is_one_and_chance_counts_other_words():
+    rng = np.random.default_rng(0)
+    centres = np.eye(3, 8, dtype=np.float32) * 10
+    groups = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2, 2, -1])
+    vectors = centres[np.maximum(groups, 0)] + rng.normal(0, 0.1, (11, 8)).astype(np.float32)
+    purity = group_purity(vectors, groups, k=2)
+    assert purity.at_1 == 1.0 and purity.at_k == 1.0 and purity.words == 10
+    assert math.isclose(purity.chance, (3 * 2 + 4 * 3 + 3 * 2) / (10 * 9))
+
+
+def test_group_purity_of_random_vectors_is_near_chance():
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(10), 30)
+    purity = group_purity(rng.standard_normal((300, 16)), groups)
+    assert abs(purity.at_k - purity.chance) < 0.03
+
+
+def test_similarity_file_reading_skips_comments_headers_and_blank_lines(tmp_path):
+    path = tmp_path / "ws.tsv"
+    path.write_text(
+        "# comment\nWord 1\tWord 2\tHuman (mean)\n\nlove\tsex\t6.77\ntiger cat 7.35\n",
+        encoding="utf-8",
+    )
+    assert read_similarity_pairs(path) == [("love", "sex", 6.77), ("tiger", "cat", 7.35)]
+
+
+def test_unreadable_or_pairless_similarity_files_are_errors(tmp_path):
+    with pytest.raises(SimilarityFileError, match="does not exist"):
+        read_similarity_pairs(tmp_path / "missing.tsv")
+    with pytest.raises(SimilarityFileError, match="directory"):
+        read_similarity_pairs(tmp_path)
+    (tmp_path / "none.tsv").write_text("# only a comment\na\tb\n", encoding="utf-8")
+    with pytest.raises(SimilarityFileError, match="no word pairs"):
+        read_similarity_pairs(tmp_path / "none.tsv")
+
+
+def test_word_similarity_matches_case_insensitively_and_reports_the_oov_share():
+    vocabulary = Vocabulary(("King", "queen", "apple", "pear"), np.array([4, 3, 2, 1]))
+    vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.2, 1]], dtype=np.float32)
+    pairs = [("king", "QUEEN", 9.0), ("apple", "pear", 8.0), ("king", "apple", 1.0)]
+    pairs.append(("king", "unicorn", 5.0))
+    result = word_similarity(vectors, vocabulary, pairs)
+    assert result.used == 3 and result.pairs == 4
+    assert result.oov_share == 0.25
+    assert result.spearman == 1.0
+    exact = word_similarity(vectors, vocabulary, pairs, case_insensitive=False)
+    assert exact.used == 1
+
+
+# ---------------------------------------------------------------- word2vec text format
+
+
+def test_vectors_round_trip_through_the_word2vec_text_format(tmp_path):
+    rng = np.random.default_rng(0)
+    words = ["the", "ünïcode", "a-b", "x"]
+    vectors = rng.standard_normal((4, 5)).astype(np.float32)
+    path = tmp_path / "v.txt"
+    save_word2vec_format(path, words, vectors)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "4 5"
+    assert lines[2].split(" ")[0] == "ünïcode" and len(lines[2].split(" ")) == 6
+    read_words, read_vectors = load_word2vec_format(path)
+    assert read_words == words
+    assert np.allclose(read_vectors, vectors, rtol=1e-5)
+
+
+def test_saving_refuses_words_with_whitespace_and_misshaped_vectors(tmp_path):
+    with pytest.raises(ValueError, match="whitespace"):
+        save_word2vec_format(tmp_path / "v.txt", ["a b"], np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="shape"):
+        save_word2vec_format(tmp_path / "v.txt", ["a", "b"], np.zeros((3, 2)))
+
+
+def test_reader_checks_the_header_against_the_rows(tmp_path):
+    path = tmp_path / "v.txt"
+    path.write_text("2 3\na 1 2 3\n", encoding="utf-8")
+    with pytest.raises(VectorFileError, match="found 1"):
+        load_word2vec_format(path)
+    path.write_text("1 3\na 1 2\n", encoding="utf-8")
+    with pytest.raises(VectorFileError, match="expected 3"):
+        load_word2vec_format(path)
+    path.write_text("vectors\n", encoding="utf-8")
+    with pytest.raises(VectorFileError, match="first line"):
+        load_word2vec_format(path)
+
+
+def test_gensim_loads_the_saved_vectors(tmp_path):
+    keyed_vectors = pytest.importorskip("gensim.models").KeyedVectors
+    rng = np.random.default_rng(0)
+    words = ["alpha", "beta", "gamma"]
+    vectors = rng.standard_normal((3, 4)).astype(np.float32)
+    path = tmp_path / "v.txt"
+    save_word2vec_format(path, words, vectors)
+    loaded = keyed_vectors.load_word2vec_format(str(path), binary=False)
+    assert loaded.index_to_key == words
+    assert np.allclose(loaded.vectors, vectors, rtol=1e-5)
+
+
+def test_encode_drops_words_outside_the_vocabulary():
+    vocabulary = Vocabulary(("a", "b"), np.array([2, 1]))
+    corpus = encode([["a", "z", "b"], ["z"], ["a"]], vocabulary)
+    assert corpus.ids.tolist() == [0, 1, 0]
+    assert corpus.sentences.tolist() == [0, 0, 2]
+    assert corpus.raw_tokens == 5
