@@ -168,6 +168,7 @@ def _sampled_arguments(
     num_classes = _num_classes(num_classes, weight_shards)
     remove_accidental_hits = as_bool(remove_accidental_hits, "remove_accidental_hits")
     subtract_log_q = as_bool(subtract_log_q, "subtract_log_q")
+    _rustnce.seed_attributes(seed)  # a bad seed is refused even when no sampler needs it
     # Checked here rather than by the default sampler, so that the message names labels
     # (and so that explicit sampled_values get the check TensorFlow omits).
     check_id_range(labels, "labels", num_classes, "num_classes")

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _rustnce
 from ._arguments import (
+    MAX_COUNT,
     MAX_INT64,
     as_array,
     as_bool,
@@ -91,9 +92,9 @@ class LearnedUnigramSampler(CandidateSampler):
 
     def __init__(self, range_max: int, seed: Seed = None) -> None:
         range_max = _range_max(range_max)
-        if range_max < 2**31 - 1:
+        if range_max < MAX_COUNT:
             # An int32 count and an int64 prefix sum per id.
-            check_memory(12 * range_max, f"the learned counts of range_max = {range_max} ids")
+            check_memory(12 * range_max, f"range_max = {range_max}: the learned counts")
         super().__init__(_rustnce.CandidateSampler.learned_unigram(range_max, seed))
 
 
@@ -127,6 +128,15 @@ def _range_max(range_max: Any) -> int:
     return as_int(range_max, "range_max", 1, MAX_INT64)
 
 
+def _ids_in_shard(first: int, length: int, num_shards: int, shard: int) -> int:
+    """How many of the ``length`` ids numbered from ``first`` fall in ``shard``."""
+
+    def below(n: int) -> int:
+        return max(n - shard, 0) // num_shards + (1 if max(n - shard, 0) % num_shards else 0)
+
+    return below(first + length) - below(first)
+
+
 def _fixed_unigram_attributes(
     range_max: Any,
     vocab_file: Any,
@@ -137,21 +147,33 @@ def _fixed_unigram_attributes(
     unigrams: Any,
 ) -> tuple[int, str, float, int, int, int, np.ndarray]:
     """The fixed unigram sampler's attributes, checked and normalised; the Rust core checks
-    the counts and the table size."""
-    num_shards = as_int(num_shards, "num_shards", 1, MAX_INT64)
+    the counts and that the table's size equals ``range_max``."""
     range_max = _range_max(range_max)
-    if range_max < 2**31:
-        # The weight table and Walker's alias table.
-        check_memory(40 * range_max, f"the tables of range_max = {range_max} ids")
-    return (
-        range_max,
-        as_path(vocab_file, "vocab_file"),
-        as_float(distortion, "distortion", finite=True),
-        as_int(num_reserved_ids, "num_reserved_ids", 0, MAX_INT64),
-        num_shards,
-        as_int(shard, "shard", 0, num_shards - 1),
-        as_unigrams(unigrams),
-    )
+    vocab_file = as_path(vocab_file, "vocab_file")
+    distortion = as_float(distortion, "distortion", finite=True)
+    num_reserved_ids = as_int(num_reserved_ids, "num_reserved_ids", 0, MAX_INT64)
+    num_shards = as_int(num_shards, "num_shards", 1, MAX_INT64)
+    shard = as_int(shard, "shard", 0, num_shards - 1)
+    unigrams = as_unigrams(unigrams)
+    # The tables' size, bounded before anything is built (a size other than range_max is
+    # refused by the core without allocating): the reserved ids of this shard plus at most
+    # one counted id per vocabulary line (two bytes) or per unigram.
+    reserved = _ids_in_shard(0, num_reserved_ids, num_shards, shard)
+    if vocab_file:
+        try:
+            lines = os.path.getsize(vocab_file) // 2 + 1
+        except OSError:
+            lines = 0  # the core names the file
+    else:
+        lines = len(unigrams)
+    largest = reserved + _ids_in_shard(reserved, lines, num_shards, shard)
+    if reserved <= range_max <= min(largest, MAX_COUNT):
+        # The weights (float32), Walker's alias table (float64 while built, float32 and
+        # uint32 kept) and its two work lists.
+        check_memory(
+            40 * range_max, f"range_max = {range_max}: the tables of a fixed unigram sampler"
+        )
+    return range_max, vocab_file, distortion, num_reserved_ids, num_shards, shard, unigrams
 
 
 class AllCandidateSampler(CandidateSampler):

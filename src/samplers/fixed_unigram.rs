@@ -45,7 +45,8 @@ pub struct FixedUnigram {
     weights: Vec<f32>,
     total_weight: f32,
     alias: AliasTable,
-    positive: u64,
+    /// How many ids a draw can return (see `AliasTable::drawable`).
+    drawable: u64,
 }
 
 impl FixedUnigram {
@@ -137,11 +138,12 @@ impl FixedUnigram {
             ));
         }
         let alias = AliasTable::new(&weights)?;
+        let drawable = alias.drawable()?;
         Ok(FixedUnigram {
             weights,
             total_weight,
             alias,
-            positive,
+            drawable,
         })
     }
 
@@ -305,7 +307,7 @@ impl Distribution for FixedUnigram {
     }
 
     fn ids_with_positive_probability(&self, _num_sampled: usize) -> u64 {
-        self.positive
+        self.drawable
     }
 }
 
@@ -354,6 +356,27 @@ impl AliasTable {
             alias[i] = i as u32;
         }
         Ok(AliasTable { probability, alias })
+    }
+
+    /// How many ids a draw can return. A draw returns `index` when `r < probability[index]`
+    /// (possible iff that is positive, since `r` can be 0) and `alias[index]` when
+    /// `r >= probability[index]` (possible iff it is at most `1 - 2**-23`, the largest `r`).
+    /// A count whose weight is positive but negligible next to the total can be unreachable:
+    /// unique sampling must not wait for it.
+    fn drawable(&self) -> Result<u64> {
+        const LARGEST_R: f32 = 1.0 - 1.0 / (1u32 << 23) as f32;
+        let n = self.probability.len();
+        let mut reachable = try_vec::<bool>(n, "range_max", "the alias table")?;
+        reachable.resize(n, false);
+        for (index, (&p, &alias)) in self.probability.iter().zip(&self.alias).enumerate() {
+            if p > 0.0 {
+                reachable[index] = true;
+            }
+            if p <= LARGEST_R {
+                reachable[alias as usize] = true;
+            }
+        }
+        Ok(reachable.iter().filter(|&&r| r).count() as u64)
     }
 
     fn draw(&self, stream: &mut RandomStream) -> i64 {

@@ -150,7 +150,7 @@ impl CandidateSampler {
         if unique && (num_sampled as u64) > drawable {
             return Err(NceError::invalid(
                 "num_sampled",
-                format!("unique sampling of {num_sampled} candidates is impossible: only {drawable} ids have a non-zero probability"),
+                format!("unique sampling of {num_sampled} candidates is impossible: only {drawable} ids have a non-zero probability of being drawn"),
             ));
         }
 

@@ -351,3 +351,23 @@ fn malformed_vocabulary_lines_are_named() {
     long.extend(std::iter::repeat_n(b'7', MAX_VOCAB_LINE_BYTES + 1));
     assert!(parse(&long).unwrap_err().contains("longer than"));
 }
+
+#[test]
+fn unique_sampling_does_not_wait_for_an_id_the_alias_table_cannot_return() {
+    // The second weight is positive but vanishes next to the first in float32: no draw can
+    // return it, so asking for two distinct ids is refused at once instead of after 2**31
+    // draws.
+    let config = FixedUnigramConfig::from_counts(2, vec![1e30, 1e-30]);
+    let mut sampler = CandidateSampler::fixed_unigram(config, Seed::Op(1)).unwrap();
+    let error = sampler
+        .sample(no_true_classes().view(), 1, 2, true)
+        .unwrap_err();
+    assert!(error.to_string().contains("only 1 ids"), "{error}");
+    assert_eq!(
+        sampler
+            .sample(no_true_classes().view(), 1, 1, true)
+            .unwrap()
+            .sampled_candidates,
+        vec![0]
+    );
+}
