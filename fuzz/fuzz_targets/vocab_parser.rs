@@ -26,11 +26,17 @@ fuzz_target!(|data: &[u8]| {
                 Ok(mut sampler) => {
                     assert!(positive > 0);
                     let none = Array2::<i64>::zeros((0, 1));
-                    let out = sampler.sample(none.view(), 1, positive.min(4), true).unwrap();
+                    let out = sampler.sample(none.view(), 1, 8, false).unwrap();
                     assert!(out
                         .sampled_candidates
                         .iter()
-                        .all(|&id| id >= 0 && id < range_max && counts[id as usize] > 0.0));
+                        .all(|&id| id >= 0 && id < range_max));
+                    // Unique sampling is refused at once when too few ids can be drawn (a
+                    // positive count negligible next to the total cannot be).
+                    match sampler.sample(none.view(), 1, positive.min(4), true) {
+                        Ok(out) => assert_eq!(out.sampled_candidates.len(), positive.min(4)),
+                        Err(error) => assert!(error.to_string().contains("non-zero"), "{error}"),
+                    }
                 }
                 Err(error) => assert!(
                     positive == 0 || range_max == 0 || error.to_string().contains("float32"),
