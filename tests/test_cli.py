@@ -231,3 +231,11 @@ def test_help_describes_every_option(capsys):
         "--compare-samplers",
     ):
         assert option in text
+
+
+def test_divergence_is_a_one_line_input_error(capsys, tmp_path):
+    code, line = error_of(
+        capsys, *QUICK, "--lr", "100", "--batch", "4096", "--output", tmp_path / "v.txt"
+    )
+    assert code == 1 and "diverged" in line and "--lr" in line
+    assert not (tmp_path / "v.txt").exists()

@@ -12,6 +12,7 @@ from rustnce.word2vec import (
     CorpusError,
     SimilarityFileError,
     TrainingConfig,
+    TrainingDiverged,
     VectorFileError,
     Vocabulary,
     group_purity,
@@ -402,3 +403,26 @@ def test_encode_drops_words_outside_the_vocabulary():
     assert corpus.ids.tolist() == [0, 1, 0]
     assert corpus.sentences.tolist() == [0, 0, 2]
     assert corpus.raw_tokens == 5
+
+
+def test_a_diverging_run_stops_with_training_diverged():
+    vocabulary, corpus, _ = _tiny_planted(tokens=5_000)
+    with pytest.raises(TrainingDiverged, match="learning rate"):
+        train(
+            corpus,
+            vocabulary,
+            TrainingConfig(dim=8, learning_rate=100.0, batch_pairs=4096, epochs=10),
+        )
+
+
+def test_an_error_while_preparing_batches_reaches_the_caller(monkeypatch):
+    import rustnce.word2vec.training as training
+
+    def broken(*args, **kwargs):
+        yield from ()
+        raise RuntimeError("layout failed")
+
+    monkeypatch.setattr(training, "_epoch_batches", broken)
+    vocabulary, corpus, _ = _tiny_planted(tokens=2_000)
+    with pytest.raises(RuntimeError, match="layout failed"):
+        train(corpus, vocabulary, TrainingConfig(dim=8, epochs=1))

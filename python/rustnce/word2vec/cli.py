@@ -31,7 +31,15 @@ from .evaluation import (
     word_similarity,
 )
 from .planted import planted_corpus
-from .training import LOSSES, SAMPLERS, Progress, TrainingConfig, TrainingResult, train
+from .training import (
+    LOSSES,
+    SAMPLERS,
+    Progress,
+    TrainingConfig,
+    TrainingDiverged,
+    TrainingResult,
+    train,
+)
 from .vectors import save_word2vec_format
 
 PROGRAM = "rustnce"
@@ -308,7 +316,8 @@ def _evaluate(
     vectors = result.input_vectors
     if not np.isfinite(vectors).all():
         raise InputError(
-            "training diverged (non-finite vectors); lower --lr or --batch, or raise --min-count"
+            "training diverged (non-finite vectors); lower the learning rate or the batch size "
+            "(--lr, --batch)"
         )
     evaluation = Evaluation()
     if dataset.groups is not None:
@@ -396,7 +405,12 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for config in configs:
         label = f"[{config.sampler}] " if len(configs) > 1 else ""
         bar = None if args.quiet else ProgressBar(err, label)
-        result = train(dataset.corpus, dataset.vocabulary, config, progress=bar)
+        try:
+            result = train(dataset.corpus, dataset.vocabulary, config, progress=bar)
+        except TrainingDiverged as error:
+            if bar is not None and bar.tty:
+                err.write("\n")
+            raise InputError(f"{error} (--lr, --batch)") from None
         evaluation = _evaluate(dataset, result, pairs)
         path = _output_for(args.output, config.sampler) if len(configs) > 1 else args.output
         path = path or DEFAULT_OUTPUT

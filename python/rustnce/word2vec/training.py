@@ -23,6 +23,8 @@ sorted by decreasing count) or ``unigram`` (``count ** distortion``, word2vec's 
 from __future__ import annotations
 
 import math
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -128,6 +130,10 @@ class TrainingResult:
     @property
     def words_per_second(self) -> float:
         return self.words / self.seconds if self.seconds > 0 else 0.0
+
+
+class TrainingDiverged(ArithmeticError):
+    """The loss became infinite or NaN: the learning rate is too high for the batch size."""
 
 
 def keep_probabilities(counts: np.ndarray, subsample: float) -> np.ndarray:
@@ -314,28 +320,49 @@ def train(
         else rustnce.nce_sgd_step
     )
     remove_hits = config.loss != "nce"
-    unit_counts = config.loss == "neg"
     num_sampled = config.negatives
-    ones_sampled = np.ones(num_sampled, dtype=np.float32)
+    diverged = 100.0 * (num_sampled + 1)
     start_rate = config.rate
     total_words = max(len(corpus) * config.epochs, 1)
     result = TrainingResult(emb_in, emb_out, biases)
     done_words = 0
+    raw_done = 0.0
+    epoch_loss = 0.0
+    epoch_pairs = 0
     running = math.nan
+    rate = start_rate
     started = time.perf_counter()
     last_report = started
-    for epoch in range(config.epochs):
-        epoch_loss = 0.0
-        epoch_pairs = 0
-        raw_done = float(done_words)
-        for batch in _epoch_batches(corpus, keep, config.window, config.batch_pairs, rng):
+    stream = _batch_stream(corpus, vocabulary, config, keep, rng, sampler)
+    # Pairs, layouts and negatives are prepared by a second thread while the kernel runs (both
+    # release the interpreter); they depend only on the seed, so results stay deterministic.
+    with _Prefetch(stream, depth=8) as batches:
+        for epoch, batch, sampled in batches:
+            if batch is None:  # end of an epoch
+                result.epoch_losses.append(epoch_loss / epoch_pairs if epoch_pairs else math.nan)
+                result.pairs += epoch_pairs
+                epoch_loss, epoch_pairs = 0.0, 0
+                done_words = (epoch + 1) * len(corpus)  # exact at epoch ends despite rounding
+                raw_done = float(done_words)
+                if progress is not None:
+                    last_report = time.perf_counter()
+                    progress(
+                        Progress(
+                            epoch + 1,
+                            config.epochs,
+                            done_words / total_words,
+                            done_words,
+                            last_report - started,
+                            running,
+                            start_rate * max(1.0 - done_words / total_words, 1e-4),
+                            epoch_end=True,
+                        )
+                    )
+                continue
             count = batch.pairs
             if count:
                 rate = start_rate * max(1.0 - done_words / total_words, 1e-4)
                 inputs = _gather_inputs(emb_in, batch, dim)
-                sampled = sampler.sample(batch.contexts, 1, num_sampled, True)
-                if unit_counts:
-                    sampled = (sampled[0], np.ones((count, 1), np.float32), ones_sampled)
                 loss, gradient = step(
                     emb_out,
                     biases,
@@ -349,7 +376,14 @@ def train(
                     upstream="sum",
                 )
                 _scatter_gradient(emb_in, batch, gradient, rate)
-                batch_loss = float(loss.sum())
+                with np.errstate(over="ignore", invalid="ignore"):
+                    batch_loss = float(loss.sum())
+                # Logits beyond +-100 on average: the steps have blown up.
+                if not batch_loss < diverged * count:
+                    raise TrainingDiverged(
+                        f"training diverged at {done_words / total_words:.0%} (loss per pair "
+                        f"{batch_loss / count:.3g}); lower the learning rate or the batch size"
+                    )
                 epoch_loss += batch_loss
                 epoch_pairs += count
                 mean = batch_loss / count
@@ -371,26 +405,93 @@ def train(
                             rate,
                         )
                     )
-        result.epoch_losses.append(epoch_loss / epoch_pairs if epoch_pairs else math.nan)
-        result.pairs += epoch_pairs
-        done_words = (epoch + 1) * len(corpus)  # exact at epoch ends despite rounding
-        if progress is not None:
-            last_report = time.perf_counter()
-            progress(
-                Progress(
-                    epoch + 1,
-                    config.epochs,
-                    done_words / total_words,
-                    done_words,
-                    last_report - started,
-                    running,
-                    start_rate * max(1.0 - done_words / total_words, 1e-4),
-                    epoch_end=True,
-                )
-            )
     result.seconds = time.perf_counter() - started
     result.words = done_words
     return result
+
+
+_Sampled = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _batch_stream(
+    corpus: EncodedCorpus,
+    vocabulary: Vocabulary,
+    config: TrainingConfig,
+    keep: np.ndarray,
+    rng: np.random.Generator,
+    sampler: rustnce.CandidateSampler,
+) -> Iterator[tuple[int, _Batch | None, _Sampled | None]]:
+    """Every epoch's batches with their negatives, then ``(epoch, None, None)``."""
+    num_sampled = config.negatives
+    unit_counts = config.loss == "neg"
+    ones_sampled = np.ones(num_sampled, dtype=np.float32)
+    ones_true: dict[int, np.ndarray] = {}
+    for epoch in range(config.epochs):
+        for batch in _epoch_batches(corpus, keep, config.window, config.batch_pairs, rng):
+            sampled = None
+            if batch.pairs:
+                sampled = sampler.sample(batch.contexts, 1, num_sampled, True)
+                if unit_counts:  # NEG: ln Q = ln 1 = 0 (spec section 3)
+                    ones = ones_true.get(batch.pairs)
+                    if ones is None:
+                        ones = ones_true[batch.pairs] = np.ones((batch.pairs, 1), np.float32)
+                    sampled = (sampled[0], ones, ones_sampled)
+            yield epoch, batch, sampled
+        yield epoch, None, None
+
+
+class _Prefetch:
+    """Runs an iterator in a daemon thread, ``depth`` items ahead; re-raises its errors in the
+    consumer. Leaving the ``with`` block stops the thread."""
+
+    _DONE = object()
+
+    def __init__(self, iterator: Iterator, depth: int) -> None:
+        self._iterator = iterator
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rustnce-batches", daemon=True)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for item in self._iterator:
+                if not self._put(item):
+                    return
+        except BaseException as error:  # handed to the consumer
+            self._put(_Failure(error))
+            return
+        self._put(self._DONE)
+
+    def __enter__(self) -> Iterator:
+        self._thread.start()
+        return self._items()
+
+    def _items(self) -> Iterator:
+        while True:
+            item = self._queue.get()
+            if item is self._DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass
+class _Failure:
+    error: BaseException
 
 
 def _gather_inputs(emb_in: np.ndarray, batch: _Batch, dim: int) -> np.ndarray:
