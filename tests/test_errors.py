@@ -689,6 +689,20 @@ def test_sgd_step_refuses_targets_that_alias_an_input(step, alias):
 
 
 @pytest.mark.parametrize("step", SGD)
+@pytest.mark.parametrize("name", ["weights", "biases"])
+def test_sgd_step_refuses_targets_that_are_not_arrays(step, name):
+    """A list would be converted to a temporary copy and the update silently lost."""
+    kwargs = problem()
+    kwargs[name] = kwargs[name].tolist() if name == "biases" else [kwargs[name].tolist()]
+    refuse_loss(step, TypeError, name, **kwargs)
+
+
+def test_accumulate_refuses_targets_that_are_not_arrays():
+    accumulate_refused(TypeError, "weights_gradient", [np.zeros((C, D), np.float32).tolist()])
+    accumulate_refused(TypeError, "biases_gradient", None, [0.0] * C)
+
+
+@pytest.mark.parametrize("step", SGD)
 def test_sgd_step_refuses_weights_and_biases_that_overlap(step):
     kwargs = problem()
     block = np.zeros((C, D + 1), np.float32)

@@ -244,6 +244,19 @@ def as_unigrams(value: Any, name: str = "unigrams") -> np.ndarray:
         return array.astype(np.float32)
 
 
+def check_in_place_targets(value: Any, name: str) -> None:
+    """An in-place target (or each of its shards) must be a NumPy array: anything else would
+    be converted to a temporary copy, and the update silently lost."""
+    shards = list(value) if isinstance(value, (list, tuple)) else [value]
+    for position, shard in enumerate(shards):
+        if not isinstance(shard, np.ndarray):
+            label = shard_label(name, position, len(shards))
+            raise TypeError(
+                f"{label} must be a NumPy array, because it is updated in place (a "
+                f"{_type_name(shard)} would be copied and the update lost)"
+            )
+
+
 def check_writeable(arrays: Sequence[np.ndarray], name: str) -> None:
     """In-place targets must be writeable."""
     for position, array in enumerate(arrays):

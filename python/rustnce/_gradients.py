@@ -17,6 +17,7 @@ from ._arguments import (
     as_bias_shards,
     as_float,
     as_shards,
+    check_in_place_targets,
     check_no_overlap,
     check_no_self_overlap,
     check_writeable,
@@ -122,6 +123,12 @@ class SampledLossGradients:
         ``biases``. Checked completely before anything is written."""
         dtype = self.inputs.dtype
         scale = as_float(scale, "scale", finite=True)
+        for target, target_name in (
+            (weights_gradient, "weights_gradient"),
+            (biases_gradient, "biases_gradient"),
+        ):
+            if target is not None:
+                check_in_place_targets(target, target_name)
         targets: list[tuple[str, np.ndarray]] = []
         weight_targets = None
         if weights_gradient is not None:
@@ -271,6 +278,8 @@ def _sgd_step(
     loss: str, learning_rate: float, upstream: Any, **kwargs: Any
 ) -> tuple[np.ndarray, np.ndarray]:
     learning_rate = as_float(learning_rate, "learning_rate", finite=True)
+    check_in_place_targets(kwargs["weights"], "weights")
+    check_in_place_targets(kwargs["biases"], "biases")
     checked: dict[str, Any] = {}
 
     def check_targets(arrays: dict[str, Any]) -> None:
