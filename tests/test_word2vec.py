@@ -249,6 +249,15 @@ def test_training_is_deterministic_for_a_seed():
     assert np.array_equal(first.input_vectors, second.input_vectors)
 
 
+def test_threads_apply_during_training_only():
+    import rustnce
+
+    vocabulary, corpus, _ = _tiny_planted(tokens=2_000)
+    before = rustnce.get_num_threads()
+    train(corpus, vocabulary, TrainingConfig(dim=8, epochs=1, threads=1))
+    assert rustnce.get_num_threads() == before
+
+
 def test_progress_reports_every_epoch_end():
     vocabulary, corpus, _ = _tiny_planted(tokens=5_000)
     seen = []
@@ -306,6 +315,7 @@ def test_group_purity_of_separated_clusters_is_one_and_chance_counts_other_words
     vectors = centres[np.maximum(groups, 0)] + rng.normal(0, 0.1, (11, 8)).astype(np.float32)
     purity = group_purity(vectors, groups, k=2)
     assert purity.at_1 == 1.0 and purity.at_k == 1.0 and purity.words == 10
+    assert purity.by_frequency == (1.0, 1.0, 1.0)
     assert math.isclose(purity.chance, (3 * 2 + 4 * 3 + 3 * 2) / (10 * 9))
 
 
@@ -314,6 +324,15 @@ def test_group_purity_of_random_vectors_is_near_chance():
     groups = np.repeat(np.arange(10), 30)
     purity = group_purity(rng.standard_normal((300, 16)), groups)
     assert abs(purity.at_k - purity.chance) < 0.03
+
+
+def test_group_purity_by_frequency_splits_the_words_in_rank_order():
+    rng = np.random.default_rng(2)
+    groups = np.tile(np.arange(4), 60)  # every group in every frequency band
+    vectors = np.eye(4, 16)[groups] * 5 + rng.normal(0, 0.1, (240, 16))
+    vectors[160:] = rng.standard_normal((80, 16))  # the rarest third learned nothing
+    head, middle, tail = group_purity(vectors, groups).by_frequency
+    assert head == 1.0 and middle == 1.0 and tail < 0.6
 
 
 def test_similarity_file_reading_skips_comments_headers_and_blank_lines(tmp_path):

@@ -336,6 +336,11 @@ def _describe(evaluation: Evaluation) -> list[str]:
             f"(chance {purity.chance:.3f}; top-{purity.k}: {purity.at_k:.3f}) "
             f"over {purity.words:,} grouped words"
         )
+        head, middle, tail = purity.by_frequency
+        lines.append(
+            f"  by frequency: most frequent third {head:.3f}, middle {middle:.3f}, "
+            f"least frequent {tail:.3f}"
+        )
     similarity = evaluation.similarity
     if similarity is not None:
         rho = "n/a" if math.isnan(similarity.spearman) else f"{similarity.spearman:.3f}"
@@ -429,11 +434,12 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _print_comparison(
     rows: list[tuple[TrainingConfig, TrainingResult, Evaluation, str]], out: TextIO
 ) -> None:
-    header = ["sampler", "words/s", "seconds", "final loss"]
+    header = ["sampler", "words/s", "seconds", "loss/pair"]
     has_purity = rows[0][2].purity is not None
     has_similarity = rows[0][2].similarity is not None
     if has_purity:
-        header += ["purity@1", f"purity@{rows[0][2].purity.k}", "chance"]  # type: ignore[union-attr]
+        k = rows[0][2].purity.k  # type: ignore[union-attr]
+        header += ["purity@1", f"purity@{k}", "head", "middle", "tail", "chance"]
     if has_similarity:
         header += ["Spearman", "OOV"]
     table = []
@@ -449,7 +455,8 @@ def _print_comparison(
         ]
         if evaluation.purity is not None:
             p = evaluation.purity
-            cells += [f"{p.at_1:.3f}", f"{p.at_k:.3f}", f"{p.chance:.3f}"]
+            cells += [f"{p.at_1:.3f}", f"{p.at_k:.3f}"]
+            cells += [f"{value:.3f}" for value in p.by_frequency] + [f"{p.chance:.3f}"]
         if evaluation.similarity is not None:
             s = evaluation.similarity
             cells += [

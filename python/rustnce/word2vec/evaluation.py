@@ -52,6 +52,9 @@ class Purity:
     k: int
     chance: float
     words: int
+    #: purity at 1 of the most frequent, middle and least frequent thirds of the words (rows
+    #: are taken to be sorted by decreasing frequency, as the vocabulary is)
+    by_frequency: tuple[float, float, float] = (math.nan, math.nan, math.nan)
 
 
 def group_purity(vectors: np.ndarray, groups: np.ndarray, k: int = 10) -> Purity:
@@ -68,12 +71,14 @@ def group_purity(vectors: np.ndarray, groups: np.ndarray, k: int = 10) -> Purity
     same = labels[neighbours] == labels[:, None]
     sizes = np.bincount(labels).astype(np.float64)
     chance = float((sizes * (sizes - 1)).sum() / (n * (n - 1)))
+    thirds = tuple(float(part.mean()) for part in np.array_split(same[:, 0], 3))
     return Purity(
         at_1=float(same[:, 0].mean()),
         at_k=float(same.mean()),
         k=same.shape[1],
         chance=chance,
         words=n,
+        by_frequency=thirds if n >= 3 else (math.nan, math.nan, math.nan),  # type: ignore[arg-type]
     )
 
 

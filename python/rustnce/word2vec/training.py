@@ -47,7 +47,7 @@ DEFAULT_LEARNING_RATES = {"nce": 0.025, "sampled_softmax": 0.025, "neg": 0.025}
 class TrainingConfig:
     dim: int = 100
     window: int = 5
-    negatives: int = 25
+    negatives: int = 10
     epochs: int = 5
     subsample: float = 1e-3
     learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATES[loss]
@@ -303,10 +303,28 @@ def train(
     progress: Callable[[Progress], None] | None = None,
     progress_interval: float = 0.25,
 ) -> TrainingResult:
-    """Trains skip-gram vectors on ``corpus``; returns the vectors and the loss per epoch."""
+    """Trains skip-gram vectors on ``corpus``; returns the vectors and the loss per epoch.
+    ``progress`` is called about every ``progress_interval`` seconds and at every epoch's end.
+    Raises ``ValueError`` for impossible settings and :class:`TrainingDiverged` if the loss
+    blows up."""
     config.check(len(vocabulary))
-    if config.threads:
-        rustnce.set_num_threads(config.threads)
+    if not config.threads:
+        return _train(corpus, vocabulary, config, progress, progress_interval)
+    previous = rustnce.get_num_threads()
+    rustnce.set_num_threads(config.threads)
+    try:
+        return _train(corpus, vocabulary, config, progress, progress_interval)
+    finally:
+        rustnce.set_num_threads(previous)
+
+
+def _train(
+    corpus: EncodedCorpus,
+    vocabulary: Vocabulary,
+    config: TrainingConfig,
+    progress: Callable[[Progress], None] | None,
+    progress_interval: float,
+) -> TrainingResult:
     size, dim = len(vocabulary), config.dim
     rng = np.random.default_rng(config.seed)
     emb_in = ((rng.random((size, dim), dtype=np.float32) - 0.5) / dim).astype(np.float32)
