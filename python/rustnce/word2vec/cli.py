@@ -140,7 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="ignore words seen fewer times (default 5)",
     )
     model = parser.add_argument_group("model and training")
-    model.add_argument("--loss", choices=LOSSES, default=defaults.loss, help="(default nce)")
+    model.add_argument(
+        "--loss",
+        choices=LOSSES,
+        default=defaults.loss,
+        help="nce: TensorFlow's nce_loss; sampled_softmax: its sampled_softmax_loss; neg: "
+        "word2vec's negative sampling (nce_loss with expected counts of 1, so ln Q = 0) "
+        "(default nce)",
+    )
     model.add_argument(
         "--sampler",
         choices=SAMPLERS,
@@ -155,7 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P",
         help="unigram exponent (default 0.75; only with --sampler unigram)",
     )
-    model.add_argument("--dim", type=_positive_int, default=defaults.dim, metavar="N")
+    model.add_argument(
+        "--dim",
+        type=_positive_int,
+        default=defaults.dim,
+        metavar="N",
+        help=f"vector size (default {defaults.dim})",
+    )
     model.add_argument(
         "--window",
         type=_positive_int,
@@ -170,7 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"negatives per batch (num_sampled; default {defaults.negatives})",
     )
-    model.add_argument("--epochs", type=_positive_int, default=defaults.epochs, metavar="N")
+    model.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=defaults.epochs,
+        metavar="N",
+        help=f"passes over the corpus (default {defaults.epochs})",
+    )
     model.add_argument(
         "--subsample",
         type=_non_negative_float,
@@ -184,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_float,
         default=None,
         metavar="RATE",
-        help="starting learning rate per pair, decayed linearly (default depends on --loss)",
+        help=f"starting learning rate per pair, decayed linearly to 0 as in word2vec "
+        f"(default {defaults.rate:g})",
     )
     model.add_argument(
         "--batch",
@@ -200,7 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="rustnce threads (default 0: all cores)",
     )
-    model.add_argument("--seed", type=_non_negative_int, default=defaults.seed, metavar="N")
+    model.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=defaults.seed,
+        metavar="N",
+        help=f"seed of the generated corpus, initial vectors, windows, subsampling and "
+        f"negatives (default {defaults.seed})",
+    )
     output = parser.add_argument_group("output")
     output.add_argument(
         "--output",

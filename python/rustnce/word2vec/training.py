@@ -1,23 +1,36 @@
 """Skip-gram training with rustnce's fused SGD steps.
 
 Per epoch: word2vec's frequent-word subsampling, then (center, context) pairs within a window
-randomly shrunk per center (as word2vec does), in text order, cut into batches of a few
-thousand pairs. Per batch: ``inputs = input_vectors[centers]``; one fused
-``rustnce.nce_sgd_step`` / ``sampled_softmax_sgd_step`` computes the loss, updates the touched
+randomly shrunk per center (as word2vec does), in text order, cut into batches of about 512
+pairs. Per batch: ``inputs = input_vectors[centers]``; one fused ``rustnce.nce_sgd_step`` /
+``sampled_softmax_sgd_step`` with ``upstream="sum"`` computes the loss, updates the touched
 output vectors and biases in place and returns the inputs gradient, which is added back into
-the center rows. The learning rate decays linearly to ``1e-4`` of its start over all epochs, as
-in word2vec.
+the center rows. The learning rate (per pair, word2vec's 0.025) decays linearly to ``1e-4`` of
+its start over all epochs, as in word2vec.
 
 Losses:
 
 - ``nce``: TensorFlow's ``nce_loss`` (logits minus ``ln Q``, expected counts from the sampler).
 - ``sampled_softmax``: TensorFlow's ``sampled_softmax_loss`` (accidental hits removed).
 - ``neg``: word2vec's negative sampling through the same kernel: expected counts of one, so
-  ``ln Q = 0`` (spec §3), and negatives equal to the positive word are masked (word2vec skips
-  them). Unlike word2vec, the negatives are shared by the batch and the outputs have biases.
+  ``ln Q = 0`` (spec section 3), and negatives equal to the positive word are masked (word2vec
+  skips them). Unlike word2vec, the negatives are shared by the batch and the outputs have
+  biases (they start at 0).
 
 Samplers: ``log_uniform`` (TensorFlow's default; ids are frequency ranks, as the vocabulary is
-sorted by decreasing count) or ``unigram`` (``count ** distortion``, word2vec's 0.75).
+sorted by decreasing count) or ``unigram`` (``count ** distortion``, word2vec's 0.75), both
+drawing ``negatives`` distinct ids per batch (``unique=True``), shared by its pairs.
+
+Why these settings. A shared negative row receives the summed gradient of every pair in the
+batch at once, and a frequent word's rows that of all its pairs; word2vec applies the same
+updates one pair at a time, each seeing the previous one. With word2vec's per-pair rate of
+0.025 that sum stays stable up to batches of about 512 pairs (1024 diverged on the enwiki test
+corpus), so batches are small and the kernel's per-call cost matters. Because negatives are
+shared they are cheap, and 10 per batch train as well as 25 and clearly better than 5. For
+``nce`` and ``sampled_softmax`` the output biases start at ``ln p(w)`` (the unigram model):
+starting at 0, every rare sampled word's ``-ln Q`` makes its logit large and the first steps
+push hard; TensorFlow's own word2vec tutorial starts at 0 with a much smaller rate per pair.
+A loss that blows up anyway stops the run with :class:`TrainingDiverged`.
 """
 
 from __future__ import annotations
