@@ -760,16 +760,19 @@ def test_fuzzed_fixed_unigram_constructors_build_or_refuse(
             )
         ), str(error)
         return
-    # Built: the reference builds the same table (it checks less, so it must build too).
-    reference = ref.FixedUnigramSampler(range_max, **kwargs)
     ids = np.arange(-1, range_max + 1)
     probability = rust.probability(ids)
-    np.testing.assert_array_equal(
-        probability, np.array([reference.probability(i) for i in ids], np.float32)
-    )
     true_classes = np.zeros((1, 1), np.int64)
     out = rust.sample(true_classes, 1, 3, False)[0]
-    assert (reference.weights[out] > 0).all()
+    assert ((out >= 0) & (out < range_max)).all()
+    # Built: the reference builds the same table (it checks less, so it must build too; it
+    # enumerates the reserved ids, so only where they are few).
+    if num_reserved_ids < 10**6:
+        reference = ref.FixedUnigramSampler(range_max, **kwargs)
+        np.testing.assert_array_equal(
+            probability, np.array([reference.probability(i) for i in ids], np.float32)
+        )
+        assert (reference.weights[out] > 0).all()
     # Unique sampling needs as many draws as it takes to meet the rarest id: only where
     # none is rare.
     positive = probability[probability > 0]
