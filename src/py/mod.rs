@@ -36,8 +36,14 @@ fn _rustnce(module: &Bound<'_, PyModule>) -> PyResult<()> {
 /// Use `threads` threads from the next call on; 0 restores the default
 /// (`RUSTNCE_NUM_THREADS`, else the number of cores).
 #[pyfunction]
-fn set_num_threads(threads: usize) {
+fn set_num_threads(threads: i64) -> PyResult<()> {
+    let threads = usize::try_from(threads).map_err(|_| {
+        pyo3::exceptions::PyValueError::new_err(format!(
+            "threads must be 0 (the default) or a positive number of threads, got {threads}"
+        ))
+    })?;
     crate::parallelism::set_num_threads(threads);
+    Ok(())
 }
 
 /// The number of threads rustnce computes on.
