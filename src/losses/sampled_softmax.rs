@@ -26,6 +26,12 @@ pub fn row_loss<F: Real>(
     let loss = logits[..num_true].iter().fold(F::zero(), |total, &z| {
         total + target * (log_sum - (z - max))
     });
+    // TensorFlow multiplies every zero target by its term: a -inf logit makes that 0 · ∞ = NaN.
+    let loss = if logits[num_true..].iter().any(|&z| z == F::neg_infinity()) {
+        F::nan()
+    } else {
+        loss
+    };
     if gradient {
         let scale = upstream / sum;
         for (g, &e) in logits.iter_mut().zip(scratch.iter()) {
