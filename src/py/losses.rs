@@ -261,9 +261,13 @@ fn writable_shards<'py, T: Element>(
         .collect()
 }
 
-/// The computation on rustnce's thread pool, with the interpreter released.
+/// The computation on rustnce's thread pool, with the interpreter released. A `fork()` waits
+/// until it is done, so that a child never inherits the pool's or the workspace's locks held.
 pub fn install<R: Send>(py: Python<'_>, work: impl FnOnce() -> R + Send) -> R {
-    py.detach(|| parallelism::install(work))
+    py.detach(|| {
+        let _fork_gate = super::samplers::fork_safe_work();
+        parallelism::install(work)
+    })
 }
 
 fn sampled<'py>(
