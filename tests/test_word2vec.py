@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+import rustnce
 from rustnce.word2vec import (
     CorpusError,
     SimilarityFileError,
@@ -29,12 +30,7 @@ from rustnce.word2vec import (
     word_similarity,
 )
 from rustnce.word2vec.corpus import encode
-from rustnce.word2vec.training import (
-    _epoch_batches,
-    _gather_inputs,
-    _scatter_gradient,
-    initial_biases,
-)
+from rustnce.word2vec.training import initial_biases
 
 # ---------------------------------------------------------------- corpus and vocabulary
 
@@ -144,11 +140,6 @@ def test_planted_training_data_matches_reading_its_text(tmp_path):
 # ---------------------------------------------------------------- batches
 
 
-def _batch_pairs(batch):
-    centers = np.concatenate([batch.words[:count] for count in batch.slots])
-    return centers, batch.contexts[:, 0]
-
-
 def test_subsampling_keeps_words_with_word2vecs_probability():
     counts = np.array([1000.0, 100.0, 10.0, 1.0])
     sample, total = 1e-3, counts.sum()
@@ -159,55 +150,132 @@ def test_subsampling_keeps_words_with_word2vecs_probability():
     assert np.array_equal(keep_probabilities(counts, 0.0), np.ones(4))
 
 
-def test_window_one_pairs_are_the_neighbours_within_each_sentence():
-    sentences = [["a", "b", "c"], ["d", "e"], ["f"]]
-    vocabulary, corpus = load_corpus(sentences, min_count=1)
-    keep = np.ones(len(vocabulary))
-    batches = list(_epoch_batches(corpus, keep, 1, 4, np.random.default_rng(0)))
-    pairs = set()
-    for batch in batches:
-        centers, contexts = _batch_pairs(batch)
-        pairs |= {(vocabulary.words[c], vocabulary.words[x]) for c, x in zip(centers, contexts)}
-    assert pairs == {("a", "b"), ("b", "a"), ("b", "c"), ("c", "b"), ("d", "e"), ("e", "d")}
-    assert sum(b.pairs for b in batches) == 6
-    assert math.isclose(sum(b.raw_words for b in batches), 6)
+# Which pairs an epoch yields (window, reduced windows, sentence boundaries, subsampling) is
+# tested in Rust: src/skipgram/pairs.rs.
+
+# ---------------------------------------------------------------- the fused skip-gram step
 
 
-def test_pairs_stay_within_the_window_and_the_sentence_and_shrink_at_random():
-    words = [f"w{i}" for i in range(400)]
-    sentences = [words[:150], words[150:400]]  # every word once: ids give positions back
-    vocabulary, corpus = load_corpus(sentences, min_count=1)
-    position = {vocabulary.id(w): i for i, w in enumerate(words)}
-    keep = np.ones(len(vocabulary))
-    distances = []
-    for batch in _epoch_batches(corpus, keep, 4, 64, np.random.default_rng(1), chunk_words=100):
-        centers, contexts = _batch_pairs(batch)
-        assert batch.pairs <= 64 + 8
-        for c, x in zip(centers.tolist(), contexts.tolist()):
-            a, b = position[c], position[x]
-            assert (a < 150) == (b < 150)
-            distances.append(abs(a - b))
-    distances = np.array(distances)
-    assert distances.min() == 1 and distances.max() == 4
-    # A window shrunk uniformly to 1..4 reaches distance d with probability (5 - d) / 4.
-    share = np.bincount(distances, minlength=5)[1:] / np.bincount(distances)[1]
-    assert np.allclose(share, [1.0, 0.75, 0.5, 0.25], atol=0.08)
+def _step_problem(seed, vocabulary=40, dim=7, pairs=150, negatives=6):
+    rng = np.random.default_rng(seed)
+    emb_in = (rng.standard_normal((vocabulary, dim)) * 0.5).astype(np.float32)
+    emb_out = (rng.standard_normal((vocabulary, dim)) * 0.5).astype(np.float32)
+    biases = (rng.standard_normal(vocabulary) * 0.3).astype(np.float32)
+    centers = rng.integers(0, vocabulary, pairs)
+    contexts = rng.integers(0, vocabulary, pairs)
+    sampler = rustnce.LogUniformSampler(vocabulary, seed=seed)
+    sampled = sampler.sample(contexts[:, None], 1, negatives, True)
+    contexts[:5] = sampled[0][0]  # accidental hits
+    sampled = (
+        sampled[0],
+        rustnce.LogUniformSampler(vocabulary, seed=seed).sample(
+            contexts[:, None], 1, negatives, True
+        )[1],
+        sampled[2],
+    )
+    return emb_in, emb_out, biases, centers, contexts, sampled
 
 
-def test_gather_and_scatter_match_fancy_indexing_with_repeated_centers():
-    rng = np.random.default_rng(5)
-    words = ["a", "b", "c", "a", "a", "b", "d", "a", "c", "a"] * 3
-    vocabulary, corpus = load_corpus([words], min_count=1)
-    keep = np.ones(len(vocabulary))
-    emb = rng.standard_normal((len(vocabulary), 6)).astype(np.float32)
-    for batch in _epoch_batches(corpus, keep, 3, 16, np.random.default_rng(2)):
-        centers, _ = _batch_pairs(batch)
-        assert np.array_equal(_gather_inputs(emb, batch, 6), emb[centers])
-        gradient = rng.standard_normal((batch.pairs, 6)).astype(np.float32)
-        expected = emb.copy()
-        np.add.at(expected, centers, -0.5 * gradient)
-        _scatter_gradient(emb, batch, gradient, 0.5)
-        assert np.allclose(emb, expected, atol=1e-5)
+@pytest.mark.parametrize("loss", ["nce", "sampled_softmax", "neg"])
+def test_skipgram_step_equals_the_sampled_sgd_step_plus_the_input_update(loss):
+    emb_in, emb_out, biases, centers, contexts, sampled = _step_problem(3)
+    rate = 0.05
+    # The same step from the TF-parity-tested pieces: the fused SGD step on the output side,
+    # then the input rows moved by the returned inputs gradient (repeats added).
+    expected_in, expected_out, expected_biases = emb_in.copy(), emb_out.copy(), biases.copy()
+    if loss == "neg":
+        values = (sampled[0], np.ones_like(sampled[1]), np.ones_like(sampled[2]))
+    else:
+        values = sampled
+    step = rustnce.sampled_softmax_sgd_step if loss == "sampled_softmax" else rustnce.nce_sgd_step
+    expected_loss, inputs_gradient = step(
+        expected_out,
+        expected_biases,
+        contexts[:, None],
+        emb_in[centers],
+        len(sampled[0]),
+        emb_in.shape[0],
+        rate,
+        sampled_values=values,
+        remove_accidental_hits=loss != "nce",
+        upstream="sum",
+    )
+    np.add.at(expected_in, centers, -rate * inputs_gradient)
+    total = rustnce.skipgram_sgd_step(
+        emb_in, emb_out, biases, centers, contexts, sampled, rate, loss=loss
+    )
+    assert total == pytest.approx(float(np.sum(expected_loss)), rel=1e-4)
+    np.testing.assert_allclose(emb_out, expected_out, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(biases, expected_biases, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(emb_in, expected_in, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dim", [1, 15, 16, 17, 100, 130])
+def test_skipgram_step_matches_the_numpy_reference_for_every_dim(dim):
+    from rustnce import reference
+
+    emb_in, emb_out, biases, centers, contexts, sampled = _step_problem(dim, dim=dim, pairs=70)
+    rate = 0.1
+    expected_in, expected_out, expected_biases = emb_in.copy(), emb_out.copy(), biases.copy()
+    gradients = reference.nce_loss_and_gradients(
+        emb_out.astype(np.float64),
+        biases.astype(np.float64),
+        contexts[:, None],
+        emb_in[centers].astype(np.float64),
+        len(sampled[0]),
+        emb_in.shape[0],
+        sampled_values=sampled,
+    )
+    indices = gradients["weight_indices"]
+    np.add.at(expected_out, indices, -rate * gradients["weight_values"])
+    np.add.at(expected_biases, indices, -rate * gradients["bias_values"])
+    np.add.at(expected_in, centers, -rate * gradients["inputs_grad"])
+    total = rustnce.skipgram_sgd_step(emb_in, emb_out, biases, centers, contexts, sampled, rate)
+    assert total == pytest.approx(float(np.sum(gradients["loss"])), rel=1e-4)
+    np.testing.assert_allclose(emb_out, expected_out, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(biases, expected_biases, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(emb_in, expected_in, rtol=1e-4, atol=1e-5)
+
+
+def test_skipgram_step_refuses_bad_arguments_and_changes_nothing():
+    emb_in, emb_out, biases, centers, contexts, sampled = _step_problem(4)
+    before = [emb_in.copy(), emb_out.copy(), biases.copy()]
+
+    def step(**changes):
+        arguments = dict(
+            input_vectors=emb_in,
+            output_vectors=emb_out,
+            biases=biases,
+            centers=centers,
+            contexts=contexts,
+            sampled_values=sampled,
+            learning_rate=0.1,
+        )
+        arguments.update(changes)
+        return rustnce.skipgram_sgd_step(**arguments)
+
+    cases = [
+        ({"centers": centers[:-1]}, ValueError, "contexts"),
+        ({"centers": centers + 1000}, IndexError, "centers"),
+        ({"contexts": -contexts - 1}, IndexError, "contexts"),
+        ({"sampled_values": (sampled[0] + 99, sampled[1], sampled[2])}, IndexError, r"values\[0\]"),
+        ({"sampled_values": (sampled[0], sampled[1][:3], sampled[2])}, ValueError, r"values\[1\]"),
+        ({"sampled_values": sampled[0]}, ValueError, "sampled_values"),
+        ({"sampled_values": (sampled[0], sampled[1], -sampled[2])}, ValueError, r"values\[2\]"),
+        ({"input_vectors": emb_in.astype(np.float64)}, ValueError, "input_vectors"),
+        ({"output_vectors": emb_out[:, :3]}, ValueError, "output_vectors"),
+        ({"output_vectors": emb_in}, ValueError, "output_vectors"),
+        ({"biases": biases[:-1]}, ValueError, "biases"),
+        ({"input_vectors": np.asfortranarray(emb_in)}, ValueError, "input_vectors"),
+        ({"learning_rate": float("nan")}, ValueError, "learning_rate"),
+        ({"loss": "hinge"}, ValueError, "loss"),
+        ({"centers": centers.astype(float)}, TypeError, "centers"),
+    ]
+    for changes, error, name in cases:
+        with pytest.raises(error, match=name):
+            step(**changes)
+    for array, original in zip([emb_in, emb_out, biases], before):
+        assert np.array_equal(array, original)
 
 
 # ---------------------------------------------------------------- training
@@ -434,14 +502,58 @@ def test_a_diverging_run_stops_with_training_diverged():
         )
 
 
-def test_an_error_while_preparing_batches_reaches_the_caller(monkeypatch):
-    import rustnce.word2vec.training as training
+def test_training_is_bit_identical_for_one_and_two_threads():
+    vocabulary, corpus, _ = _tiny_planted(tokens=20_000)
+    results = [
+        train(corpus, vocabulary, TrainingConfig(dim=24, epochs=2, seed=5, threads=threads))
+        for threads in (1, 2, 1)
+    ]
+    for result in results[1:]:
+        assert np.array_equal(result.input_vectors, results[0].input_vectors)
+        assert np.array_equal(result.output_vectors, results[0].output_vectors)
+        assert np.array_equal(result.biases, results[0].biases)
+        assert result.epoch_losses == results[0].epoch_losses
 
-    def broken(*args, **kwargs):
-        yield from ()
-        raise RuntimeError("layout failed")
 
-    monkeypatch.setattr(training, "_epoch_batches", broken)
-    vocabulary, corpus, _ = _tiny_planted(tokens=2_000)
-    with pytest.raises(RuntimeError, match="layout failed"):
-        train(corpus, vocabulary, TrainingConfig(dim=8, epochs=1))
+def test_the_trainer_refuses_bad_corpora_and_tables():
+    from rustnce._rustnce import SkipGramTrainer
+
+    options = dict(
+        dim=4,
+        window=2,
+        negatives=2,
+        epochs=1,
+        batch_pairs=8,
+        loss="neg",
+        sampler="unigram",
+        distortion=0.75,
+        learning_rate=0.025,
+        subsample=0.0,
+        seed=1,
+    )
+    ids = np.array([0, 1, 2, 3, 0, 1], np.int32)
+    sentences = np.zeros(6, np.int32)
+    counts = np.array([2, 2, 1, 1], np.int64)
+    with pytest.raises(IndexError, match="ids"):
+        SkipGramTrainer(ids + 1, sentences, counts, **options)
+    with pytest.raises(ValueError, match="sentences"):
+        SkipGramTrainer(ids, sentences[::-1] - np.arange(6, dtype=np.int32), counts, **options)
+    with pytest.raises(ValueError, match="negatives"):
+        SkipGramTrainer(ids, sentences, counts, **{**options, "negatives": 4})
+    with pytest.raises(ValueError, match="counts"):
+        SkipGramTrainer(ids, sentences, counts * 0, **options)
+    with pytest.raises(ValueError, match="sampler"):
+        SkipGramTrainer(ids, sentences, counts, **{**options, "sampler": "zipf"})
+    trainer = SkipGramTrainer(ids, sentences, counts, **options)
+    good = [np.zeros((4, 4), np.float32), np.zeros((4, 4), np.float32), np.zeros(4, np.float32)]
+    with pytest.raises(ValueError, match="input_vectors"):
+        trainer.run(np.zeros((4, 5), np.float32), good[1], good[2], 0)
+    with pytest.raises(ValueError, match="output_vectors"):
+        trainer.run(good[0], good[0], good[2], 0)
+    # One batch from zero tables: every logit is 0 and costs ln 2, except removed hits.
+    trainer = SkipGramTrainer(ids, sentences, counts, **{**options, "batch_pairs": 100})
+    epoch, words, pairs, loss, epoch_end, finished, diverged, rate = trainer.run(*good, 0)
+    assert (epoch, words, epoch_end, finished, diverged) == (0, 6, True, True, None)
+    terms = loss / math.log(2)
+    assert pairs <= round(terms) <= 3 * pairs and terms == pytest.approx(round(terms), abs=1e-4)
+    assert rate == pytest.approx(0.025)

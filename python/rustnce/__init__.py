@@ -37,6 +37,7 @@ from ._samplers import (
     reset_sampler_cache,
     uniform_candidate_sampler,
 )
+from ._skipgram import skipgram_sgd_step
 
 __version__ = "0.1.0"
 
@@ -67,5 +68,6 @@ __all__ = [
     "sampled_softmax_loss_and_gradients",
     "sampled_softmax_sgd_step",
     "set_num_threads",
+    "skipgram_sgd_step",
     "uniform_candidate_sampler",
 ]

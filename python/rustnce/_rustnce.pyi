@@ -11,6 +11,7 @@ __all__ = [
     "CandidateSampler",
     "PooledBuffer",
     "SampledLossGradients",
+    "SkipGramTrainer",
     "compute_accidental_hits",
     "embedding_lookup",
     "full_loss",
@@ -21,6 +22,7 @@ __all__ = [
     "sampled_sgd_step",
     "seed_attributes",
     "set_num_threads",
+    "skipgram_sgd_step",
 ]
 
 _Seed = Union[None, int, "tuple[int, int]"]
@@ -116,5 +118,48 @@ def full_loss(
     num_classes: int,
     partition_strategy: str,
 ) -> npt.NDArray[Any]: ...
+def skipgram_sgd_step(
+    input_vectors: npt.NDArray[Any],
+    output_vectors: npt.NDArray[Any],
+    biases: npt.NDArray[Any],
+    centers: npt.NDArray[np.int64],
+    contexts: npt.NDArray[np.int64],
+    negatives: npt.NDArray[np.int64],
+    context_expected_count: npt.NDArray[np.float32],
+    negative_expected_count: npt.NDArray[np.float32],
+    learning_rate: float,
+    loss: str,
+) -> float: ...
+
+@final
+class SkipGramTrainer:
+    def __new__(
+        cls,
+        ids: npt.NDArray[np.int32],
+        sentences: npt.NDArray[np.int32],
+        counts: npt.NDArray[np.int64],
+        *,
+        dim: int,
+        window: int,
+        negatives: int,
+        epochs: int,
+        batch_pairs: int,
+        loss: str,
+        sampler: str,
+        distortion: float,
+        learning_rate: float,
+        subsample: float,
+        seed: int,
+    ) -> SkipGramTrainer: ...
+    def run(
+        self,
+        input_vectors: npt.NDArray[Any],
+        output_vectors: npt.NDArray[Any],
+        biases: npt.NDArray[Any],
+        max_words: int,
+    ) -> tuple[int, int, int, float, bool, bool, float | None, float]: ...
+    @property
+    def total_words(self) -> int: ...
+
 def set_num_threads(threads: int) -> None: ...
 def get_num_threads() -> int: ...

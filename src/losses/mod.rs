@@ -3,7 +3,7 @@
 pub mod forward_backward;
 pub mod nce;
 pub mod sampled_softmax;
-mod simd;
+pub(crate) mod simd;
 
 use ndarray::{Array1, Array2, Axis};
 use rayon::prelude::*;

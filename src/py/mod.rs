@@ -9,6 +9,7 @@ mod losses;
 mod output;
 mod samplers;
 mod sharding;
+mod skipgram;
 
 use pyo3::prelude::*;
 
@@ -28,6 +29,8 @@ fn _rustnce(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(losses::sampled_sgd_step, module)?)?;
     module.add_function(wrap_pyfunction!(set_num_threads, module)?)?;
     module.add_function(wrap_pyfunction!(get_num_threads, module)?)?;
+    module.add_function(wrap_pyfunction!(skipgram::skipgram_sgd_step, module)?)?;
+    module.add_class::<skipgram::SkipGramTrainer>()?;
     module.add_class::<gradients::SampledLossGradients>()?;
     module.add_class::<output::PooledBuffer>()?;
     Ok(())

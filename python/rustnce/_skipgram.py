@@ -1,0 +1,84 @@
+"""One fused skip-gram SGD step: ``nce_loss`` / ``sampled_softmax_loss`` with ``num_true = 1``
+where each example's input is a row of an input-embedding table, and every parameter it touches
+(center rows, context and negative rows, their biases) updated in place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _rustnce
+
+LOSSES = ("nce", "sampled_softmax", "neg")
+
+
+def _ids(value: Any, name: str) -> npt.NDArray[np.int64]:
+    array = np.asarray(value)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of ids, got shape {array.shape}")
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer ids, got dtype {array.dtype}")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _counts(value: Any, name: str, size: int) -> npt.NDArray[np.float32]:
+    array = np.asarray(value, dtype=np.float32).reshape(-1)
+    if array.size != size:
+        raise ValueError(f"{name} must have {size} entries, got {array.size}")
+    return np.ascontiguousarray(array)
+
+
+def skipgram_sgd_step(
+    input_vectors: npt.NDArray[np.float32],
+    output_vectors: npt.NDArray[np.float32],
+    biases: npt.NDArray[np.float32],
+    centers: npt.ArrayLike,
+    contexts: npt.ArrayLike,
+    sampled_values: tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike],
+    learning_rate: float,
+    loss: str = "nce",
+) -> float:
+    """One SGD step of skip-gram on a batch of ``(center, context)`` pairs sharing the
+    negatives ``sampled_values`` (a sampler's ``(sampled_candidates, true_expected_count,
+    sampled_expected_count)`` for ``true_classes = contexts``, ``num_true = 1``).
+
+    With ``x_i = input_vectors[centers[i]]`` the step is ``nce_loss`` (``loss="nce"``) or
+    ``sampled_softmax_loss`` (``"sampled_softmax"``, accidental hits removed) on
+    ``weights=output_vectors``, summed over the pairs; ``"neg"`` is word2vec's negative sampling
+    (expected counts taken as 1, accidental hits removed). Every parameter moves by
+    ``-learning_rate`` times its gradient, all gradients taken before the step; repeated ids
+    add up. ``input_vectors`` and ``output_vectors`` are C-contiguous float32 ``[V, dim]``,
+    ``biases`` float32 ``[V]``, all updated in place. Returns the batch's summed loss."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    centers_array = _ids(centers, "centers")
+    contexts_array = _ids(contexts, "contexts")
+    if contexts_array.size != centers_array.size:
+        raise ValueError(
+            f"contexts must have one id per center ({centers_array.size}), "
+            f"got {contexts_array.size}"
+        )
+    try:
+        candidates, true_expected, sampled_expected = sampled_values
+    except (TypeError, ValueError):
+        raise ValueError(
+            "sampled_values must be a (sampled_candidates, true_expected_count, "
+            "sampled_expected_count) tuple"
+        ) from None
+    negatives = _ids(candidates, "sampled_values[0]")
+    return _rustnce.skipgram_sgd_step(
+        input_vectors,
+        output_vectors,
+        biases,
+        centers_array,
+        contexts_array,
+        negatives,
+        _counts(true_expected, "sampled_values[1]", centers_array.size),
+        _counts(sampled_expected, "sampled_values[2]", negatives.size),
+        float(learning_rate),
+        loss,
+    )

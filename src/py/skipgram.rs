@@ -1,0 +1,306 @@
+//! Skip-gram training as Python objects: `SkipGramTrainer` (the whole loop in Rust, run in
+//! slices of words so Python can report progress) and `skipgram_sgd_step` (one batch).
+
+use std::sync::Mutex;
+
+use numpy::{PyReadonlyArray1, PyReadwriteArray1, PyReadwriteArray2, PyUntypedArrayMethods};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use super::losses::install;
+use crate::skipgram::{
+    self, Embeddings, NegativeSampler, PairBatch, SkipGramConfig, SkipGramLoss, SkipGramStep,
+};
+
+fn loss_kind(name: &str) -> PyResult<SkipGramLoss> {
+    SkipGramLoss::parse(name).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "loss must be 'nce', 'sampled_softmax' or 'neg', got {name:?}"
+        ))
+    })
+}
+
+/// The three writable, C-contiguous float32 parameter tables.
+struct Tables<'py> {
+    input: PyReadwriteArray2<'py, f32>,
+    output: PyReadwriteArray2<'py, f32>,
+    biases: PyReadwriteArray1<'py, f32>,
+}
+
+impl<'py> Tables<'py> {
+    fn extract(
+        input: &Bound<'py, PyAny>,
+        output: &Bound<'py, PyAny>,
+        biases: &Bound<'py, PyAny>,
+    ) -> PyResult<Self> {
+        let table = |array: &Bound<'py, PyAny>, name: &str| {
+            array.extract::<PyReadwriteArray2<'py, f32>>().map_err(|_| {
+                PyValueError::new_err(format!(
+                    "{name} must be a writeable 2-D float32 array that overlaps no other argument (it is updated in place)"
+                ))
+            })
+        };
+        let input = table(input, "input_vectors")?;
+        let output = table(output, "output_vectors")?;
+        let biases = biases
+            .extract::<PyReadwriteArray1<'py, f32>>()
+            .map_err(|_| {
+                PyValueError::new_err(
+                    "biases must be a writeable 1-D float32 array that overlaps no other argument (it is updated in place)",
+                )
+            })?;
+        let tables = Tables {
+            input,
+            output,
+            biases,
+        };
+        let (rows, dim) = tables.input.as_array().dim();
+        if tables.output.as_array().dim() != (rows, dim) {
+            return Err(PyValueError::new_err(format!(
+                "output_vectors must have the shape of input_vectors [{rows}, {dim}], got {:?}",
+                tables.output.as_array().shape()
+            )));
+        }
+        if tables.biases.as_array().len() != rows {
+            return Err(PyValueError::new_err(format!(
+                "biases must have one entry per row of input_vectors ({rows}), got {}",
+                tables.biases.as_array().len()
+            )));
+        }
+        for (name, contiguous) in [
+            ("input_vectors", tables.input.is_c_contiguous()),
+            ("output_vectors", tables.output.is_c_contiguous()),
+            ("biases", tables.biases.is_c_contiguous()),
+        ] {
+            if !contiguous {
+                return Err(PyValueError::new_err(format!(
+                    "{name} must be C-contiguous (it is updated in place); pass np.ascontiguousarray({name}) and keep that array"
+                )));
+            }
+        }
+        Ok(tables)
+    }
+
+    fn embeddings(&mut self) -> PyResult<Embeddings<'_>> {
+        let dim = self.input.as_array().ncols();
+        let not_contiguous = |_| PyValueError::new_err("parameter tables must be C-contiguous");
+        Ok(Embeddings {
+            input: self.input.as_slice_mut().map_err(not_contiguous)?,
+            output: self.output.as_slice_mut().map_err(not_contiguous)?,
+            biases: self.biases.as_slice_mut().map_err(not_contiguous)?,
+            dim,
+        })
+    }
+}
+
+/// Ids as `u32` below `vocabulary`, or a `ValueError` naming the argument.
+fn ids(array: &PyReadonlyArray1<'_, i64>, name: &str, vocabulary: usize) -> PyResult<Vec<u32>> {
+    array
+        .as_array()
+        .iter()
+        .enumerate()
+        .map(|(k, &id)| {
+            if id < 0 || id as u64 >= vocabulary as u64 {
+                Err(pyo3::exceptions::PyIndexError::new_err(format!(
+                    "{name}[{k}] = {id} is out of range [0, {vocabulary})"
+                )))
+            } else {
+                Ok(id as u32)
+            }
+        })
+        .collect()
+}
+
+/// One fused skip-gram SGD step; returns the summed loss of the batch. Errors name the
+/// arguments of `rustnce.skipgram_sgd_step`, which calls this.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (input_vectors, output_vectors, biases, centers, contexts, negatives, context_expected_count, negative_expected_count, learning_rate, loss))]
+pub fn skipgram_sgd_step(
+    py: Python<'_>,
+    input_vectors: &Bound<'_, PyAny>,
+    output_vectors: &Bound<'_, PyAny>,
+    biases: &Bound<'_, PyAny>,
+    centers: PyReadonlyArray1<'_, i64>,
+    contexts: PyReadonlyArray1<'_, i64>,
+    negatives: PyReadonlyArray1<'_, i64>,
+    context_expected_count: PyReadonlyArray1<'_, f32>,
+    negative_expected_count: PyReadonlyArray1<'_, f32>,
+    learning_rate: f64,
+    loss: &str,
+) -> PyResult<f64> {
+    let loss = loss_kind(loss)?;
+    let mut tables = Tables::extract(input_vectors, output_vectors, biases)?;
+    let vocabulary = tables.biases.as_array().len();
+    let centers = ids(&centers, "centers", vocabulary)?;
+    let contexts = ids(&contexts, "contexts", vocabulary)?;
+    let negatives = ids(&negatives, "sampled_values[0]", vocabulary)?;
+    if contexts.len() != centers.len() {
+        return Err(PyValueError::new_err(format!(
+            "contexts must have one id per center ({}), got {}",
+            centers.len(),
+            contexts.len()
+        )));
+    }
+    let log_q = |array: &PyReadonlyArray1<'_, f32>, name: &str, len: usize| {
+        let values = array.as_array();
+        if values.len() != len {
+            return Err(PyValueError::new_err(format!(
+                "{name} must have {len} entries, got {}",
+                values.len()
+            )));
+        }
+        values
+            .iter()
+            .map(|&q| {
+                if q > 0.0 && q.is_finite() {
+                    Ok(q.ln())
+                } else if !loss.uses_expected_counts() {
+                    Ok(0.0)
+                } else {
+                    Err(PyValueError::new_err(format!(
+                        "{name} must be positive and finite, got {q}"
+                    )))
+                }
+            })
+            .collect::<PyResult<Vec<f32>>>()
+    };
+    let context_log_q = log_q(
+        &context_expected_count,
+        "context_expected_count",
+        centers.len(),
+    )?;
+    let negative_log_q = log_q(
+        &negative_expected_count,
+        "sampled_values[2]",
+        negatives.len(),
+    )?;
+    if !(learning_rate.is_finite() && learning_rate > 0.0) {
+        return Err(PyValueError::new_err(format!(
+            "learning_rate must be positive and finite, got {learning_rate}"
+        )));
+    }
+    let mut embeddings = tables.embeddings()?;
+    let batch = PairBatch {
+        centers: &centers,
+        contexts: &contexts,
+        context_log_q: &context_log_q,
+        negatives: &negatives,
+        negative_log_q: &negative_log_q,
+    };
+    let rate = learning_rate as f32;
+    Ok(install(py, || {
+        SkipGramStep::default().run(&mut embeddings, &batch, loss, rate, true)
+    }))
+}
+
+/// The skip-gram training loop over a corpus, run a slice of words at a time.
+#[pyclass(module = "rustnce._rustnce", frozen)]
+pub struct SkipGramTrainer {
+    inner: Mutex<skipgram::SkipGramTrainer>,
+}
+
+#[pymethods]
+impl SkipGramTrainer {
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (ids, sentences, counts, *, dim, window, negatives, epochs, batch_pairs, loss, sampler, distortion, learning_rate, subsample, seed))]
+    fn new(
+        ids: PyReadonlyArray1<'_, i32>,
+        sentences: PyReadonlyArray1<'_, i32>,
+        counts: PyReadonlyArray1<'_, i64>,
+        dim: usize,
+        window: usize,
+        negatives: usize,
+        epochs: usize,
+        batch_pairs: usize,
+        loss: &str,
+        sampler: &str,
+        distortion: f32,
+        learning_rate: f32,
+        subsample: f64,
+        seed: i64,
+    ) -> PyResult<Self> {
+        let sampler = match sampler {
+            "log_uniform" => NegativeSampler::LogUniform,
+            "unigram" => {
+                if !(distortion.is_finite() && distortion >= 0.0) {
+                    return Err(PyValueError::new_err(format!(
+                        "distortion must be >= 0, got {distortion}"
+                    )));
+                }
+                NegativeSampler::Unigram { distortion }
+            }
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "sampler must be 'log_uniform' or 'unigram', got {other:?}"
+                )))
+            }
+        };
+        let config = SkipGramConfig {
+            dim,
+            window,
+            negatives,
+            epochs,
+            batch_pairs,
+            loss: loss_kind(loss)?,
+            sampler,
+            learning_rate,
+            subsample,
+            seed,
+        };
+        let ids = ids.as_array();
+        let sentences = sentences.as_array();
+        let counts = counts.as_array();
+        let to_vec = |view: ndarray::ArrayView1<'_, i32>| view.iter().copied().collect::<Vec<_>>();
+        let trainer = skipgram::SkipGramTrainer::new(
+            &to_vec(ids),
+            &to_vec(sentences),
+            &counts.iter().copied().collect::<Vec<_>>(),
+            config,
+        )?;
+        Ok(SkipGramTrainer {
+            inner: Mutex::new(trainer),
+        })
+    }
+
+    /// Trains at least `max_words` more raw corpus words (0: to the end of the epoch), stopping
+    /// early at the end of an epoch. Returns `(epoch, words, pairs, loss, epoch_end, finished,
+    /// diverged_loss_per_pair or None, learning_rate)`.
+    #[allow(clippy::type_complexity)]
+    fn run(
+        &self,
+        py: Python<'_>,
+        input_vectors: &Bound<'_, PyAny>,
+        output_vectors: &Bound<'_, PyAny>,
+        biases: &Bound<'_, PyAny>,
+        max_words: u64,
+    ) -> PyResult<(usize, u64, u64, f64, bool, bool, Option<f64>, f32)> {
+        let mut tables = Tables::extract(input_vectors, output_vectors, biases)?;
+        let mut embeddings = tables.embeddings()?;
+        let mut trainer = self.inner.try_lock().map_err(|_| {
+            PyValueError::new_err("this trainer is already running in another thread")
+        })?;
+        let trainer: &mut skipgram::SkipGramTrainer = &mut trainer;
+        let report = install(py, || trainer.run(&mut embeddings, max_words, true))?;
+        Ok((
+            report.epoch,
+            report.words,
+            report.pairs,
+            report.loss,
+            report.epoch_end,
+            report.finished,
+            report.diverged,
+            report.learning_rate,
+        ))
+    }
+
+    /// Raw corpus words over all epochs.
+    #[getter]
+    fn total_words(&self) -> u64 {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .total_words()
+    }
+}

@@ -1,0 +1,263 @@
+//! word2vec's skip-gram pairs, in text order: each sentence's words are first subsampled (a
+//! word of count `c` out of `T` training words is kept with probability
+//! `(sqrt(c / (s T)) + 1) · s T / c`, capped at 1), then every kept word is a center whose
+//! contexts are the kept words at most `r` positions away in the same sentence, with `r` drawn
+//! uniformly from `1..=window` per center (word2vec's "reduced window").
+
+use crate::error::{NceError, Result};
+use crate::philox::RandomStream;
+
+/// Token ids with their sentence boundaries.
+pub struct Corpus {
+    ids: Vec<u32>,
+    /// Exclusive end of each sentence, increasing; the last is `ids.len()`.
+    sentence_ends: Vec<usize>,
+}
+
+impl Corpus {
+    /// `sentence_of_token[k]` is the sentence index of token `k` (non-decreasing). Ids must be
+    /// below `vocabulary`.
+    pub fn new(ids: &[i32], sentence_of_token: &[i32], vocabulary: usize) -> Result<Self> {
+        if ids.len() != sentence_of_token.len() {
+            return Err(NceError::invalid(
+                "sentences",
+                format!(
+                    "must have one entry per token ({}), got {}",
+                    ids.len(),
+                    sentence_of_token.len()
+                ),
+            ));
+        }
+        let mut sentence_ends = Vec::new();
+        for k in 1..sentence_of_token.len() {
+            match sentence_of_token[k].cmp(&sentence_of_token[k - 1]) {
+                std::cmp::Ordering::Less => {
+                    return Err(NceError::invalid(
+                        "sentences",
+                        format!(
+                            "must be non-decreasing, got {} after {} at token {k}",
+                            sentence_of_token[k],
+                            sentence_of_token[k - 1]
+                        ),
+                    ))
+                }
+                std::cmp::Ordering::Greater => sentence_ends.push(k),
+                std::cmp::Ordering::Equal => {}
+            }
+        }
+        if !ids.is_empty() {
+            sentence_ends.push(ids.len());
+        }
+        let mut converted = Vec::with_capacity(ids.len());
+        for (k, &id) in ids.iter().enumerate() {
+            if id < 0 || id as usize >= vocabulary {
+                return Err(NceError::out_of_range(
+                    "ids",
+                    format!("token {k} has id {id}, outside the vocabulary [0, {vocabulary})"),
+                ));
+            }
+            converted.push(id as u32);
+        }
+        Ok(Corpus {
+            ids: converted,
+            sentence_ends,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// word2vec's keep probability of each id (`subsample = 0`: keep everything).
+pub fn keep_probabilities(counts: &[i64], subsample: f64) -> Vec<f64> {
+    let total: f64 = counts.iter().map(|&c| c as f64).sum();
+    let threshold = subsample * total;
+    counts
+        .iter()
+        .map(|&count| {
+            if subsample <= 0.0 || count <= 0 {
+                1.0
+            } else {
+                let count = count as f64;
+                (((count / threshold).sqrt() + 1.0) * threshold / count).min(1.0)
+            }
+        })
+        .collect()
+}
+
+/// Walks one epoch of the corpus, handing out pairs center by center.
+pub struct PairGenerator {
+    window: u32,
+    keep: Vec<f64>,
+    /// The next sentence to read.
+    sentence: usize,
+    /// The current sentence after subsampling: (id, position in the corpus).
+    kept: Vec<(u32, usize)>,
+    /// The next center within `kept`.
+    center: usize,
+    /// Raw corpus words of this epoch behind us.
+    position: usize,
+}
+
+impl PairGenerator {
+    pub fn new(window: usize, keep: Vec<f64>) -> Self {
+        PairGenerator {
+            window: window.clamp(1, u32::MAX as usize) as u32,
+            keep,
+            sentence: 0,
+            kept: Vec::new(),
+            center: 0,
+            position: 0,
+        }
+    }
+
+    /// Starts the corpus over (a new epoch).
+    pub fn restart(&mut self) {
+        self.sentence = 0;
+        self.kept.clear();
+        self.center = 0;
+        self.position = 0;
+    }
+
+    /// Raw corpus words of this epoch consumed so far.
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
+    /// Appends the pairs of whole centers until at least `target` pairs were added or the
+    /// epoch ends. Returns whether the epoch ended.
+    pub fn fill(
+        &mut self,
+        corpus: &Corpus,
+        stream: &mut RandomStream,
+        target: usize,
+        centers: &mut Vec<u32>,
+        contexts: &mut Vec<u32>,
+    ) -> bool {
+        let added_from = centers.len();
+        loop {
+            if self.center >= self.kept.len() {
+                if self.sentence > 0 || !self.kept.is_empty() {
+                    // The finished sentence counts whole, dropped words included.
+                    self.position = corpus.sentence_ends[self.sentence - 1];
+                }
+                if self.sentence >= corpus.sentence_ends.len() {
+                    return true;
+                }
+                self.load_sentence(corpus, stream);
+                continue;
+            }
+            let reach = self.window - stream.uniform_u32(self.window);
+            let (id, at) = self.kept[self.center];
+            let first = self.center.saturating_sub(reach as usize);
+            let last = (self.center + reach as usize).min(self.kept.len() - 1);
+            for k in first..=last {
+                if k != self.center {
+                    centers.push(id);
+                    contexts.push(self.kept[k].0);
+                }
+            }
+            self.center += 1;
+            self.position = at + 1;
+            if centers.len() - added_from >= target {
+                return false;
+            }
+        }
+    }
+
+    fn load_sentence(&mut self, corpus: &Corpus, stream: &mut RandomStream) {
+        let start = if self.sentence == 0 {
+            0
+        } else {
+            corpus.sentence_ends[self.sentence - 1]
+        };
+        let end = corpus.sentence_ends[self.sentence];
+        self.sentence += 1;
+        self.kept.clear();
+        self.center = 0;
+        for (offset, &id) in corpus.ids[start..end].iter().enumerate() {
+            let keep = self.keep[id as usize];
+            if keep >= 1.0 || stream.next_f64() < keep {
+                self.kept.push((id, start + offset));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::philox::Philox4x32;
+
+    fn pairs_of(corpus: &Corpus, window: usize, keep: Vec<f64>, target: usize) -> Vec<(u32, u32)> {
+        let mut generator = PairGenerator::new(window, keep);
+        let mut stream = RandomStream::new(Philox4x32::new(1, 2));
+        let (mut centers, mut contexts) = (Vec::new(), Vec::new());
+        while !generator.fill(corpus, &mut stream, target, &mut centers, &mut contexts) {}
+        assert_eq!(generator.position(), corpus.len());
+        centers.into_iter().zip(contexts).collect()
+    }
+
+    #[test]
+    fn window_one_pairs_neighbours_within_sentences() {
+        // Ids equal positions; sentences [0, 1, 2] and [3, 4].
+        let corpus = Corpus::new(&[0, 1, 2, 3, 4], &[0, 0, 0, 1, 1], 5).unwrap();
+        let pairs = pairs_of(&corpus, 1, vec![1.0; 5], 3);
+        assert_eq!(pairs, vec![(0, 1), (1, 0), (1, 2), (2, 1), (3, 4), (4, 3)]);
+    }
+
+    #[test]
+    fn reduced_windows_stay_within_the_window_and_use_every_width() {
+        let ids: Vec<i32> = (0..2000).collect();
+        let corpus = Corpus::new(&ids, &vec![0; 2000], 2000).unwrap();
+        let pairs = pairs_of(&corpus, 4, vec![1.0; 2000], 64);
+        let mut widths = [0usize; 5];
+        let mut by_center = std::collections::BTreeMap::<u32, u32>::new();
+        for &(center, context) in &pairs {
+            let distance = center.abs_diff(context);
+            assert!((1..=4).contains(&distance));
+            let widest = by_center.entry(center).or_default();
+            *widest = (*widest).max(distance);
+        }
+        for &width in by_center.values() {
+            widths[width as usize] += 1;
+        }
+        // Interior centers: each width 1..=4 about a quarter of the time.
+        for &count in &widths[1..] {
+            assert!((400..600).contains(&count), "{widths:?}");
+        }
+    }
+
+    #[test]
+    fn subsampling_keeps_the_expected_share() {
+        let keep = keep_probabilities(&[900, 100], 1e-2);
+        // T = 1000, sT = 10: frequent word kept with (sqrt(90) + 1) / 90.
+        assert!((keep[0] - ((90f64).sqrt() + 1.0) / 90.0).abs() < 1e-12);
+        assert!((keep[1] - ((10f64).sqrt() + 1.0) / 10.0).abs() < 1e-12);
+        assert_eq!(keep_probabilities(&[5, 1], 0.0), vec![1.0, 1.0]);
+        assert_eq!(keep_probabilities(&[5, 1], 1.0), vec![1.0, 1.0]);
+        let ids: Vec<i32> = (0..20000).map(|k| k % 2).collect();
+        let corpus = Corpus::new(&ids, &vec![0; 20000], 2).unwrap();
+        let mut generator = PairGenerator::new(1, vec![0.25, 1.0]);
+        let mut stream = RandomStream::new(Philox4x32::new(3, 4));
+        let (mut centers, mut contexts) = (Vec::new(), Vec::new());
+        while !generator.fill(&corpus, &mut stream, 1000, &mut centers, &mut contexts) {}
+        let zeros = centers.iter().filter(|&&id| id == 0).count() as f64;
+        let ones = centers.iter().filter(|&&id| id == 1).count() as f64;
+        // With window 1 nearly every kept word is a center twice; the ratio is the keep ratio.
+        assert!((zeros / ones - 0.25).abs() < 0.02, "{}", zeros / ones);
+    }
+
+    #[test]
+    fn bad_corpora_are_refused() {
+        assert!(Corpus::new(&[0, 5], &[0, 0], 5).is_err());
+        assert!(Corpus::new(&[0, -1], &[0, 0], 5).is_err());
+        assert!(Corpus::new(&[0, 1], &[1, 0], 5).is_err());
+        assert!(Corpus::new(&[0, 1], &[0], 5).is_err());
+    }
+}

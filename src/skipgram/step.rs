@@ -1,0 +1,639 @@
+//! One skip-gram SGD step on a batch of (center, context) pairs sharing a set of negatives, with
+//! the input vectors, output vectors and output biases updated in place.
+//!
+//! The maths is `nce_loss` / `sampled_softmax_loss` with `num_true = 1` and `upstream = "sum"`,
+//! where `inputs[i]` is the center word's input vector: logits
+//! `l_i0 = x_i·w_{ctx_i} + b_{ctx_i} − ln Q(ctx_i)` and `l_ij = x_i·w_{n_j} + b_{n_j} − ln Q(n_j)`,
+//! then every parameter moves by `−rate · ∂(Σ_i loss_i)`, all gradients taken at the weights
+//! before the step (as TensorFlow's SGD does). Negatives equal to the pair's context are left out
+//! when accidental hits are removed.
+//!
+//! Small batches (hundreds of pairs, `dim` around 100) are far too small for a matrix-multiply
+//! library, so the step is direct dot products and row updates, compiled a second time for
+//! AVX2 + FMA. The work splits into fixed chunks of pairs (then of negatives); each result is
+//! computed by one thread from data no other thread writes, and rows are updated in pair order,
+//! so the result does not depend on the number of threads.
+
+use rayon::prelude::*;
+
+use super::lanes::{self, axpy, combine, dots, prefetch, weighted_sum, Lanes};
+use crate::fast_math::FastMath;
+use crate::losses::simd::avx2_available;
+
+/// Which sampled loss a skip-gram step trains with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SkipGramLoss {
+    /// TensorFlow's `nce_loss` (accidental hits kept, as its default).
+    Nce,
+    /// TensorFlow's `sampled_softmax_loss` (accidental hits removed).
+    SampledSoftmax,
+    /// word2vec's negative sampling: `nce_loss` with every expected count 1 (`ln Q = 0`) and
+    /// accidental hits removed (word2vec skips a negative equal to the context).
+    Neg,
+}
+
+impl SkipGramLoss {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "nce" => Some(SkipGramLoss::Nce),
+            "sampled_softmax" => Some(SkipGramLoss::SampledSoftmax),
+            "neg" => Some(SkipGramLoss::Neg),
+            _ => None,
+        }
+    }
+
+    pub fn removes_accidental_hits(self) -> bool {
+        !matches!(self, SkipGramLoss::Nce)
+    }
+
+    /// Whether the logits subtract `ln Q` (not for `Neg`, whose expected counts are 1).
+    pub fn uses_expected_counts(self) -> bool {
+        !matches!(self, SkipGramLoss::Neg)
+    }
+}
+
+/// The three parameter tables of a skip-gram model, row-major `[vocabulary, dim]` (biases
+/// `[vocabulary]`).
+pub struct Embeddings<'a> {
+    pub input: &'a mut [f32],
+    pub output: &'a mut [f32],
+    pub biases: &'a mut [f32],
+    pub dim: usize,
+}
+
+impl Embeddings<'_> {
+    pub fn vocabulary(&self) -> usize {
+        self.biases.len()
+    }
+}
+
+/// One batch: pairs and the negatives they share, with `ln` of the expected counts (ignored
+/// by `Neg`). Every id must be below the vocabulary size (checked by `SkipGramStep::run`).
+pub struct PairBatch<'a> {
+    pub centers: &'a [u32],
+    pub contexts: &'a [u32],
+    pub context_log_q: &'a [f32],
+    pub negatives: &'a [u32],
+    pub negative_log_q: &'a [f32],
+}
+
+/// Pairs per piece of parallel work (fixed, so results do not depend on the thread count).
+const PAIRS_PER_CHUNK: usize = 64;
+
+/// Reusable buffers of the step.
+#[derive(Default)]
+pub struct SkipGramStep {
+    /// `∂loss/∂logit`, `[pairs, 1 + negatives]`.
+    dlogits: Vec<f32>,
+    /// `∂loss/∂x_i`, `[pairs, dim]`.
+    input_gradient: Vec<f32>,
+    /// Per chunk of pairs, its part of `∂loss/∂w_{n_j}`, `[chunks, negatives, dim]`.
+    negative_partials: Vec<f32>,
+    /// Per chunk of pairs, its part of `∂loss/∂b_{n_j}`, `[chunks, negatives]`.
+    negative_bias_partials: Vec<f32>,
+    chunk_losses: Vec<f64>,
+}
+
+/// The instruction sets the kernels are compiled for, picked at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    Generic,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Isa {
+    fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if avx2_available() {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    return Isa::Avx512;
+                }
+                return Isa::Avx2;
+            }
+        }
+        Isa::Generic
+    }
+}
+
+/// Defines `$name(isa, args...)`, calling `$kernel::<L>` with the lanes of the chosen
+/// instruction set, compiled for it.
+macro_rules! dispatched {
+    ($name:ident => $kernel:ident, ($($arg:ident: $type:ty),*) -> $ret:ty) => {
+        fn $name(isa: Isa, $($arg: $type),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $type),*) -> $ret {
+                    $kernel::<lanes::Avx2>($($arg),*)
+                }
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                unsafe fn avx512($($arg: $type),*) -> $ret {
+                    $kernel::<lanes::Avx512>($($arg),*)
+                }
+                match isa {
+                    // SAFETY: `Isa::detect` chose these only where the processor has them.
+                    Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                    Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                    Isa::Generic => {}
+                }
+            }
+            let _ = isa;
+            $kernel::<lanes::Scalar>($($arg),*)
+        }
+    };
+}
+
+impl SkipGramStep {
+    /// Applies one SGD step with learning rate `rate`; returns the summed loss of the batch.
+    /// Panics if an id is out of range or the lengths disagree (callers check).
+    pub fn run(
+        &mut self,
+        embeddings: &mut Embeddings<'_>,
+        batch: &PairBatch<'_>,
+        loss: SkipGramLoss,
+        rate: f32,
+        parallel: bool,
+    ) -> f64 {
+        self.run_on(Isa::detect(), embeddings, batch, loss, rate, parallel)
+    }
+
+    fn run_on(
+        &mut self,
+        isa: Isa,
+        embeddings: &mut Embeddings<'_>,
+        batch: &PairBatch<'_>,
+        loss: SkipGramLoss,
+        rate: f32,
+        parallel: bool,
+    ) -> f64 {
+        let pairs = batch.centers.len();
+        let negatives = batch.negatives.len();
+        let dim = embeddings.dim;
+        let vocabulary = embeddings.vocabulary();
+        assert_eq!(batch.contexts.len(), pairs);
+        assert_eq!(batch.context_log_q.len(), pairs);
+        assert_eq!(batch.negative_log_q.len(), negatives);
+        assert_eq!(embeddings.input.len(), vocabulary * dim);
+        assert_eq!(embeddings.output.len(), vocabulary * dim);
+        let in_range = |&id: &u32| (id as usize) < vocabulary;
+        assert!(batch.centers.iter().all(in_range));
+        assert!(batch.contexts.iter().all(in_range));
+        assert!(batch.negatives.iter().all(in_range));
+        if pairs == 0 {
+            return 0.0;
+        }
+        let width = negatives + 1;
+        let chunks = pairs.div_ceil(PAIRS_PER_CHUNK);
+        resize(&mut self.dlogits, pairs * width);
+        resize(&mut self.input_gradient, pairs * dim);
+        resize(&mut self.negative_partials, chunks * negatives * dim);
+        resize(&mut self.negative_bias_partials, chunks * negatives);
+        self.chunk_losses.clear();
+        self.chunk_losses.resize(chunks, 0.0);
+
+        // 1. Per chunk of pairs, in parallel (reads only): logits, their gradients, each pair's
+        //    input gradient, and the chunk's share of the negatives' gradients.
+        let tables = Tables {
+            input: embeddings.input,
+            output: embeddings.output,
+            biases: embeddings.biases,
+            dim,
+        };
+        let work =
+            |(chunk, (((dlogits, gradient), (partials, bias_partials)), loss_out)): ChunkItem<
+                '_,
+            >| {
+                let start = chunk * PAIRS_PER_CHUNK;
+                let end = (start + PAIRS_PER_CHUNK).min(pairs);
+                let outputs = ChunkOutputs {
+                    dlogits,
+                    gradient,
+                    partials,
+                    bias_partials,
+                };
+                *loss_out = chunk_dispatch(isa, &tables, batch, loss, start..end, outputs);
+            };
+        let negative_rows = (negatives * dim).max(1);
+        let negative_biases = negatives.max(1);
+        if parallel && chunks > 1 {
+            self.dlogits
+                .par_chunks_mut(PAIRS_PER_CHUNK * width)
+                .zip(self.input_gradient.par_chunks_mut(PAIRS_PER_CHUNK * dim))
+                .zip(
+                    self.negative_partials
+                        .par_chunks_mut(negative_rows)
+                        .zip(self.negative_bias_partials.par_chunks_mut(negative_biases)),
+                )
+                .zip(self.chunk_losses.par_iter_mut())
+                .enumerate()
+                .for_each(work);
+        } else {
+            self.dlogits
+                .chunks_mut(PAIRS_PER_CHUNK * width)
+                .zip(self.input_gradient.chunks_mut(PAIRS_PER_CHUNK * dim))
+                .zip(
+                    self.negative_partials
+                        .chunks_mut(negative_rows)
+                        .zip(self.negative_bias_partials.chunks_mut(negative_biases)),
+                )
+                .zip(self.chunk_losses.iter_mut())
+                .enumerate()
+                .for_each(work);
+        }
+
+        // 2. The updates, in a fixed order.
+        update_dispatch(isa, embeddings, batch, self, width, rate);
+        self.chunk_losses.iter().sum()
+    }
+}
+
+/// One chunk's output slices as the parallel iterator hands them out.
+type ChunkItem<'a> = (
+    usize,
+    (
+        (
+            (&'a mut [f32], &'a mut [f32]),
+            (&'a mut [f32], &'a mut [f32]),
+        ),
+        &'a mut f64,
+    ),
+);
+
+/// Where one chunk of pairs writes.
+struct ChunkOutputs<'a> {
+    /// `[pairs, 1 + negatives]`.
+    dlogits: &'a mut [f32],
+    /// `[pairs, dim]`.
+    gradient: &'a mut [f32],
+    /// The chunk's `Σ_i ∂l_ij · x_i`, `[negatives, dim]`.
+    partials: &'a mut [f32],
+    /// The chunk's `Σ_i ∂l_ij`, `[negatives]`.
+    bias_partials: &'a mut [f32],
+}
+
+fn resize(buffer: &mut Vec<f32>, len: usize) {
+    buffer.clear();
+    buffer.resize(len, 0.0);
+}
+
+/// Read-only views of the parameters during the first two phases.
+struct Tables<'a> {
+    input: &'a [f32],
+    output: &'a [f32],
+    biases: &'a [f32],
+    dim: usize,
+}
+
+impl Tables<'_> {
+    #[inline(always)]
+    fn input_row(&self, id: u32) -> &[f32] {
+        let start = id as usize * self.dim;
+        &self.input[start..start + self.dim]
+    }
+
+    #[inline(always)]
+    fn output_row(&self, id: u32) -> &[f32] {
+        let start = id as usize * self.dim;
+        &self.output[start..start + self.dim]
+    }
+}
+
+dispatched!(chunk_dispatch => chunk_work, (tables: &Tables<'_>, batch: &PairBatch<'_>, loss: SkipGramLoss, pairs: std::ops::Range<usize>, outputs: ChunkOutputs<'_>) -> f64);
+
+/// Everything one chunk of pairs computes (see `ChunkOutputs`); returns its summed loss.
+#[inline(always)]
+fn chunk_work<L: Lanes>(
+    tables: &Tables<'_>,
+    batch: &PairBatch<'_>,
+    loss: SkipGramLoss,
+    pairs: std::ops::Range<usize>,
+    outputs: ChunkOutputs<'_>,
+) -> f64 {
+    let ChunkOutputs {
+        dlogits,
+        gradient,
+        partials,
+        bias_partials,
+    } = outputs;
+    let total = pair_chunk::<L>(tables, batch, loss, pairs.clone(), dlogits, gradient);
+    let width = batch.negatives.len() + 1;
+    let dim = tables.dim;
+    let count = pairs.len();
+    let first = pairs.start;
+    let column = |i: usize, j: usize| dlogits[i * width + 1 + j];
+    let xs = |i: usize| tables.input_row(batch.centers[first + i]);
+    for (j, (row, bias)) in partials
+        .chunks_exact_mut(dim)
+        .zip(bias_partials.iter_mut())
+        .enumerate()
+    {
+        *bias = (0..count).map(|i| column(i, j)).sum();
+        weighted_sum::<L>(row, count, xs, |i| column(i, j));
+    }
+    total
+}
+
+/// Logits, loss and `∂loss/∂logit` of the pairs `pairs`, and `∂loss/∂x_i = Σ_j ∂l_ij · w_j`.
+#[inline(always)]
+fn pair_chunk<L: Lanes>(
+    tables: &Tables<'_>,
+    batch: &PairBatch<'_>,
+    loss: SkipGramLoss,
+    pairs: std::ops::Range<usize>,
+    dlogits: &mut [f32],
+    gradient: &mut [f32],
+) -> f64 {
+    let width = batch.negatives.len() + 1;
+    let dim = tables.dim;
+    let subtract_log_q = loss.uses_expected_counts();
+    let remove_hits = loss.removes_accidental_hits();
+    // Row 0 is the pair's context, rows 1.. the negatives.
+    let mut rows: Vec<&[f32]> = Vec::with_capacity(width);
+    rows.push(&[]);
+    rows.extend(batch.negatives.iter().map(|&id| tables.output_row(id)));
+    let count = pairs.len();
+    const AHEAD: usize = 2;
+    for (local, i) in pairs.clone().enumerate() {
+        if i + AHEAD < pairs.end {
+            prefetch(tables.input_row(batch.centers[i + AHEAD]));
+            prefetch(tables.output_row(batch.contexts[i + AHEAD]));
+        }
+        let x = tables.input_row(batch.centers[i]);
+        let context = batch.contexts[i];
+        rows[0] = tables.output_row(context);
+        let d = &mut dlogits[local * width..(local + 1) * width];
+        dots::<L>(x, &rows, d);
+        d[0] += tables.biases[context as usize];
+        if subtract_log_q {
+            d[0] -= batch.context_log_q[i];
+        }
+        for (j, &negative) in batch.negatives.iter().enumerate() {
+            // A removed accidental hit is marked with -inf: it costs and moves nothing.
+            d[j + 1] = if remove_hits && negative == context {
+                f32::NEG_INFINITY
+            } else if subtract_log_q {
+                d[j + 1] + tables.biases[negative as usize] - batch.negative_log_q[j]
+            } else {
+                d[j + 1] + tables.biases[negative as usize]
+            };
+        }
+    }
+    let dlogits = &mut dlogits[..count * width];
+    let total = match loss {
+        SkipGramLoss::Nce | SkipGramLoss::Neg => logistic_gradients(dlogits, width),
+        SkipGramLoss::SampledSoftmax => dlogits
+            .chunks_exact_mut(width)
+            .map(|d| softmax_gradients(d) as f64)
+            .sum(),
+    };
+    for (local, i) in pairs.enumerate() {
+        rows[0] = tables.output_row(batch.contexts[i]);
+        let d = &dlogits[local * width..(local + 1) * width];
+        combine::<L>(&mut gradient[local * dim..(local + 1) * dim], d, &rows);
+    }
+    total
+}
+
+/// Sigmoid cross-entropy over rows of `width` logits, label 1 in each row's first column and
+/// 0 elsewhere: replaces the logits by their gradients and returns the summed loss. `-inf` (a
+/// removed hit) costs and moves nothing.
+#[inline(always)]
+fn logistic_gradients(d: &mut [f32], width: usize) -> f64 {
+    // Every entry as a label-0 entry first (one branch-free, vectorisable loop):
+    // softplus(l) = max(l, 0) + log1p(exp(-|l|)), sigmoid(l) from the same exp.
+    let mut label_logits = 0.0f64;
+    for row in d.chunks_exact(width) {
+        label_logits += row[0] as f64;
+    }
+    let mut total = 0.0f64;
+    for block in d.chunks_mut(64) {
+        let mut softplus = [0.0f32; 64];
+        for (value, loss) in block.iter_mut().zip(softplus.iter_mut()) {
+            let logit = *value;
+            let e = f32::exp_nonpositive(-logit.abs());
+            *loss = logit.max(0.0) + f32::ln_1p_unit(e);
+            let inverse = 1.0 / (1.0 + e);
+            *value = if logit >= 0.0 { inverse } else { e * inverse };
+        }
+        total += softplus.iter().sum::<f32>() as f64;
+    }
+    // The label entries: softplus(-l) = softplus(l) - l and ∂/∂l = sigmoid(l) - 1.
+    for row in d.chunks_exact_mut(width) {
+        row[0] -= 1.0;
+    }
+    total - label_logits
+}
+
+/// Softmax cross-entropy with the label at `d[0]`: replaces the logits by their gradients and
+/// returns the loss `logsumexp(l) − l_0`. `-inf` entries get probability 0.
+#[inline(always)]
+fn softmax_gradients(d: &mut [f32]) -> f32 {
+    let max = d.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let label = d[0] - max;
+    let mut sum = 0.0f32;
+    for value in d.iter_mut() {
+        *value = f32::exp_nonpositive(*value - max);
+        sum += *value;
+    }
+    let loss = sum.ln() - label;
+    let inverse = 1.0 / sum;
+    for value in d.iter_mut() {
+        *value *= inverse;
+    }
+    d[0] -= 1.0;
+    loss
+}
+
+dispatched!(update_dispatch => update, (embeddings: &mut Embeddings<'_>, batch: &PairBatch<'_>, step: &SkipGramStep, width: usize, rate: f32) -> ());
+
+/// Moves every touched row: context rows and biases pair by pair (from the input rows before
+/// the step), then the negatives' rows and biases, then the center rows.
+#[inline(always)]
+fn update<L: Lanes>(
+    embeddings: &mut Embeddings<'_>,
+    batch: &PairBatch<'_>,
+    step: &SkipGramStep,
+    width: usize,
+    rate: f32,
+) {
+    let dim = embeddings.dim;
+    let row = |id: u32| id as usize * dim..(id as usize + 1) * dim;
+    let pairs = batch.centers.len();
+    for (i, (&center, &context)) in batch.centers.iter().zip(batch.contexts).enumerate() {
+        if i + 2 < pairs {
+            prefetch(&embeddings.output[row(batch.contexts[i + 2])]);
+        }
+        let d = step.dlogits[i * width];
+        let x = &embeddings.input[row(center)];
+        axpy::<L>(&mut embeddings.output[row(context)], -rate * d, x);
+        embeddings.biases[context as usize] -= rate * d;
+    }
+    // Each negative's gradient: the chunks' partial sums, added in chunk order.
+    let negatives = batch.negatives.len();
+    let mut gradient = vec![0.0f32; dim];
+    for (j, &negative) in batch.negatives.iter().enumerate() {
+        gradient.fill(0.0);
+        let mut bias = 0.0f32;
+        for chunk in 0..step.chunk_losses.len() {
+            let at = (chunk * negatives + j) * dim;
+            axpy::<L>(&mut gradient, 1.0, &step.negative_partials[at..at + dim]);
+            bias += step.negative_bias_partials[chunk * negatives + j];
+        }
+        axpy::<L>(&mut embeddings.output[row(negative)], -rate, &gradient);
+        embeddings.biases[negative as usize] -= rate * bias;
+    }
+    for (i, &center) in batch.centers.iter().enumerate() {
+        let gradient = &step.input_gradient[i * dim..(i + 1) * dim];
+        axpy::<L>(&mut embeddings.input[row(center)], -rate, gradient);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Problem {
+        tables: [Vec<f32>; 3],
+        centers: Vec<u32>,
+        contexts: Vec<u32>,
+        negatives: Vec<u32>,
+        context_log_q: Vec<f32>,
+        negative_log_q: Vec<f32>,
+        dim: usize,
+    }
+
+    fn problem(dim: usize, pairs: usize) -> Problem {
+        let vocabulary = 50;
+        let value = |k: usize, salt: usize| {
+            ((k.wrapping_mul(2_654_435_761).wrapping_add(salt) % 1000) as f32 / 1000.0 - 0.5) * 0.8
+        };
+        let mut contexts: Vec<u32> = (0..pairs).map(|i| (i * 7 % vocabulary) as u32).collect();
+        contexts[0] = 3; // an accidental hit with the first negative
+        Problem {
+            tables: [
+                (0..vocabulary * dim).map(|k| value(k, 1)).collect(),
+                (0..vocabulary * dim).map(|k| value(k, 2)).collect(),
+                (0..vocabulary).map(|k| value(k, 3)).collect(),
+            ],
+            centers: (0..pairs).map(|i| (i * 13 % vocabulary) as u32).collect(),
+            contexts,
+            negatives: vec![3, 8, 21, 34, 40],
+            context_log_q: (0..pairs).map(|i| -1.0 - value(i, 4)).collect(),
+            negative_log_q: vec![-0.5, -1.5, -2.0, -2.5, -3.0],
+            dim,
+        }
+    }
+
+    fn run(
+        problem: &Problem,
+        isa: Isa,
+        loss: SkipGramLoss,
+        parallel: bool,
+    ) -> (f64, [Vec<f32>; 3]) {
+        let [mut input, mut output, mut biases] = problem.tables.clone();
+        let mut embeddings = Embeddings {
+            input: &mut input,
+            output: &mut output,
+            biases: &mut biases,
+            dim: problem.dim,
+        };
+        let batch = PairBatch {
+            centers: &problem.centers,
+            contexts: &problem.contexts,
+            context_log_q: &problem.context_log_q,
+            negatives: &problem.negatives,
+            negative_log_q: &problem.negative_log_q,
+        };
+        let total =
+            SkipGramStep::default().run_on(isa, &mut embeddings, &batch, loss, 0.1, parallel);
+        (total, [input, output, biases])
+    }
+
+    fn isas() -> Vec<Isa> {
+        let mut isas = vec![Isa::Generic];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if avx2_available() {
+                isas.push(Isa::Avx2);
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    isas.push(Isa::Avx512);
+                }
+            }
+        }
+        isas
+    }
+
+    #[test]
+    fn every_instruction_set_computes_the_same_step() {
+        for dim in [1, 5, 16, 17, 40, 100] {
+            let problem = problem(dim, 150);
+            for loss in [
+                SkipGramLoss::Nce,
+                SkipGramLoss::SampledSoftmax,
+                SkipGramLoss::Neg,
+            ] {
+                let (expected_total, expected) = run(&problem, Isa::Generic, loss, false);
+                for isa in isas() {
+                    let (total, tables) = run(&problem, isa, loss, false);
+                    assert!((total - expected_total).abs() <= 1e-5 * expected_total.abs());
+                    for (got, want) in tables.iter().zip(&expected) {
+                        for (a, b) in got.iter().zip(want) {
+                            assert!(
+                                (a - b).abs() <= 1e-5,
+                                "{isa:?} {loss:?} dim {dim}: {a} vs {b}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_parallel_step_is_bit_identical_to_the_serial_one() {
+        let problem = problem(37, 300);
+        for isa in isas() {
+            for loss in [
+                SkipGramLoss::Nce,
+                SkipGramLoss::SampledSoftmax,
+                SkipGramLoss::Neg,
+            ] {
+                let serial = run(&problem, isa, loss, false);
+                for threads in [2, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    let parallel = pool.install(|| run(&problem, isa, loss, true));
+                    assert_eq!(serial.0.to_bits(), parallel.0.to_bits());
+                    assert_eq!(serial.1, parallel.1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn zero_tables_cost_ln_2_per_logit_and_removed_hits_nothing() {
+        let mut problem = problem(8, 10);
+        for table in &mut problem.tables {
+            table.fill(0.0);
+        }
+        problem.context_log_q.fill(0.0);
+        problem.negative_log_q.fill(0.0);
+        let (nce, _) = run(&problem, Isa::detect(), SkipGramLoss::Nce, false);
+        assert!((nce - 10.0 * 6.0 * std::f64::consts::LN_2).abs() < 1e-4);
+        // Contexts 3 (pair 0) and 21 (pair 3) are negatives too: `Neg` leaves them out.
+        let hits = problem
+            .contexts
+            .iter()
+            .filter(|context| problem.negatives.contains(context))
+            .count();
+        assert_eq!(hits, 2);
+        let (neg, _) = run(&problem, Isa::detect(), SkipGramLoss::Neg, false);
+        assert!((neg - (60 - hits) as f64 * std::f64::consts::LN_2).abs() < 1e-4);
+    }
+}

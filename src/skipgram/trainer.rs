@@ -1,0 +1,317 @@
+//! The skip-gram training loop: epochs of pairs in batches, negatives drawn per batch by a
+//! candidate sampler (shared by the batch's pairs), one fused SGD step per batch, and word2vec's
+//! learning rate decaying linearly with the raw words processed to `1e-4` of its start.
+
+use ndarray::ArrayView2;
+
+use super::pairs::{keep_probabilities, Corpus, PairGenerator};
+use super::step::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep};
+use crate::error::{NceError, Result};
+use crate::philox::{Philox4x32, RandomStream, Seed};
+use crate::samplers::{CandidateSampler, FixedUnigramConfig};
+
+/// Where the negatives come from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum NegativeSampler {
+    /// TensorFlow's default: log-uniform over frequency ranks (ids sorted by decreasing count).
+    LogUniform,
+    /// word2vec's: `count ** distortion`.
+    Unigram { distortion: f32 },
+}
+
+/// Training settings (the corpus and counts come separately).
+#[derive(Clone, Debug)]
+pub struct SkipGramConfig {
+    pub dim: usize,
+    pub window: usize,
+    pub negatives: usize,
+    pub epochs: usize,
+    pub batch_pairs: usize,
+    pub loss: SkipGramLoss,
+    pub sampler: NegativeSampler,
+    /// Per-pair learning rate at the start.
+    pub learning_rate: f32,
+    pub subsample: f64,
+    pub seed: i64,
+}
+
+/// The learning rate never falls below this fraction of its start (word2vec's floor).
+const MIN_RATE_FRACTION: f64 = 1e-4;
+
+/// What a call of [`SkipGramTrainer::run`] did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunReport {
+    /// The epoch the call ended in (0-based).
+    pub epoch: usize,
+    /// Raw corpus words processed since training started (all epochs).
+    pub words: u64,
+    /// Pairs trained on in this call.
+    pub pairs: u64,
+    /// Summed loss of those pairs.
+    pub loss: f64,
+    /// The call stopped at the end of `epoch`.
+    pub epoch_end: bool,
+    /// Every epoch is done.
+    pub finished: bool,
+    /// The last batch's loss per pair exceeded `100 (1 + negatives)` or was not finite; training
+    /// stopped with the parameters as that step left them.
+    pub diverged: Option<f64>,
+    /// The learning rate of the last step.
+    pub learning_rate: f32,
+}
+
+pub struct SkipGramTrainer {
+    config: SkipGramConfig,
+    corpus: Corpus,
+    vocabulary: usize,
+    sampler: CandidateSampler,
+    pairs: PairGenerator,
+    stream: RandomStream,
+    epoch: usize,
+    step: SkipGramStep,
+    centers: Vec<u32>,
+    contexts: Vec<u32>,
+    context_log_q: Vec<f32>,
+    negatives: Vec<u32>,
+    negative_log_q: Vec<f32>,
+    true_classes: Vec<i64>,
+}
+
+impl SkipGramTrainer {
+    /// `ids` and `sentence_of_token` describe the corpus (see [`Corpus::new`]); `counts[w]` is
+    /// word `w`'s corpus count, ids sorted by decreasing count for the log-uniform sampler.
+    pub fn new(
+        ids: &[i32],
+        sentence_of_token: &[i32],
+        counts: &[i64],
+        config: SkipGramConfig,
+    ) -> Result<Self> {
+        let vocabulary = counts.len();
+        for (name, value) in [
+            ("dim", config.dim),
+            ("window", config.window),
+            ("negatives", config.negatives),
+            ("epochs", config.epochs),
+            ("batch_pairs", config.batch_pairs),
+        ] {
+            if value < 1 {
+                return Err(NceError::invalid(
+                    name,
+                    format!("must be at least 1, got {value}"),
+                ));
+            }
+        }
+        if vocabulary == 0 {
+            return Err(NceError::invalid("counts", "must not be empty"));
+        }
+        if config.negatives >= vocabulary {
+            return Err(NceError::invalid(
+                "negatives",
+                format!(
+                    "must be smaller than the vocabulary ({vocabulary} words): negatives are distinct words, got {}",
+                    config.negatives
+                ),
+            ));
+        }
+        if let Some(count) = counts.iter().find(|&&count| count < 1) {
+            return Err(NceError::invalid(
+                "counts",
+                format!("every word's count must be at least 1, got {count}"),
+            ));
+        }
+        if !(config.learning_rate.is_finite() && config.learning_rate > 0.0) {
+            return Err(NceError::invalid(
+                "learning_rate",
+                format!("must be positive, got {}", config.learning_rate),
+            ));
+        }
+        if !(config.subsample.is_finite() && config.subsample >= 0.0) {
+            return Err(NceError::invalid(
+                "subsample",
+                format!("must be >= 0, got {}", config.subsample),
+            ));
+        }
+        let corpus = Corpus::new(ids, sentence_of_token, vocabulary)?;
+        let seed = Seed::Op(config.seed);
+        let range = vocabulary as i64;
+        let sampler = match config.sampler {
+            NegativeSampler::LogUniform => CandidateSampler::log_uniform(range, seed)?,
+            NegativeSampler::Unigram { distortion } => {
+                let mut unigram = FixedUnigramConfig::from_counts(
+                    range,
+                    counts.iter().map(|&count| count as f32).collect(),
+                );
+                unigram.distortion = distortion;
+                CandidateSampler::fixed_unigram(unigram, seed)?
+            }
+        };
+        // The pair stream has its own generator, apart from the sampler's.
+        let stream = RandomStream::new(Philox4x32::new(
+            config.seed as u64 ^ 0x5EED_5EED_5EED_5EED,
+            0x736B_6970_6772_616D, // "skipgram"
+        ));
+        Ok(SkipGramTrainer {
+            pairs: PairGenerator::new(config.window, keep_probabilities(counts, config.subsample)),
+            config,
+            corpus,
+            vocabulary,
+            sampler,
+            stream,
+            epoch: 0,
+            step: SkipGramStep::default(),
+            centers: Vec::new(),
+            contexts: Vec::new(),
+            context_log_q: Vec::new(),
+            negatives: Vec::new(),
+            negative_log_q: Vec::new(),
+            true_classes: Vec::new(),
+        })
+    }
+
+    pub fn vocabulary(&self) -> usize {
+        self.vocabulary
+    }
+
+    pub fn config(&self) -> &SkipGramConfig {
+        &self.config
+    }
+
+    /// Raw corpus words over all epochs.
+    pub fn total_words(&self) -> u64 {
+        self.corpus.len() as u64 * self.config.epochs as u64
+    }
+
+    /// Raw corpus words processed so far.
+    pub fn words_done(&self) -> u64 {
+        self.epoch.min(self.config.epochs) as u64 * self.corpus.len() as u64
+            + if self.epoch < self.config.epochs {
+                self.pairs.position() as u64
+            } else {
+                0
+            }
+    }
+
+    /// Trains until at least `max_words` more raw words are processed, the current epoch ends,
+    /// or training diverges. `embeddings` must have the vocabulary's rows and `dim` columns.
+    pub fn run(
+        &mut self,
+        embeddings: &mut Embeddings<'_>,
+        max_words: u64,
+        parallel: bool,
+    ) -> Result<RunReport> {
+        let dim = self.config.dim;
+        for (name, len, expected) in [
+            (
+                "input_vectors",
+                embeddings.input.len(),
+                self.vocabulary * dim,
+            ),
+            (
+                "output_vectors",
+                embeddings.output.len(),
+                self.vocabulary * dim,
+            ),
+            ("biases", embeddings.biases.len(), self.vocabulary),
+        ] {
+            if len != expected || embeddings.dim != dim {
+                return Err(NceError::invalid(
+                    name,
+                    format!(
+                        "must have {expected} elements ([{}, {dim}] or [{}])",
+                        self.vocabulary, self.vocabulary
+                    ),
+                ));
+            }
+        }
+        let mut report = RunReport {
+            epoch: self.epoch.min(self.config.epochs.saturating_sub(1)),
+            ..RunReport::default()
+        };
+        let start_words = self.words_done();
+        let total_words = self.total_words().max(1) as f64;
+        let start_rate = self.config.learning_rate as f64;
+        while self.epoch < self.config.epochs {
+            let done = self.words_done();
+            if done - start_words >= max_words && max_words > 0 {
+                break;
+            }
+            let rate =
+                (start_rate * (1.0 - done as f64 / total_words).max(MIN_RATE_FRACTION)) as f32;
+            self.centers.clear();
+            self.contexts.clear();
+            let epoch_end = self.pairs.fill(
+                &self.corpus,
+                &mut self.stream,
+                self.config.batch_pairs,
+                &mut self.centers,
+                &mut self.contexts,
+            );
+            if !self.centers.is_empty() {
+                self.draw_negatives()?;
+                let batch = PairBatch {
+                    centers: &self.centers,
+                    contexts: &self.contexts,
+                    context_log_q: &self.context_log_q,
+                    negatives: &self.negatives,
+                    negative_log_q: &self.negative_log_q,
+                };
+                let loss = self
+                    .step
+                    .run(embeddings, &batch, self.config.loss, rate, parallel);
+                let count = self.centers.len();
+                report.pairs += count as u64;
+                report.loss += loss;
+                report.learning_rate = rate;
+                let limit = 100.0 * (self.config.negatives + 1) as f64 * count as f64;
+                if loss.is_nan() || loss >= limit {
+                    report.diverged = Some(loss / count as f64);
+                    report.words = self.words_done();
+                    return Ok(report);
+                }
+            }
+            if epoch_end {
+                report.epoch = self.epoch;
+                report.epoch_end = true;
+                self.epoch += 1;
+                self.pairs.restart();
+                break;
+            }
+        }
+        report.finished = self.epoch >= self.config.epochs;
+        report.words = self.words_done();
+        Ok(report)
+    }
+
+    /// The batch's negatives and `ln` of the expected counts (TensorFlow's `unique=True` draw).
+    fn draw_negatives(&mut self) -> Result<()> {
+        let uses_counts = self.config.loss.uses_expected_counts();
+        self.true_classes.clear();
+        if uses_counts {
+            self.true_classes
+                .extend(self.contexts.iter().map(|&id| id as i64));
+        } else {
+            self.true_classes.push(0); // the expected counts are not used
+        }
+        let rows = self.true_classes.len();
+        let classes = ArrayView2::from_shape((rows, 1), &self.true_classes)
+            .map_err(|error| NceError::invalid("contexts", error.to_string()))?;
+        let sample = self
+            .sampler
+            .sample(classes, 1, self.config.negatives, true)?;
+        self.negatives.clear();
+        self.negatives
+            .extend(sample.sampled_candidates.iter().map(|&id| id as u32));
+        self.negative_log_q.clear();
+        self.context_log_q.clear();
+        if uses_counts {
+            self.negative_log_q
+                .extend(sample.sampled_expected_count.iter().map(|q| q.ln()));
+            self.context_log_q
+                .extend(sample.true_expected_count.iter().map(|q| q.ln()));
+        } else {
+            self.negative_log_q.resize(self.negatives.len(), 0.0);
+            self.context_log_q.resize(self.centers.len(), 0.0);
+        }
+        Ok(())
+    }
+}
