@@ -1,5 +1,6 @@
-//! `cargo bench`: sampler draws, sampled logits, and the fused forward + backward on the
-//! issue's configurations (float32), on rustnce's thread pool (`RUSTNCE_NUM_THREADS`).
+//! `cargo bench`: sampler draws, sampled logits, the fused forward + backward on the issue's
+//! configurations (float32), and the skip-gram step, on rustnce's thread pool
+//! (`RUSTNCE_NUM_THREADS`).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use rustnce::parallelism;
 use rustnce::sampled_logits::{SampledLossInputs, SampledValues};
 use rustnce::samplers::{CandidateSampler, FixedUnigramConfig};
 use rustnce::sharding::ShardedMatrix;
+use rustnce::skipgram::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep};
 use rustnce::Seed;
 
 struct Config {
@@ -196,5 +198,50 @@ fn losses(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, samplers, losses);
+/// One skip-gram SGD step on a word2vec-sized batch: 512 pairs, dim 100, 10 shared negatives,
+/// a 10,000-word vocabulary (pairs per second is the throughput).
+fn skipgram_step(c: &mut Criterion) {
+    let (vocabulary, dim, pairs) = (10_000usize, 100usize, 512usize);
+    let mut input: Vec<f32> = (0..vocabulary * dim).map(|k| noise(k) * 0.01).collect();
+    let mut output: Vec<f32> = (0..vocabulary * dim).map(|k| noise(k + 1) * 0.01).collect();
+    let mut biases = vec![0.0f32; vocabulary];
+    // Centers repeat as in text (about six pairs each); contexts and negatives spread out.
+    let centers: Vec<u32> = (0..pairs).map(|i| ((i / 6) * 37 % vocabulary) as u32).collect();
+    let contexts: Vec<u32> = (0..pairs).map(|i| (i * 7_331 % vocabulary) as u32).collect();
+    let negatives: Vec<u32> = (0..10).map(|j| (j * 997 + 3) as u32).collect();
+    let context_log_q = vec![-3.0f32; pairs];
+    let negative_log_q = vec![-2.0f32; negatives.len()];
+    let batch = PairBatch {
+        centers: &centers,
+        contexts: &contexts,
+        context_log_q: &context_log_q,
+        negatives: &negatives,
+        negative_log_q: &negative_log_q,
+    };
+    let mut step = SkipGramStep::default();
+    let mut group = c.benchmark_group("skipgram step");
+    group
+        .throughput(Throughput::Elements(pairs as u64))
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(3));
+    for loss in [SkipGramLoss::Nce, SkipGramLoss::SampledSoftmax, SkipGramLoss::Neg] {
+        group.bench_function(format!("{loss:?}"), |b| {
+            b.iter(|| {
+                parallelism::install(|| {
+                    let mut embeddings = Embeddings {
+                        input: &mut input,
+                        output: &mut output,
+                        biases: &mut biases,
+                        dim,
+                    };
+                    // A tiny rate keeps the tables from drifting over millions of steps.
+                    black_box(step.run(&mut embeddings, &batch, loss, 1e-6, true))
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, samplers, losses, skipgram_step);
 criterion_main!(benches);

@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use numpy::{PyReadonlyArray1, PyReadwriteArray1, PyReadwriteArray2, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadwriteArray1, PyReadwriteArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -192,6 +192,32 @@ pub fn skipgram_sgd_step(
     Ok(install(py, || {
         SkipGramStep::default().run(&mut embeddings, &batch, loss, rate, true)
     }))
+}
+
+/// One epoch of skip-gram pairs `(centers, contexts)` as the trainer generates them (for
+/// tests and inspection): subsampling and reduced windows drawn from `seed`'s pair stream.
+#[pyfunction]
+#[pyo3(signature = (ids, sentences, counts, window, subsample, seed))]
+#[allow(clippy::type_complexity)]
+pub fn skipgram_pairs<'py>(
+    py: Python<'py>,
+    ids: PyReadonlyArray1<'_, i32>,
+    sentences: PyReadonlyArray1<'_, i32>,
+    counts: PyReadonlyArray1<'_, i64>,
+    window: usize,
+    subsample: f64,
+    seed: i64,
+) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>)> {
+    let counts = counts.as_array().iter().copied().collect::<Vec<_>>();
+    let ids = ids.as_array().iter().copied().collect::<Vec<_>>();
+    let sentences = sentences.as_array().iter().copied().collect::<Vec<_>>();
+    let corpus = skipgram::Corpus::new(&ids, &sentences, counts.len())?;
+    let mut generator =
+        skipgram::PairGenerator::new(window, skipgram::keep_probabilities(&counts, subsample));
+    let mut stream = skipgram::pair_stream(seed);
+    let (mut centers, mut contexts) = (Vec::new(), Vec::new());
+    while !generator.fill(&corpus, &mut stream, usize::MAX, &mut centers, &mut contexts) {}
+    Ok((centers.into_pyarray(py), contexts.into_pyarray(py)))
 }
 
 /// The skip-gram training loop over a corpus, run a slice of words at a time.

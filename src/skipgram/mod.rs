@@ -10,4 +10,4 @@ mod trainer;
 
 pub use pairs::{keep_probabilities, Corpus, PairGenerator};
 pub use step::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep};
-pub use trainer::{NegativeSampler, RunReport, SkipGramConfig, SkipGramTrainer};
+pub use trainer::{pair_stream, NegativeSampler, RunReport, SkipGramConfig, SkipGramTrainer};

@@ -10,6 +10,14 @@ use crate::error::{NceError, Result};
 use crate::philox::{Philox4x32, RandomStream, Seed};
 use crate::samplers::{CandidateSampler, FixedUnigramConfig};
 
+/// The generator of subsampling and window draws for `seed`, apart from the sampler's.
+pub fn pair_stream(seed: i64) -> RandomStream {
+    RandomStream::new(Philox4x32::new(
+        seed as u64 ^ 0x5EED_5EED_5EED_5EED,
+        0x736B_6970_6772_616D, // "skipgram"
+    ))
+}
+
 /// Where the negatives come from.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum NegativeSampler {
@@ -145,11 +153,7 @@ impl SkipGramTrainer {
                 CandidateSampler::fixed_unigram(unigram, seed)?
             }
         };
-        // The pair stream has its own generator, apart from the sampler's.
-        let stream = RandomStream::new(Philox4x32::new(
-            config.seed as u64 ^ 0x5EED_5EED_5EED_5EED,
-            0x736B_6970_6772_616D, // "skipgram"
-        ));
+        let stream = pair_stream(config.seed);
         Ok(SkipGramTrainer {
             pairs: PairGenerator::new(config.window, keep_probabilities(counts, config.subsample)),
             config,
