@@ -206,8 +206,12 @@ fn skipgram_step(c: &mut Criterion) {
     let mut output: Vec<f32> = (0..vocabulary * dim).map(|k| noise(k + 1) * 0.01).collect();
     let mut biases = vec![0.0f32; vocabulary];
     // Centers repeat as in text (about six pairs each); contexts and negatives spread out.
-    let centers: Vec<u32> = (0..pairs).map(|i| ((i / 6) * 37 % vocabulary) as u32).collect();
-    let contexts: Vec<u32> = (0..pairs).map(|i| (i * 7_331 % vocabulary) as u32).collect();
+    let centers: Vec<u32> = (0..pairs)
+        .map(|i| ((i / 6) * 37 % vocabulary) as u32)
+        .collect();
+    let contexts: Vec<u32> = (0..pairs)
+        .map(|i| (i * 7_331 % vocabulary) as u32)
+        .collect();
     let negatives: Vec<u32> = (0..10).map(|j| (j * 997 + 3) as u32).collect();
     let context_log_q = vec![-3.0f32; pairs];
     let negative_log_q = vec![-2.0f32; negatives.len()];
@@ -224,7 +228,11 @@ fn skipgram_step(c: &mut Criterion) {
         .throughput(Throughput::Elements(pairs as u64))
         .sample_size(30)
         .measurement_time(Duration::from_secs(3));
-    for loss in [SkipGramLoss::Nce, SkipGramLoss::SampledSoftmax, SkipGramLoss::Neg] {
+    for loss in [
+        SkipGramLoss::Nce,
+        SkipGramLoss::SampledSoftmax,
+        SkipGramLoss::Neg,
+    ] {
         group.bench_function(format!("{loss:?}"), |b| {
             b.iter(|| {
                 parallelism::install(|| {

@@ -150,8 +150,48 @@ def test_subsampling_keeps_words_with_word2vecs_probability():
     assert np.array_equal(keep_probabilities(counts, 0.0), np.ones(4))
 
 
-# Which pairs an epoch yields (window, reduced windows, sentence boundaries, subsampling) is
-# tested in Rust: src/skipgram/pairs.rs.
+def _pairs(corpus, vocabulary, window, subsample=0.0, seed=1):
+    from rustnce._rustnce import skipgram_pairs
+
+    counts = vocabulary.counts.astype(np.int64)
+    return skipgram_pairs(corpus.ids, corpus.sentences, counts, window, subsample, seed)
+
+
+def test_window_one_pairs_are_the_neighbours_within_each_sentence():
+    sentences = [["a", "b", "c"], ["d", "e"], ["f"]]
+    vocabulary, corpus = load_corpus(sentences, min_count=1)
+    centers, contexts = _pairs(corpus, vocabulary, 1)
+    pairs = [(vocabulary.words[c], vocabulary.words[x]) for c, x in zip(centers, contexts)]
+    assert pairs == [("a", "b"), ("b", "a"), ("b", "c"), ("c", "b"), ("d", "e"), ("e", "d")]
+
+
+def test_pairs_stay_within_the_window_and_the_sentence_and_shrink_at_random():
+    words = [f"w{i}" for i in range(4000)]
+    sentences = [words[:1500], words[1500:]]  # every word once: ids give positions back
+    vocabulary, corpus = load_corpus(sentences, min_count=1)
+    position = np.array([int(w[1:]) for w in vocabulary.words])
+    centers, contexts = _pairs(corpus, vocabulary, 4)
+    a, b = position[centers], position[contexts]
+    assert np.array_equal(a < 1500, b < 1500)
+    distances = np.abs(a - b)
+    assert distances.min() == 1 and distances.max() == 4
+    # A window shrunk uniformly to 1..4 reaches distance d with probability (5 - d) / 4.
+    share = np.bincount(distances, minlength=5)[1:] / np.bincount(distances)[1]
+    assert np.allclose(share, [1.0, 0.75, 0.5, 0.25], atol=0.05)
+
+
+def test_subsampling_keeps_each_word_with_word2vecs_probability():
+    # Word "a" is 90% of the corpus: kept with (sqrt(c / sT) + 1) sT / c at s = 0.01.
+    words = (["a"] * 9 + ["b"]) * 3000
+    vocabulary, corpus = load_corpus([words], min_count=1)
+    centers, _ = _pairs(corpus, vocabulary, 1, subsample=0.01)
+    keep = keep_probabilities(vocabulary.counts, 0.01)
+    kept_a = np.count_nonzero(centers == vocabulary.id("a"))
+    kept_b = np.count_nonzero(centers == vocabulary.id("b"))
+    # Each kept word is a center about twice (window 1), so the ratio is the keep ratio.
+    ratio = (kept_a / 27000) / (kept_b / 3000)
+    assert ratio == pytest.approx(keep[vocabulary.id("a")] / keep[vocabulary.id("b")], rel=0.05)
+
 
 # ---------------------------------------------------------------- the fused skip-gram step
 

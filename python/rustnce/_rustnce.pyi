@@ -22,6 +22,7 @@ __all__ = [
     "sampled_sgd_step",
     "seed_attributes",
     "set_num_threads",
+    "skipgram_pairs",
     "skipgram_sgd_step",
 ]
 
@@ -130,6 +131,14 @@ def skipgram_sgd_step(
     learning_rate: float,
     loss: str,
 ) -> float: ...
+def skipgram_pairs(
+    ids: npt.NDArray[np.int32],
+    sentences: npt.NDArray[np.int32],
+    counts: npt.NDArray[np.int64],
+    window: int,
+    subsample: float,
+    seed: int,
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]: ...
 
 @final
 class SkipGramTrainer:

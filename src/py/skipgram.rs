@@ -3,7 +3,10 @@
 
 use std::sync::Mutex;
 
-use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadwriteArray1, PyReadwriteArray2, PyUntypedArrayMethods};
+use numpy::{
+    IntoPyArray, PyArray1, PyReadonlyArray1, PyReadwriteArray1, PyReadwriteArray2,
+    PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -216,7 +219,13 @@ pub fn skipgram_pairs<'py>(
         skipgram::PairGenerator::new(window, skipgram::keep_probabilities(&counts, subsample));
     let mut stream = skipgram::pair_stream(seed);
     let (mut centers, mut contexts) = (Vec::new(), Vec::new());
-    while !generator.fill(&corpus, &mut stream, usize::MAX, &mut centers, &mut contexts) {}
+    while !generator.fill(
+        &corpus,
+        &mut stream,
+        usize::MAX,
+        &mut centers,
+        &mut contexts,
+    ) {}
     Ok((centers.into_pyarray(py), contexts.into_pyarray(py)))
 }
 
