@@ -219,31 +219,20 @@ impl SkipGramStep {
             };
         let negative_rows = (negatives * dim).max(1);
         let negative_biases = negatives.max(1);
-        if parallel && chunks > 1 {
-            self.dlogits
-                .par_chunks_mut(PAIRS_PER_CHUNK * width)
-                .zip(self.input_gradient.par_chunks_mut(PAIRS_PER_CHUNK * dim))
-                .zip(
-                    self.negative_partials
-                        .par_chunks_mut(negative_rows)
-                        .zip(self.negative_bias_partials.par_chunks_mut(negative_biases)),
-                )
-                .zip(self.chunk_losses.par_iter_mut())
-                .enumerate()
-                .for_each(work);
-        } else {
-            self.dlogits
-                .chunks_mut(PAIRS_PER_CHUNK * width)
-                .zip(self.input_gradient.chunks_mut(PAIRS_PER_CHUNK * dim))
-                .zip(
-                    self.negative_partials
-                        .chunks_mut(negative_rows)
-                        .zip(self.negative_bias_partials.chunks_mut(negative_biases)),
-                )
-                .zip(self.chunk_losses.iter_mut())
-                .enumerate()
-                .for_each(work);
-        }
+        // Serially, one piece of work takes every chunk (same results either way).
+        let chunks_per_task = if parallel { 1 } else { chunks };
+        self.dlogits
+            .par_chunks_mut(PAIRS_PER_CHUNK * width)
+            .zip(self.input_gradient.par_chunks_mut(PAIRS_PER_CHUNK * dim))
+            .zip(
+                self.negative_partials
+                    .par_chunks_mut(negative_rows)
+                    .zip(self.negative_bias_partials.par_chunks_mut(negative_biases)),
+            )
+            .zip(self.chunk_losses.par_iter_mut())
+            .enumerate()
+            .with_min_len(chunks_per_task)
+            .for_each(work);
 
         // 2. The updates, in a fixed order.
         update_dispatch(isa, embeddings, batch, self, width, rate);
