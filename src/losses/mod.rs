@@ -157,3 +157,55 @@ pub fn sum_in_lanes<F: Real>(values: &[F]) -> F {
 fn true_target<F: Real>(num_true: usize) -> F {
     F::one() / F::from_f64(num_true as f64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX2 build computes the very bits of the plain build (no contraction into FMA).
+    #[test]
+    fn the_avx2_row_kernel_computes_the_same_bits_as_the_plain_one() {
+        if !simd::avx2_available() {
+            return;
+        }
+        let (rows, width) = (37, 70);
+        let logits: Vec<f32> = (0..rows * width)
+            .map(|k| ((k * 2_654_435_761usize) % 20_001) as f32 / 1000.0 - 10.0)
+            .collect();
+        let upstream = |row: usize| 0.5 + row as f32 / 10.0;
+        for loss in [SampledLoss::Nce, SampledLoss::SampledSoftmax] {
+            for num_true in [1, 3] {
+                for weighted in [false, true] {
+                    let weight: Option<&(dyn Fn(usize) -> f32 + Sync)> =
+                        if weighted { Some(&upstream) } else { None };
+                    let (mut plain, mut plain_losses) = (logits.clone(), vec![0.0f32; rows]);
+                    row_block(
+                        &mut plain,
+                        width,
+                        &mut plain_losses,
+                        4,
+                        num_true,
+                        loss,
+                        weight,
+                    );
+                    let (mut fast, mut fast_losses) = (logits.clone(), vec![0.0f32; rows]);
+                    // SAFETY: checked above that the processor has AVX2 and FMA.
+                    unsafe {
+                        row_block_avx2(
+                            &mut fast,
+                            width,
+                            &mut fast_losses,
+                            4,
+                            num_true,
+                            loss,
+                            weight,
+                        )
+                    };
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&plain), bits(&fast));
+                    assert_eq!(bits(&plain_losses), bits(&fast_losses));
+                }
+            }
+        }
+    }
+}
