@@ -9,10 +9,12 @@
 //! when accidental hits are removed.
 //!
 //! Small batches (hundreds of pairs, `dim` around 100) are far too small for a matrix-multiply
-//! library, so the step is direct dot products and row updates, compiled a second time for
-//! AVX2 + FMA. The work splits into fixed chunks of pairs (then of negatives); each result is
-//! computed by one thread from data no other thread writes, and rows are updated in pair order,
-//! so the result does not depend on the number of threads.
+//! library, so the step is direct dot products and row updates on sixteen-float lanes
+//! (`lanes.rs`), compiled for AVX-512, for AVX2 + FMA and plainly, picked at run time. The pairs
+//! split into fixed chunks of 64: each chunk computes its logits, its pairs' input gradients and
+//! its share of the negatives' gradients from data no thread writes; the shares are then added
+//! in chunk order and every row is updated in pair order, so the result does not depend on the
+//! number of threads. (Different instruction sets round differently: fused multiply-adds.)
 
 use rayon::prelude::*;
 
