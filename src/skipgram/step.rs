@@ -266,8 +266,8 @@ struct ChunkOutputs<'a> {
     bias_partials: &'a mut [f32],
 }
 
+/// Sizes a scratch buffer; its old contents stay (every entry is written before it is read).
 fn resize(buffer: &mut Vec<f32>, len: usize) {
-    buffer.clear();
     buffer.resize(len, 0.0);
 }
 
