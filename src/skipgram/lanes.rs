@@ -275,9 +275,11 @@ pub fn dots<L: Lanes>(x: &[f32], rows: &[&[f32]], out: &mut [f32]) {
         out[r..r + 4].copy_from_slice(&values);
         r += 4;
     }
-    while r < rows.len() {
-        out[r] = dot_group::<L, 1>(x, [rows[r]])[0];
-        r += 1;
+    match rows.len() - r {
+        3 => out[r..].copy_from_slice(&dot_group::<L, 3>(x, [rows[r], rows[r + 1], rows[r + 2]])),
+        2 => out[r..].copy_from_slice(&dot_group::<L, 2>(x, [rows[r], rows[r + 1]])),
+        1 => out[r] = dot_group::<L, 1>(x, [rows[r]])[0],
+        _ => {}
     }
 }
 
