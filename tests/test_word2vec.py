@@ -597,3 +597,47 @@ def test_the_trainer_refuses_bad_corpora_and_tables():
     terms = loss / math.log(2)
     assert pairs <= round(terms) <= 3 * pairs and terms == pytest.approx(round(terms), abs=1e-4)
     assert rate == pytest.approx(0.025)
+
+
+def test_slicing_the_run_for_progress_changes_nothing():
+    from rustnce._rustnce import SkipGramTrainer
+
+    vocabulary, corpus, _ = _tiny_planted(tokens=6_000)
+    options = dict(
+        dim=8,
+        window=3,
+        negatives=4,
+        epochs=2,
+        batch_pairs=64,
+        loss="nce",
+        sampler="log_uniform",
+        distortion=0.75,
+        learning_rate=0.025,
+        subsample=1e-3,
+        seed=7,
+    )
+    results = []
+    for slice_words in (0, 1, 777):
+        trainer = SkipGramTrainer(
+            corpus.ids, corpus.sentences, vocabulary.counts.astype(np.int64), **options
+        )
+        size = len(vocabulary)
+        tables = [
+            np.full((size, 8), 0.01, np.float32),
+            np.zeros((size, 8), np.float32),
+            np.zeros(size, np.float32),
+        ]
+        calls, epoch_ends, words, finished = 0, 0, 0, False
+        while not finished:
+            epoch, done, pairs, loss, epoch_end, finished, diverged, rate = trainer.run(
+                *tables, slice_words
+            )
+            assert diverged is None and done >= words
+            words, calls, epoch_ends = done, calls + 1, epoch_ends + epoch_end
+        assert words == trainer.total_words == 2 * len(corpus.ids)
+        assert epoch_ends == 2
+        results.append((tables, calls))
+    assert results[0][1] == 2 and results[1][1] > results[2][1] > 2
+    for tables, _ in results[1:]:
+        for got, expected in zip(tables, results[0][0]):
+            assert np.array_equal(got, expected)
