@@ -13,8 +13,9 @@
 //! (`lanes.rs`), compiled for AVX-512, for AVX2 + FMA and plainly, picked at run time. The pairs
 //! split into fixed chunks of 64: each chunk computes its logits, its pairs' input gradients and
 //! its share of the negatives' gradients from data no thread writes; the shares are then added
-//! in chunk order and every row is updated in pair order, so the result does not depend on the
-//! number of threads. (Different instruction sets round differently: fused multiply-adds.)
+//! in chunk order, and the updates split by row id into two pieces, each moving its own rows
+//! with their contributions in pair order, so the result does not depend on the number of
+//! threads. (Different instruction sets round differently: fused multiply-adds.)
 
 use rayon::prelude::*;
 
@@ -125,13 +126,16 @@ impl Isa {
 /// instruction set, compiled for it.
 macro_rules! dispatched {
     ($name:ident => $kernel:ident, ($($arg:ident: $type:ty),*) -> $ret:ty) => {
+        #[allow(clippy::too_many_arguments)]
         fn $name(isa: Isa, $($arg: $type),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             {
+                #[allow(clippy::too_many_arguments)]
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2($($arg: $type),*) -> $ret {
                     $kernel::<lanes::Avx2>($($arg),*)
                 }
+                #[allow(clippy::too_many_arguments)]
                 #[target_feature(enable = "avx512f,avx2,fma")]
                 unsafe fn avx512($($arg: $type),*) -> $ret {
                     $kernel::<lanes::Avx512>($($arg),*)
@@ -236,8 +240,22 @@ impl SkipGramStep {
             .with_min_len(chunks_per_task)
             .for_each(work);
 
-        // 2. The updates, in a fixed order.
-        update_dispatch(isa, embeddings, batch, self, width, rate);
+        // 2. The updates. Piece `p` moves only the rows whose id is `p` modulo `UPDATE_PIECES`,
+        //    each row's contributions in the serial order, so pieces never touch the same row
+        //    and the result is the serial one: first the output side (context rows pair by
+        //    pair from the input rows before the step, then the negatives' rows), then the
+        //    input rows.
+        let shared = SharedTables::new(embeddings);
+        let pieces_per_task = if parallel { 1 } else { UPDATE_PIECES };
+        let step = &*self;
+        for side in [Side::Output, Side::Input] {
+            (0..UPDATE_PIECES)
+                .into_par_iter()
+                .with_min_len(pieces_per_task)
+                .for_each(|piece| {
+                    update_dispatch(isa, &shared, batch, step, width, rate, side, piece)
+                });
+        }
         self.chunk_losses.iter().sum()
     }
 }
@@ -439,34 +457,131 @@ fn softmax_gradients(d: &mut [f32]) -> f32 {
     loss
 }
 
-dispatched!(update_dispatch => update, (embeddings: &mut Embeddings<'_>, batch: &PairBatch<'_>, step: &SkipGramStep, width: usize, rate: f32) -> ());
+/// How many pieces the updates split into (fixed, so results do not depend on the threads).
+/// Two: more pieces than threads made the two-core machine wait on each other (measured).
+const UPDATE_PIECES: usize = 2;
 
-/// Moves every touched row: context rows and biases pair by pair (from the input rows before
-/// the step), then the negatives' rows and biases, then the center rows.
+/// Which table an update pass writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// Output rows and biases (reading input rows).
+    Output,
+    /// Input rows.
+    Input,
+}
+
+/// The parameter tables as raw rows, shared by the update pieces. Each piece writes only rows
+/// it owns (see `owns`), and a pass reads only the table no pass writes at that time.
+#[derive(Clone, Copy)]
+struct SharedTables {
+    input: *mut f32,
+    output: *mut f32,
+    biases: *mut f32,
+    dim: usize,
+    vocabulary: usize,
+}
+
+// SAFETY: the pointers come from `&mut` slices held for the whole update, and the pieces write
+// disjoint rows (by id modulo `UPDATE_PIECES`).
+unsafe impl Send for SharedTables {}
+// SAFETY: as above.
+unsafe impl Sync for SharedTables {}
+
+impl SharedTables {
+    fn new(embeddings: &mut Embeddings<'_>) -> Self {
+        SharedTables {
+            input: embeddings.input.as_mut_ptr(),
+            output: embeddings.output.as_mut_ptr(),
+            biases: embeddings.biases.as_mut_ptr(),
+            dim: embeddings.dim,
+            vocabulary: embeddings.vocabulary(),
+        }
+    }
+
+    /// # Safety
+    /// `id < vocabulary`, and no one writes input rows while this lives.
+    #[inline(always)]
+    unsafe fn input_row(&self, id: u32) -> &[f32] {
+        debug_assert!((id as usize) < self.vocabulary);
+        std::slice::from_raw_parts(self.input.add(id as usize * self.dim), self.dim)
+    }
+
+    /// # Safety
+    /// `id < vocabulary`, and only the caller's piece touches this row.
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn input_row_mut(&self, id: u32) -> &mut [f32] {
+        debug_assert!((id as usize) < self.vocabulary);
+        std::slice::from_raw_parts_mut(self.input.add(id as usize * self.dim), self.dim)
+    }
+
+    /// # Safety
+    /// As `input_row_mut`, for the output table.
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn output_row_mut(&self, id: u32) -> &mut [f32] {
+        debug_assert!((id as usize) < self.vocabulary);
+        std::slice::from_raw_parts_mut(self.output.add(id as usize * self.dim), self.dim)
+    }
+
+    /// # Safety
+    /// As `input_row_mut`, for a bias.
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn bias_mut(&self, id: u32) -> &mut f32 {
+        debug_assert!((id as usize) < self.vocabulary);
+        &mut *self.biases.add(id as usize)
+    }
+}
+
+/// Whether update piece `piece` owns row `id`.
 #[inline(always)]
+fn owns(piece: usize, id: u32) -> bool {
+    id as usize % UPDATE_PIECES == piece
+}
+
+dispatched!(update_dispatch => update, (tables: &SharedTables, batch: &PairBatch<'_>, step: &SkipGramStep, width: usize, rate: f32, side: Side, piece: usize) -> ());
+
+/// One piece of one side of the updates (see `SkipGramStep::run_on`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn update<L: Lanes>(
-    embeddings: &mut Embeddings<'_>,
+    tables: &SharedTables,
     batch: &PairBatch<'_>,
     step: &SkipGramStep,
     width: usize,
     rate: f32,
+    side: Side,
+    piece: usize,
 ) {
-    let dim = embeddings.dim;
-    let row = |id: u32| id as usize * dim..(id as usize + 1) * dim;
-    let pairs = batch.centers.len();
-    for (i, (&center, &context)) in batch.centers.iter().zip(batch.contexts).enumerate() {
-        if i + 2 < pairs {
-            prefetch(&embeddings.output[row(batch.contexts[i + 2])]);
+    let dim = tables.dim;
+    // SAFETY (every block below): ids were checked against the vocabulary by `run_on`; the
+    // output pass writes only output rows and biases of its piece and reads input rows, which
+    // no piece writes during that pass; the input pass writes only input rows of its piece.
+    if side == Side::Input {
+        for (i, &center) in batch.centers.iter().enumerate() {
+            if owns(piece, center) {
+                let gradient = &step.input_gradient[i * dim..(i + 1) * dim];
+                axpy::<L>(unsafe { tables.input_row_mut(center) }, -rate, gradient);
+            }
         }
-        let d = step.dlogits[i * width];
-        let x = &embeddings.input[row(center)];
-        axpy::<L>(&mut embeddings.output[row(context)], -rate * d, x);
-        embeddings.biases[context as usize] -= rate * d;
+        return;
+    }
+    for (i, (&center, &context)) in batch.centers.iter().zip(batch.contexts).enumerate() {
+        if owns(piece, context) {
+            let d = step.dlogits[i * width];
+            let x = unsafe { tables.input_row(center) };
+            axpy::<L>(unsafe { tables.output_row_mut(context) }, -rate * d, x);
+            *unsafe { tables.bias_mut(context) } -= rate * d;
+        }
     }
     // Each negative's gradient: the chunks' partial sums, added in chunk order.
     let negatives = batch.negatives.len();
     let mut gradient = vec![0.0f32; dim];
     for (j, &negative) in batch.negatives.iter().enumerate() {
+        if !owns(piece, negative) {
+            continue;
+        }
         gradient.fill(0.0);
         let mut bias = 0.0f32;
         for chunk in 0..step.chunk_losses.len() {
@@ -474,12 +589,8 @@ fn update<L: Lanes>(
             axpy::<L>(&mut gradient, 1.0, &step.negative_partials[at..at + dim]);
             bias += step.negative_bias_partials[chunk * negatives + j];
         }
-        axpy::<L>(&mut embeddings.output[row(negative)], -rate, &gradient);
-        embeddings.biases[negative as usize] -= rate * bias;
-    }
-    for (i, &center) in batch.centers.iter().enumerate() {
-        let gradient = &step.input_gradient[i * dim..(i + 1) * dim];
-        axpy::<L>(&mut embeddings.input[row(center)], -rate, gradient);
+        axpy::<L>(unsafe { tables.output_row_mut(negative) }, -rate, &gradient);
+        *unsafe { tables.bias_mut(negative) } -= rate * bias;
     }
 }
 
