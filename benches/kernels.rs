@@ -234,8 +234,9 @@ fn skipgram_step(c: &mut Criterion) {
         SkipGramLoss::Neg,
     ] {
         group.bench_function(format!("{loss:?}"), |b| {
-            b.iter(|| {
-                parallelism::install(|| {
+            // Inside the pool, as the trainer runs its steps (no hop into the pool per step).
+            parallelism::install(|| {
+                b.iter(|| {
                     let mut embeddings = Embeddings {
                         input: &mut input,
                         output: &mut output,
