@@ -23,7 +23,7 @@ from ._arguments import (
     check_writeable,
     shard_label,
 )
-from ._losses import _sampled_arguments, _upstream
+from ._losses import _sampled_arguments, _shared_arguments, _upstream
 from ._samplers import Seed
 
 
@@ -224,18 +224,7 @@ def nce_loss_and_gradients(
     return _loss_and_gradients(
         "nce",
         upstream,
-        weights=weights,
-        biases=biases,
-        labels=labels,
-        inputs=inputs,
-        num_sampled=num_sampled,
-        num_classes=num_classes,
-        num_true=num_true,
-        sampled_values=sampled_values,
-        remove_accidental_hits=remove_accidental_hits,
-        partition_strategy=partition_strategy,
-        seed=seed,
-        subtract_log_q=subtract_log_q,
+        **_shared_arguments(locals()),
     )
 
 
@@ -259,18 +248,7 @@ def sampled_softmax_loss_and_gradients(
     return _loss_and_gradients(
         "sampled_softmax",
         upstream,
-        weights=weights,
-        biases=biases,
-        labels=labels,
-        inputs=inputs,
-        num_sampled=num_sampled,
-        num_classes=num_classes,
-        num_true=num_true,
-        sampled_values=sampled_values,
-        remove_accidental_hits=remove_accidental_hits,
-        partition_strategy=partition_strategy,
-        seed=seed,
-        subtract_log_q=subtract_log_q,
+        **_shared_arguments(locals()),
     )
 
 
@@ -331,18 +309,7 @@ def nce_sgd_step(
         "nce",
         learning_rate,
         upstream,
-        weights=weights,
-        biases=biases,
-        labels=labels,
-        inputs=inputs,
-        num_sampled=num_sampled,
-        num_classes=num_classes,
-        num_true=num_true,
-        sampled_values=sampled_values,
-        remove_accidental_hits=remove_accidental_hits,
-        partition_strategy=partition_strategy,
-        seed=seed,
-        subtract_log_q=subtract_log_q,
+        **_shared_arguments(locals()),
     )
 
 
@@ -367,16 +334,5 @@ def sampled_softmax_sgd_step(
         "sampled_softmax",
         learning_rate,
         upstream,
-        weights=weights,
-        biases=biases,
-        labels=labels,
-        inputs=inputs,
-        num_sampled=num_sampled,
-        num_classes=num_classes,
-        num_true=num_true,
-        sampled_values=sampled_values,
-        remove_accidental_hits=remove_accidental_hits,
-        partition_strategy=partition_strategy,
-        seed=seed,
-        subtract_log_q=subtract_log_q,
+        **_shared_arguments(locals()),
     )

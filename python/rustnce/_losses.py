@@ -140,6 +140,28 @@ def _expected_counts(value: Any, name: str, dtype: np.dtype) -> np.ndarray:
     return array.astype(dtype, copy=False)
 
 
+#: The arguments every sampled-loss function takes, with TensorFlow's names.
+SHARED_ARGUMENTS = (
+    "weights",
+    "biases",
+    "labels",
+    "inputs",
+    "num_sampled",
+    "num_classes",
+    "num_true",
+    "sampled_values",
+    "remove_accidental_hits",
+    "partition_strategy",
+    "seed",
+    "subtract_log_q",
+)
+
+
+def _shared_arguments(scope: dict[str, Any]) -> dict[str, Any]:
+    """The shared arguments out of a public function's ``locals()``, to pass on by name."""
+    return {name: scope[name] for name in SHARED_ARGUMENTS}
+
+
 def _sampled_arguments(
     weights: Any,
     biases: Any,
@@ -258,20 +280,7 @@ def nce_loss(
         cross-entropy of the ``num_true + num_sampled`` logits against targets ``1/num_true``
         (true columns) and 0 (sampled columns), summed.
     """
-    arguments = _sampled_arguments(
-        weights,
-        biases,
-        labels,
-        inputs,
-        num_sampled,
-        num_classes,
-        num_true,
-        sampled_values,
-        remove_accidental_hits,
-        partition_strategy,
-        seed,
-        subtract_log_q,
-    )
+    arguments = _sampled_arguments(**_shared_arguments(locals()))
     return _rustnce.sampled_loss("nce", arguments)
 
 
@@ -297,20 +306,7 @@ def sampled_softmax_loss(
         ``[batch]`` losses in the dtype of ``inputs``: the softmax cross-entropy of each row
         of ``num_true + num_sampled`` logits against targets ``1/num_true`` on the true columns.
     """
-    arguments = _sampled_arguments(
-        weights,
-        biases,
-        labels,
-        inputs,
-        num_sampled,
-        num_classes,
-        num_true,
-        sampled_values,
-        remove_accidental_hits,
-        partition_strategy,
-        seed,
-        subtract_log_q,
-    )
+    arguments = _sampled_arguments(**_shared_arguments(locals()))
     return _rustnce.sampled_loss("sampled_softmax", arguments)
 
 
@@ -336,22 +332,7 @@ def compute_sampled_logits(
         are ``1/num_true`` on the true columns and 0 elsewhere. A removed accidental hit's
         logit is ``raw - FLT_MAX - ln Q``.
     """
-    logits = _rustnce.sampled_logits(
-        _sampled_arguments(
-            weights,
-            biases,
-            labels,
-            inputs,
-            num_sampled,
-            num_classes,
-            num_true,
-            sampled_values,
-            remove_accidental_hits,
-            partition_strategy,
-            seed,
-            subtract_log_q,
-        )
-    )
+    logits = _rustnce.sampled_logits(_sampled_arguments(**_shared_arguments(locals())))
     num_true = as_count(num_true, "num_true")
     targets = np.zeros_like(logits)
     targets[:, :num_true] = 1.0 / num_true
