@@ -10,23 +10,23 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _rustnce
+from ._arguments import as_array, as_choice, as_float, as_id_vector
+from ._losses import _expected_counts
 
 LOSSES = ("nce", "sampled_softmax", "neg")
 
 
 def _ids(value: Any, name: str) -> npt.NDArray[np.int64]:
-    array = np.asarray(value)
+    """int64 ids ``[n]``; a ``[n, 1]`` matrix (a sampler's ``true_classes`` layout) is accepted."""
+    array = as_array(value, name)
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of ids, got shape {array.shape}")
-    if array.size and not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"{name} must hold integer ids, got dtype {array.dtype}")
-    return np.ascontiguousarray(array, dtype=np.int64)
+    return as_id_vector(array, name)
 
 
 def _counts(value: Any, name: str, size: int) -> npt.NDArray[np.float32]:
-    array = np.asarray(value, dtype=np.float32).reshape(-1)
+    """Expected counts as float32 ``[size]`` (``[size, 1]`` accepted)."""
+    array = _expected_counts(value, name, np.dtype(np.float32)).reshape(-1)
     if array.size != size:
         raise ValueError(f"{name} must have {size} entries, got {array.size}")
     return np.ascontiguousarray(array)
@@ -53,8 +53,8 @@ def skipgram_sgd_step(
     ``-learning_rate`` times its gradient, all gradients taken before the step; repeated ids
     add up. ``input_vectors`` and ``output_vectors`` are C-contiguous float32 ``[V, dim]``,
     ``biases`` float32 ``[V]``, all updated in place. Returns the batch's summed loss."""
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    loss = as_choice(loss, "loss", LOSSES)
+    rate = as_float(learning_rate, "learning_rate", finite=True)
     centers_array = _ids(centers, "centers")
     contexts_array = _ids(contexts, "contexts")
     if contexts_array.size != centers_array.size:
@@ -79,6 +79,6 @@ def skipgram_sgd_step(
         negatives,
         _counts(true_expected, "sampled_values[1]", centers_array.size),
         _counts(sampled_expected, "sampled_values[2]", negatives.size),
-        float(learning_rate),
+        rate,
         loss,
     )
