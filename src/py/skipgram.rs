@@ -1,10 +1,11 @@
 //! Skip-gram training as Python objects: `SkipGramTrainer` (the whole loop in Rust, run in
 //! slices of words so Python can report progress) and `skipgram_sgd_step` (one batch).
 
+use std::borrow::Cow;
 use std::sync::Mutex;
 
 use numpy::{
-    IntoPyArray, PyArray1, PyReadonlyArray1, PyReadwriteArray1, PyReadwriteArray2,
+    Element, IntoPyArray, PyArray1, PyReadonlyArray1, PyReadwriteArray1, PyReadwriteArray2,
     PyUntypedArrayMethods,
 };
 use pyo3::exceptions::PyValueError;
@@ -93,6 +94,14 @@ impl<'py> Tables<'py> {
             biases: self.biases.as_slice_mut().map_err(not_contiguous)?,
             dim,
         })
+    }
+}
+
+/// The elements of a 1-D array: borrowed when contiguous, copied otherwise.
+fn elements<'a, T: Element + Copy>(array: &'a PyReadonlyArray1<'_, T>) -> Cow<'a, [T]> {
+    match array.as_slice() {
+        Ok(slice) => Cow::Borrowed(slice),
+        Err(_) => Cow::Owned(array.as_array().iter().copied().collect()),
     }
 }
 
@@ -211,10 +220,8 @@ pub fn skipgram_pairs<'py>(
     subsample: f64,
     seed: i64,
 ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>)> {
-    let counts = counts.as_array().iter().copied().collect::<Vec<_>>();
-    let ids = ids.as_array().iter().copied().collect::<Vec<_>>();
-    let sentences = sentences.as_array().iter().copied().collect::<Vec<_>>();
-    let corpus = skipgram::Corpus::new(&ids, &sentences, counts.len())?;
+    let counts = elements(&counts);
+    let corpus = skipgram::Corpus::new(&elements(&ids), &elements(&sentences), counts.len())?;
     let mut generator =
         skipgram::PairGenerator::new(window, skipgram::keep_probabilities(&counts, subsample));
     let mut stream = skipgram::pair_stream(seed);
@@ -284,14 +291,10 @@ impl SkipGramTrainer {
             subsample,
             seed,
         };
-        let ids = ids.as_array();
-        let sentences = sentences.as_array();
-        let counts = counts.as_array();
-        let to_vec = |view: ndarray::ArrayView1<'_, i32>| view.iter().copied().collect::<Vec<_>>();
         let trainer = skipgram::SkipGramTrainer::new(
-            &to_vec(ids),
-            &to_vec(sentences),
-            &counts.iter().copied().collect::<Vec<_>>(),
+            &elements(&ids),
+            &elements(&sentences),
+            &elements(&counts),
             config,
         )?;
         Ok(SkipGramTrainer {
