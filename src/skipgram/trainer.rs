@@ -172,14 +172,6 @@ impl SkipGramTrainer {
         })
     }
 
-    pub fn vocabulary(&self) -> usize {
-        self.vocabulary
-    }
-
-    pub fn config(&self) -> &SkipGramConfig {
-        &self.config
-    }
-
     /// Raw corpus words over all epochs.
     pub fn total_words(&self) -> u64 {
         self.corpus.len() as u64 * self.config.epochs as u64
@@ -187,12 +179,8 @@ impl SkipGramTrainer {
 
     /// Raw corpus words processed so far.
     pub fn words_done(&self) -> u64 {
-        self.epoch.min(self.config.epochs) as u64 * self.corpus.len() as u64
-            + if self.epoch < self.config.epochs {
-                self.pairs.position() as u64
-            } else {
-                0
-            }
+        // The pair generator restarts (position 0) at every epoch's end.
+        self.epoch as u64 * self.corpus.len() as u64 + self.pairs.position() as u64
     }
 
     /// Trains until at least `max_words` more raw words are processed, the current epoch ends,
