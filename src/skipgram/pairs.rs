@@ -142,7 +142,7 @@ impl PairGenerator {
         let added_from = centers.len();
         loop {
             if self.center >= self.kept.len() {
-                if self.sentence > 0 || !self.kept.is_empty() {
+                if self.sentence > 0 {
                     // The finished sentence counts whole, dropped words included.
                     self.position = corpus.sentence_ends[self.sentence - 1];
                 }
