@@ -302,7 +302,7 @@ def test_skipgram_step_refuses_bad_arguments_and_changes_nothing():
         ({"sampled_values": (sampled[0], sampled[1][:3], sampled[2])}, ValueError, r"values\[1\]"),
         ({"sampled_values": sampled[0]}, ValueError, "sampled_values"),
         ({"sampled_values": (sampled[0], sampled[1], -sampled[2])}, ValueError, r"values\[2\]"),
-        ({"input_vectors": emb_in.astype(np.float64)}, ValueError, "input_vectors"),
+        ({"input_vectors": emb_in.astype(np.float64)}, TypeError, "input_vectors"),
         ({"output_vectors": emb_out[:, :3]}, ValueError, "output_vectors"),
         ({"output_vectors": emb_in}, ValueError, "output_vectors"),
         ({"biases": biases[:-1]}, ValueError, "biases"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from typing import Any, Callable, Union
 
@@ -64,6 +65,7 @@ class CandidateSampler:
     def probability(self, ids: Any) -> np.ndarray:
         """``p(id)`` as float32, the same shape as ``ids``; 0 outside the range."""
         array = as_array(ids, "ids")
+        check_memory(4 * array.size, f"the probabilities of {array.size} ids")
         flat = as_id_vector(array.reshape(-1), "ids")
         return self._kernel.probability(flat).reshape(array.shape)
 
@@ -183,34 +185,26 @@ class AllCandidateSampler(CandidateSampler):
         super().__init__(_rustnce.CandidateSampler.all_candidates(seed))
 
 
-_cache: dict[Hashable, CandidateSampler] = {}
+MAX_CACHED_SAMPLERS = 4096
+"""How many samplers the module-level functions keep (the least recently used go first)."""
+
+MAX_CACHED_BYTES = 256 << 20
+"""How much memory the kept samplers' tables may take together (estimated from ``range_max``);
+the least recently used go first, but the sampler of the latest call is always kept."""
+
+_cache: OrderedDict[Hashable, tuple[CandidateSampler, int]] = OrderedDict()
 _cache_lock = threading.Lock()
-
-
-def _before_fork() -> None:
-    # Waits for sampler calls running in other threads, so that no sampler's lock is held
-    # when the process is copied.
-    _rustnce.CandidateSampler.before_fork()
-
-
-def _after_fork_in_parent() -> None:
-    _rustnce.CandidateSampler.after_fork()
 
 
 def _after_fork_in_child() -> None:
     # Another thread may have held the cache lock when the process was copied; that thread
-    # does not exist in the child.
+    # does not exist in the child. (The extension registers its own fork handlers.)
     global _cache_lock
     _cache_lock = threading.Lock()
-    _rustnce.CandidateSampler.after_fork()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(
-        before=_before_fork,
-        after_in_parent=_after_fork_in_parent,
-        after_in_child=_after_fork_in_child,
-    )
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def reset_sampler_cache() -> None:
@@ -227,18 +221,31 @@ def _cached_sample(
     num_true: int,
     num_sampled: int,
     unique: bool,
+    table_bytes: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Samples with the kept sampler for these attributes (made on first use). At most
+    ``MAX_CACHED_SAMPLERS`` samplers holding ``MAX_CACHED_BYTES`` of tables are kept; one
+    evicted and asked for again starts its stream afresh, as after ``reset_sampler_cache``."""
     num_true = as_count(num_true, "num_true")
     num_sampled = as_count(num_sampled, "num_sampled")
     unique = as_bool(unique, "unique")
     key = (attributes, num_true, num_sampled, unique, _rustnce.seed_attributes(seed))
     with _cache_lock:
-        sampler = _cache.get(key)
-    if sampler is None:
-        sampler = make()
+        entry = _cache.get(key)
+        if entry is not None:
+            _cache.move_to_end(key)
+    if entry is None:
+        made = make()
         with _cache_lock:
-            sampler = _cache.setdefault(key, sampler)
-    return sampler.sample(true_classes, num_true, num_sampled, unique)
+            entry = _cache.setdefault(key, (made, table_bytes))
+            _cache.move_to_end(key)
+            held = sum(size for _, size in _cache.values())
+            while len(_cache) > 1 and (
+                len(_cache) > MAX_CACHED_SAMPLERS or held > MAX_CACHED_BYTES
+            ):
+                _, (_, size) = _cache.popitem(last=False)
+                held -= size
+    return entry[0].sample(true_classes, num_true, num_sampled, unique)
 
 
 def uniform_candidate_sampler(
@@ -303,6 +310,7 @@ def learned_unigram_candidate_sampler(
         num_true,
         num_sampled,
         unique,
+        table_bytes=12 * range_max,
     )
 
 
@@ -333,6 +341,7 @@ def fixed_unigram_candidate_sampler(
         num_true,
         num_sampled,
         unique,
+        table_bytes=20 * checked[0],
     )
 
 

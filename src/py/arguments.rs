@@ -2,9 +2,10 @@
 //! counts, seeds and the partition strategy. Errors name the argument.
 
 use ndarray::ArrayView2;
+use numpy::ndarray::Dimension;
 use numpy::{
-    Element, PyArray1, PyArray2, PyArrayDescrMethods, PyReadonlyArray1, PyReadonlyArray2,
-    PyUntypedArray, PyUntypedArrayMethods,
+    Element, PyArray, PyArray1, PyArray2, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1,
+    PyReadonlyArray2, PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -19,6 +20,15 @@ use crate::sharding::{PartitionStrategy, ShardedMatrix};
 pub enum ClassMatrix<'py> {
     I64(PyReadonlyArray2<'py, i64>),
     I32(PyReadonlyArray2<'py, i32>),
+}
+
+impl<'py> ClassMatrix<'py> {
+    pub fn as_any(&self) -> &Bound<'py, PyAny> {
+        match self {
+            ClassMatrix::I64(array) => array.as_any(),
+            ClassMatrix::I32(array) => array.as_any(),
+        }
+    }
 }
 
 /// Calls `$body` with `$view` bound to the class matrix's view, whatever its element type.
@@ -84,6 +94,25 @@ fn overlap_error(name: &str) -> PyErr {
     PyValueError::new_err(format!(
         "{name} overlaps an array this call updates in place; pass a copy"
     ))
+}
+
+/// An array updated in place: `what` (e.g. "2-D float32 array") and writeable, else a
+/// `TypeError`/`ValueError` naming the argument. It is viewed without NumPy's borrow
+/// tracking, which would refuse readers in other threads; `memory_locks` keeps calls apart.
+pub fn writable_array<'py, T: Element, D: Dimension>(
+    array: &Bound<'py, PyAny>,
+    name: &str,
+    what: &str,
+) -> PyResult<Bound<'py, PyArray<T, D>>> {
+    let typed = array
+        .cast::<PyArray<T, D>>()
+        .map_err(|_| PyTypeError::new_err(format!("{name} must be a {what}")))?;
+    if !super::memory_locks::is_writeable(typed.as_untyped()) {
+        return Err(PyValueError::new_err(format!(
+            "{name} is read-only, but it is updated in place; pass a writeable array"
+        )));
+    }
+    Ok(typed.clone())
 }
 
 /// A 1-D array of element type `T`, or a `TypeError` naming the argument.

@@ -2,46 +2,60 @@
 //! weight and bias gradients in TensorFlow's row-sparse form (whole or per shard), merged, or
 //! scatter-added into arrays the caller owns.
 
-use numpy::{Element, IntoPyArray, PyArray1, PyReadwriteArray2};
+use ndarray::{Array2, ArrayViewMut2, Ix2};
+use numpy::{Element, IntoPyArray, PyArray1, PyArray2, PyArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use super::arguments::matrix;
-use super::losses::install;
+use super::arguments::writable_array;
+use super::fork_gate::{install, install_locked};
+use super::memory_locks::Access;
 use super::output::{to_numpy, PooledElement};
 use crate::element_types::Real;
 use crate::losses::forward_backward::SampledGradients;
 use crate::sharding::{ShardLayout, ShardedRowsMut};
 
-/// The computed gradients, in the dtype of the inputs.
+/// The computed gradients and the call's own copy of `inputs` (a label row's weight gradient
+/// is `∂total/∂logit · inputs[i]`, formed when asked for), in the dtype of the inputs.
+pub struct Saved<F> {
+    gradients: SampledGradients<F>,
+    inputs: Array2<F>,
+}
+
 pub enum Computed {
-    F32(SampledGradients<f32>),
-    F64(SampledGradients<f64>),
+    F32(Saved<f32>),
+    F64(Saved<f64>),
 }
 
 pub trait IntoComputed: Real + PooledElement {
-    fn wrap(gradients: SampledGradients<Self>) -> Computed;
+    fn wrap(saved: Saved<Self>) -> Computed;
 }
 
 impl IntoComputed for f32 {
-    fn wrap(gradients: SampledGradients<f32>) -> Computed {
-        Computed::F32(gradients)
+    fn wrap(saved: Saved<f32>) -> Computed {
+        Computed::F32(saved)
     }
 }
 
 impl IntoComputed for f64 {
-    fn wrap(gradients: SampledGradients<f64>) -> Computed {
-        Computed::F64(gradients)
+    fn wrap(saved: Saved<f64>) -> Computed {
+        Computed::F64(saved)
     }
 }
 
-/// Calls `$body` with `$g` bound to the typed gradients and `$t` to a value of its float type.
+/// Calls `$body` with `$g` bound to the typed gradients and `$x` to the saved inputs.
 macro_rules! with_gradients {
-    ($computed:expr, |$g:ident| $body:expr) => {
+    ($computed:expr, |$g:ident, $x:ident| $body:expr) => {
         match $computed {
-            Computed::F32($g) => $body,
-            Computed::F64($g) => $body,
+            Computed::F32(Saved {
+                gradients: $g,
+                inputs: $x,
+            }) => $body,
+            Computed::F64(Saved {
+                gradients: $g,
+                inputs: $x,
+            }) => $body,
         }
     };
 }
@@ -49,9 +63,6 @@ macro_rules! with_gradients {
 #[pyclass(module = "rustnce._rustnce", frozen)]
 pub struct SampledLossGradients {
     computed: Computed,
-    /// The `inputs` array the loss was computed from: a label row's weight gradient is
-    /// `∂total/∂logit · inputs[i]`, formed when asked for.
-    inputs: Py<PyAny>,
     weight_layout: ShardLayout,
     bias_layout: ShardLayout,
     loss: Py<PyAny>,
@@ -62,15 +73,14 @@ impl SampledLossGradients {
     pub fn new<F: IntoComputed>(
         py: Python<'_>,
         mut gradients: SampledGradients<F>,
-        inputs: Py<PyAny>,
+        inputs: Array2<F>,
         weight_layout: ShardLayout,
         bias_layout: ShardLayout,
     ) -> PyResult<Self> {
         let loss = std::mem::take(&mut gradients.loss);
         let inputs_gradient = std::mem::take(&mut gradients.inputs_gradient);
         Ok(SampledLossGradients {
-            computed: <F as IntoComputed>::wrap(gradients),
-            inputs,
+            computed: <F as IntoComputed>::wrap(Saved { gradients, inputs }),
             weight_layout,
             bias_layout,
             loss: loss.into_pyarray(py).into_any().unbind(),
@@ -82,10 +92,9 @@ impl SampledLossGradients {
 fn weight_values<'py, F: Real + PooledElement>(
     py: Python<'py>,
     gradients: &SampledGradients<F>,
-    inputs: &Bound<'py, PyAny>,
+    inputs: &Array2<F>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let inputs = matrix::<F>(inputs, "inputs")?;
-    let view = inputs.as_array();
+    let view = inputs.view();
     let values = install(py, || gradients.tf_weight_values(&view));
     Ok(to_numpy(py, values)?.into_any())
 }
@@ -93,10 +102,9 @@ fn weight_values<'py, F: Real + PooledElement>(
 fn merged<'py, F: Real + PooledElement>(
     py: Python<'py>,
     gradients: &SampledGradients<F>,
-    inputs: &Bound<'py, PyAny>,
+    inputs: &Array2<F>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let inputs = matrix::<F>(inputs, "inputs")?;
-    let view = inputs.as_array();
+    let view = inputs.view();
     let (ids, rows, biases) = install(py, || gradients.merged(&view));
     let ids: Vec<i64> = ids.into_iter().map(|id| id as i64).collect();
     Ok((
@@ -111,18 +119,40 @@ fn merged<'py, F: Real + PooledElement>(
 fn scatter_add<'py, F: Real + Element>(
     py: Python<'py>,
     gradients: &SampledGradients<F>,
+    inputs: &Array2<F>,
     owner: &SampledLossGradients,
     weights: Option<&[Bound<'py, PyAny>]>,
     biases: Option<&[Bound<'py, PyAny>]>,
     scale: f64,
 ) -> PyResult<()> {
     let (weight_layout, bias_layout) = (&owner.weight_layout, &owner.bias_layout);
-    let inputs = matrix::<F>(owner.inputs.bind(py), "inputs")?;
-    let mut weight_arrays = writable(weights.unwrap_or(&[]), "weights_gradient")?;
-    let mut bias_arrays = writable(biases.unwrap_or(&[]), "biases_gradient")?;
+    let scale = F::from_f64(scale);
+    if !scale.is_finite() {
+        return Err(PyValueError::new_err(
+            "scale must be finite in the dtype of the gradients",
+        ));
+    }
+    let weight_arrays = writable::<F>(weights.unwrap_or(&[]), "weights_gradient")?;
+    let bias_arrays = writable::<F>(biases.unwrap_or(&[]), "biases_gradient")?;
+    let mut access = Access::new();
+    for (name, arrays) in [
+        ("weights_gradient", &weight_arrays),
+        ("biases_gradient", &bias_arrays),
+    ] {
+        for (p, array) in arrays.iter().enumerate() {
+            access.write(&format!("{name}[{p}]"), array.as_any());
+        }
+    }
+    access.check_disjoint(py)?;
+    // SAFETY: the targets share no element with each other (checked above), other rustnce
+    // calls are kept out of them by the memory locks held while they are written, and the
+    // views are only used inside that locked computation.
+    fn views<'a, F: Element>(arrays: &'a [Bound<'_, PyArray2<F>>]) -> Vec<ArrayViewMut2<'a, F>> {
+        arrays.iter().map(|a| unsafe { a.as_array_mut() }).collect()
+    }
     let weight_rows = match weights {
         Some(_) => Some(ShardedRowsMut::new(
-            weight_arrays.iter_mut().map(|a| a.as_array_mut()).collect(),
+            views(&weight_arrays),
             weight_layout.strategy(),
             "weights_gradient",
         )?),
@@ -130,7 +160,7 @@ fn scatter_add<'py, F: Real + Element>(
     };
     let bias_rows = match biases {
         Some(_) => Some(ShardedRowsMut::new(
-            bias_arrays.iter_mut().map(|a| a.as_array_mut()).collect(),
+            views(&bias_arrays),
             bias_layout.strategy(),
             "biases_gradient",
         )?),
@@ -159,9 +189,8 @@ fn scatter_add<'py, F: Real + Element>(
             }
         }
     }
-    let view = inputs.as_array();
-    let scale = F::from_f64(scale);
-    install(py, || {
+    let view = inputs.view();
+    install_locked(py, &access.regions(), || {
         gradients.scatter_add(&view, weight_rows.as_ref(), bias_rows.as_ref(), scale)
     })?;
     Ok(())
@@ -170,17 +199,19 @@ fn scatter_add<'py, F: Real + Element>(
 fn writable<'py, F: Element>(
     arrays: &[Bound<'py, PyAny>],
     name: &str,
-) -> PyResult<Vec<PyReadwriteArray2<'py, F>>> {
+) -> PyResult<Vec<Bound<'py, PyArray2<F>>>> {
     arrays
         .iter()
         .enumerate()
         .map(|(p, array)| {
-            array.extract::<PyReadwriteArray2<'py, F>>().map_err(|_| {
-                PyValueError::new_err(format!(
-                    "{name}[{p}] must be a writeable 2-D array of {} (the dtype of inputs) that overlaps no other argument",
+            writable_array::<F, Ix2>(
+                array,
+                &format!("{name}[{p}]"),
+                &format!(
+                    "2-D array of {} (the dtype of inputs)",
                     std::any::type_name::<F>()
-                ))
-            })
+                ),
+            )
         })
         .collect()
 }
@@ -202,7 +233,7 @@ impl SampledLossGradients {
     /// The rows the weight and bias gradients touch, in TensorFlow's order: labels row-major,
     /// then the sampled ids; duplicates kept. int64 `[batch * num_true + num_sampled]`.
     fn ids<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
-        with_gradients!(&self.computed, |g| g
+        with_gradients!(&self.computed, |g, _x| g
             .ids
             .iter()
             .map(|&id| id as i64)
@@ -212,13 +243,12 @@ impl SampledLossGradients {
 
     /// TensorFlow's weight gradient values, one row per entry of `ids()`.
     fn weight_values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let inputs = self.inputs.bind(py);
-        with_gradients!(&self.computed, |g| weight_values(py, g, inputs))
+        with_gradients!(&self.computed, |g, x| weight_values(py, g, x))
     }
 
     /// TensorFlow's bias gradient values, one per entry of `ids()`.
     fn bias_values<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
-        with_gradients!(&self.computed, |g| g
+        with_gradients!(&self.computed, |g, _x| g
             .tf_bias_values()
             .into_pyarray(py)
             .into_any())
@@ -236,8 +266,7 @@ impl SampledLossGradients {
 
     /// `(distinct ids ascending, summed weight rows, summed biases)`.
     fn merged<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let inputs = self.inputs.bind(py);
-        with_gradients!(&self.computed, |g| merged(py, g, inputs))
+        with_gradients!(&self.computed, |g, x| merged(py, g, x))
     }
 
     /// `target[id] += scale * gradient[id]` for the weight and/or bias targets, in place.
@@ -249,9 +278,10 @@ impl SampledLossGradients {
         biases_gradient: Option<Vec<Bound<'_, PyAny>>>,
         scale: f64,
     ) -> PyResult<()> {
-        with_gradients!(&self.computed, |g| scatter_add(
+        with_gradients!(&self.computed, |g, x| scatter_add(
             py,
             g,
+            x,
             self,
             weights_gradient.as_deref(),
             biases_gradient.as_deref(),
@@ -266,7 +296,7 @@ impl SampledLossGradients {
         py: Python<'py>,
         layout: &ShardLayout,
     ) -> PyResult<Bound<'py, PyList>> {
-        let entries = with_gradients!(&self.computed, |g| g.shard_entries(layout));
+        let entries = with_gradients!(&self.computed, |g, _x| g.shard_entries(layout));
         let items = entries
             .into_iter()
             .map(|(local, positions)| {

@@ -2,22 +2,26 @@
 //! Dispatches on the float type of `inputs` and the integer type of `labels`, then hands views
 //! to the core with the interpreter released.
 
-use ndarray::ArrayView2;
-use numpy::{Element, IntoPyArray, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2};
+use ndarray::{ArrayView2, ArrayViewMut2, Ix2};
+use numpy::{
+    Element, IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use super::arguments::{
-    count, float_type, matrix, partition_strategy, shard_arrays, sharded, vector, ClassMatrix,
-    FloatType,
+    count, float_type, matrix, partition_strategy, shard_arrays, shard_name, sharded, vector,
+    writable_array, ClassMatrix, FloatType,
 };
+use super::fork_gate::{install, install_locked};
 use super::gradients::{IntoComputed, SampledLossGradients};
+use super::memory_locks::Access;
 use super::output::to_numpy;
 use crate::element_types::{ClassId, Real};
 use crate::full_evaluation::{self, FullLoss};
 use crate::losses::forward_backward::{forward_backward, SampledGradients, Upstream};
 use crate::losses::{self, SampledLoss};
-use crate::parallelism;
+use crate::error::NceError;
 use crate::sampled_logits::{SampledLossInputs, SampledValues};
 use crate::sharding::{PartitionStrategy, ShardedMatrix, ShardedRowsMut};
 
@@ -170,20 +174,30 @@ fn run_sampled<'py, F: IntoComputed, L: ClassId>(
         weights.iter().map(|a| a.as_array()).collect(),
         biases.iter().map(|a| a.as_array()).collect(),
     )?;
+    let regions = read_regions(arguments);
     Ok(match output {
-        SampledOutput::Logits => {
-            to_numpy(py, install(py, || problem.compute_sampled_logits())?)?.into_any()
+        SampledOutput::Logits => to_numpy(
+            py,
+            install_locked(py, &regions, || problem.compute_sampled_logits())?,
+        )?
+        .into_any(),
+        SampledOutput::Loss(kind) => {
+            install_locked(py, &regions, || losses::sampled_loss(&problem, kind))?
+                .into_pyarray(py)
+                .into_any()
         }
-        SampledOutput::Loss(kind) => install(py, || losses::sampled_loss(&problem, kind))?
-            .into_pyarray(py)
-            .into_any(),
         SampledOutput::Gradients(kind, argument) => {
             let upstream = arrays.upstream(argument)?;
-            let computed = install(py, || forward_backward(&problem, kind, &upstream))?;
+            // The gradients keep their own copy of `inputs`: what they compute later must not
+            // depend on the caller leaving `inputs` untouched.
+            let (computed, inputs) = install_locked(py, &regions, || {
+                forward_backward(&problem, kind, &upstream)
+                    .map(|computed| (computed, problem.inputs.to_owned()))
+            })?;
             let gradients = SampledLossGradients::new(
                 py,
                 computed,
-                arguments.inputs.clone().unbind(),
+                inputs,
                 problem.weights.layout().clone(),
                 problem.biases.layout().clone(),
             )?;
@@ -191,6 +205,18 @@ fn run_sampled<'py, F: IntoComputed, L: ClassId>(
         }
         SampledOutput::SgdStep(..) => unreachable!("handled above"),
     })
+}
+
+/// The arrays a loss reads that another call might update in place, to lock for reading.
+fn read_regions(arguments: &SampledArguments<'_>) -> Vec<super::memory_locks::Region> {
+    let mut access = Access::new();
+    for (name, shards) in [("weights", &arguments.weights), ("biases", &arguments.biases)] {
+        for shard in shards.iter() {
+            access.read(name, shard);
+        }
+    }
+    access.read("inputs", &arguments.inputs);
+    access.regions()
 }
 
 /// Loss and gradients, then `weights -= learning_rate * gradient` (and biases) in place.
@@ -202,36 +228,52 @@ fn sgd_step<'py, F: IntoComputed, L: ClassId>(
     argument: &UpstreamArgument<'py>,
     learning_rate: f64,
 ) -> PyResult<Bound<'py, PyAny>> {
-    // Writable borrows: NumPy's borrow tracking refuses targets that overlap the inputs, the
-    // other target, or that are read-only — before anything is computed or written.
-    let mut weights = writable_shards::<F>(&arguments.weights, "weights")?;
-    let mut biases = writable_shards::<F>(&arguments.biases, "biases")?;
-    let arrays = TypedArrays::<F>::new(arguments, Some(argument))?;
-    let computed = {
-        let problem = arrays.problem(
-            arguments,
-            labels,
-            weights.iter().map(|a| a.as_array()).collect(),
-            biases.iter().map(|a| a.as_array()).collect(),
-        )?;
-        let upstream = arrays.upstream(argument)?;
-        install(py, || forward_backward(&problem, kind, &upstream))?
-    };
-    let strategy = partition_strategy(&arguments.partition_strategy)?;
-    let weight_rows = ShardedRowsMut::new(
-        weights.iter_mut().map(|a| a.as_array_mut()).collect(),
-        strategy,
-        "weights",
-    )?;
-    let bias_rows = ShardedRowsMut::new(
-        biases.iter_mut().map(|a| a.as_array_mut()).collect(),
-        strategy,
-        "biases",
-    )?;
-    let inputs = arrays.inputs.as_array();
     let scale = F::from_f64(-learning_rate);
-    install(py, || {
-        computed.scatter_add(&inputs, Some(&weight_rows), Some(&bias_rows), scale)
+    if !scale.is_finite() {
+        return Err(PyValueError::new_err(format!(
+            "learning_rate must be finite in the dtype of inputs, got {learning_rate}"
+        )));
+    }
+    let weights = writable_shards::<F>(&arguments.weights, "weights")?;
+    let biases = writable_shards::<F>(&arguments.biases, "biases")?;
+    let arrays = TypedArrays::<F>::new(arguments, Some(argument))?;
+    let mut access = Access::new();
+    for (name, shards) in [("weights", &weights), ("biases", &biases)] {
+        for (p, shard) in shards.iter().enumerate() {
+            access.write(&shard_name(name, p, shards.len()), shard.as_any());
+        }
+    }
+    access
+        .read("inputs", &arguments.inputs)
+        .read("labels", arguments.labels.as_any())
+        .read("sampled_values[0]", arguments.sampled_candidates.as_any())
+        .read("sampled_values[1]", &arguments.true_expected_count)
+        .read("sampled_values[2]", &arguments.sampled_expected_count);
+    access.check_disjoint(py)?;
+    // SAFETY: these views only point at the shards' memory: they are read (the forward pass)
+    // and then written (the update) only inside the work below, which holds the memory locks
+    // that keep every other rustnce call out, and no other argument of this call shares memory
+    // with them (checked above). The write views are used only after the read views' last use.
+    fn read_views<'a, F: Element>(shards: &'a [Bound<'_, PyArray2<F>>]) -> Vec<ArrayView2<'a, F>> {
+        shards.iter().map(|a| unsafe { a.as_array() }).collect()
+    }
+    fn write_views<'a, F: Element>(
+        shards: &'a [Bound<'_, PyArray2<F>>],
+    ) -> Vec<ArrayViewMut2<'a, F>> {
+        shards.iter().map(|a| unsafe { a.as_array_mut() }).collect()
+    }
+    let problem = arrays.problem(arguments, labels, read_views(&weights), read_views(&biases))?;
+    let upstream = arrays.upstream(argument)?;
+    let strategy = partition_strategy(&arguments.partition_strategy)?;
+    let inputs = arrays.inputs.as_array();
+    let (weight_views, bias_views) = (write_views(&weights), write_views(&biases));
+    let computed = install_locked(py, &access.regions(), move || {
+        let computed = forward_backward(&problem, kind, &upstream)?;
+        drop(problem);
+        let weight_rows = ShardedRowsMut::new(weight_views, strategy, "weights")?;
+        let bias_rows = ShardedRowsMut::new(bias_views, strategy, "biases")?;
+        computed.scatter_add(&inputs, Some(&weight_rows), Some(&bias_rows), scale)?;
+        Ok::<_, NceError>(computed)
     })?;
     let SampledGradients {
         loss,
@@ -246,28 +288,21 @@ fn sgd_step<'py, F: IntoComputed, L: ClassId>(
 fn writable_shards<'py, T: Element>(
     shards: &[Bound<'py, PyAny>],
     name: &str,
-) -> PyResult<Vec<PyReadwriteArray2<'py, T>>> {
+) -> PyResult<Vec<Bound<'py, PyArray2<T>>>> {
     shards
         .iter()
         .enumerate()
         .map(|(p, shard)| {
-            shard.extract::<PyReadwriteArray2<'py, T>>().map_err(|_| {
-                PyValueError::new_err(format!(
-                    "{name}[{p}] must be a writeable 2-D array of {} that overlaps no other argument (it is updated in place)",
+            writable_array::<T, Ix2>(
+                shard,
+                &shard_name(name, p, shards.len()),
+                &format!(
+                    "2-D array of {} (the dtype of inputs)",
                     std::any::type_name::<T>()
-                ))
-            })
+                ),
+            )
         })
         .collect()
-}
-
-/// The computation on rustnce's thread pool, with the interpreter released. A `fork()` waits
-/// until it is done, so that a child never inherits the pool's or the workspace's locks held.
-pub fn install<R: Send>(py: Python<'_>, work: impl FnOnce() -> R + Send) -> R {
-    py.detach(|| {
-        let _fork_gate = super::samplers::fork_safe_work();
-        parallelism::install(work)
-    })
 }
 
 fn sampled<'py>(

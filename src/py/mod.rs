@@ -4,8 +4,10 @@
 mod accidental_hits;
 mod arguments;
 mod errors;
+mod fork_gate;
 mod gradients;
 mod losses;
+mod memory_locks;
 mod output;
 mod samplers;
 mod sharding;
@@ -34,6 +36,7 @@ fn _rustnce(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(skipgram::skipgram_pairs, module)?)?;
     module.add_class::<gradients::SampledLossGradients>()?;
     module.add_class::<output::PooledBuffer>()?;
+    fork_gate::register(module)?;
     Ok(())
 }
 

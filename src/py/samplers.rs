@@ -1,37 +1,18 @@
 //! The candidate-sampler kernel as a Python class. Calls on one object are serialised by a
-//! mutex, so a sampler shared between threads keeps a consistent stream and state.
-//!
-//! A `fork()` while another thread samples would leave the child a sampler whose mutex no
-//! thread of the child will ever release. The Python package therefore registers
-//! `before_fork`/`after_fork` with `os.register_at_fork`: a fork waits for the sampler calls
-//! in flight (each holds the read side of `FORK_GATE`) and none starts until it is done.
+//! mutex, so a sampler shared between threads keeps a consistent stream and state. A sampling
+//! call holds the fork gate (`fork_gate`) for as long as it holds the mutex, so a forked child
+//! never inherits the mutex locked.
 
-use std::cell::RefCell;
 use std::path::PathBuf;
-use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Mutex;
 
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyMemoryError, PyValueError};
 use pyo3::prelude::*;
 
 use super::arguments::{count, seed, with_class_view, ClassMatrix};
+use super::fork_gate::detached;
 use crate::samplers::{self, FixedUnigramConfig, UnigramSource};
-
-static FORK_GATE: RwLock<()> = RwLock::new(());
-
-thread_local! {
-    /// The forking thread's hold on `FORK_GATE`, from `before_fork` to `after_fork` (which runs
-    /// in the same thread, in the parent and in the child).
-    static FORK_HOLD: RefCell<Option<RwLockWriteGuard<'static, ()>>> = const { RefCell::new(None) };
-}
-
-/// Held by work that runs with the interpreter released and takes locks a forked child must
-/// not inherit locked; `before_fork` waits until no such work is in flight.
-pub(crate) fn fork_safe_work() -> RwLockReadGuard<'static, ()> {
-    FORK_GATE
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 type SampleTriple<'py> = (
     Bound<'py, PyArray1<i64>>,
@@ -127,7 +108,7 @@ impl CandidateSampler {
             shard,
         };
         let seed = self::seed(seed)?;
-        let kernel = py.detach(|| samplers::CandidateSampler::fixed_unigram(config, seed))?;
+        let kernel = detached(py, || samplers::CandidateSampler::fixed_unigram(config, seed))?;
         Ok(Self::wrap(kernel, Some(range_max)))
     }
 
@@ -152,9 +133,12 @@ impl CandidateSampler {
     ) -> PyResult<SampleTriple<'py>> {
         let num_true = count(num_true, "num_true", 1)?;
         let num_sampled = count(num_sampled, "num_sampled", 1)?;
-        let out = with_class_view!(true_classes, |view| py.detach(|| {
-            let _gate = fork_safe_work();
-            self.lock().sample(view, num_true, num_sampled, unique)
+        let out = with_class_view!(true_classes, |view| detached(py, || {
+            // The kernel's guard is dropped inside the gated work, before the gate.
+            let mut kernel = self.lock();
+            let out = kernel.sample(view, num_true, num_sampled, unique);
+            drop(kernel);
+            out
         }))?;
         Ok((
             out.sampled_candidates.into_pyarray(py),
@@ -168,34 +152,25 @@ impl CandidateSampler {
         &self,
         py: Python<'py>,
         ids: PyReadonlyArray1<'py, i64>,
-    ) -> Bound<'py, PyArray1<f32>> {
+    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let ids = ids.as_array();
+        let mut out: Vec<f32> = Vec::new();
+        out.try_reserve_exact(ids.len()).map_err(|_| {
+            PyMemoryError::new_err(format!(
+                "ids: {} probabilities would not fit in memory",
+                ids.len()
+            ))
+        })?;
         let kernel = self.lock();
         let distribution = kernel.distribution();
-        ids.as_array()
-            .mapv(|id| distribution.probability(id))
-            .into_pyarray(py)
+        out.extend(ids.iter().map(|&id| distribution.probability(id)));
+        drop(kernel);
+        Ok(out.into_pyarray(py))
     }
 
     #[getter]
     fn range_max(&self) -> Option<i64> {
         self.range_max
-    }
-
-    /// Waits for the sampler calls in flight and holds new ones back: for
-    /// `os.register_at_fork(before=...)`.
-    #[staticmethod]
-    fn before_fork() {
-        let hold = FORK_GATE
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        FORK_HOLD.with(|slot| *slot.borrow_mut() = Some(hold));
-    }
-
-    /// Lets sampler calls run again, in the parent and in the child: for
-    /// `os.register_at_fork(after_in_parent=..., after_in_child=...)`.
-    #[staticmethod]
-    fn after_fork() {
-        FORK_HOLD.with(|slot| slot.borrow_mut().take());
     }
 }
 

@@ -5,13 +5,16 @@ use std::borrow::Cow;
 use std::sync::Mutex;
 
 use numpy::{
-    Element, IntoPyArray, PyArray1, PyReadonlyArray1, PyReadwriteArray1, PyReadwriteArray2,
+    Element, IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1,
     PyUntypedArrayMethods,
 };
+use numpy::ndarray::{Ix1, Ix2};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use super::losses::install;
+use super::arguments::writable_array;
+use super::fork_gate::install_locked;
+use super::memory_locks::Access;
 use crate::skipgram::{
     self, Embeddings, NegativeSampler, PairBatch, SkipGramConfig, SkipGramLoss, SkipGramStep,
 };
@@ -24,57 +27,46 @@ fn loss_kind(name: &str) -> PyResult<SkipGramLoss> {
     })
 }
 
-/// The three writable, C-contiguous float32 parameter tables.
+/// The three writable, C-contiguous float32 parameter tables, updated in place.
 struct Tables<'py> {
-    input: PyReadwriteArray2<'py, f32>,
-    output: PyReadwriteArray2<'py, f32>,
-    biases: PyReadwriteArray1<'py, f32>,
+    input: Bound<'py, PyArray2<f32>>,
+    output: Bound<'py, PyArray2<f32>>,
+    biases: Bound<'py, PyArray1<f32>>,
+    access: Access<'py>,
 }
 
 impl<'py> Tables<'py> {
     fn extract(
+        py: Python<'py>,
         input: &Bound<'py, PyAny>,
         output: &Bound<'py, PyAny>,
         biases: &Bound<'py, PyAny>,
     ) -> PyResult<Self> {
-        let table = |array: &Bound<'py, PyAny>, name: &str| {
-            array.extract::<PyReadwriteArray2<'py, f32>>().map_err(|_| {
-                PyValueError::new_err(format!(
-                    "{name} must be a writeable 2-D float32 array that overlaps no other argument (it is updated in place)"
-                ))
-            })
-        };
-        let input = table(input, "input_vectors")?;
-        let output = table(output, "output_vectors")?;
-        let biases = biases
-            .extract::<PyReadwriteArray1<'py, f32>>()
-            .map_err(|_| {
-                PyValueError::new_err(
-                    "biases must be a writeable 1-D float32 array that overlaps no other argument (it is updated in place)",
-                )
-            })?;
-        let tables = Tables {
-            input,
-            output,
-            biases,
-        };
-        let (rows, dim) = tables.input.as_array().dim();
-        if tables.output.as_array().dim() != (rows, dim) {
+        let input = writable_array::<f32, Ix2>(input, "input_vectors", "2-D float32 array")?;
+        let output = writable_array::<f32, Ix2>(output, "output_vectors", "2-D float32 array")?;
+        let biases = writable_array::<f32, Ix1>(biases, "biases", "1-D float32 array")?;
+        let [rows, dim] = [input.shape()[0], input.shape()[1]];
+        if output.shape() != [rows, dim] {
             return Err(PyValueError::new_err(format!(
                 "output_vectors must have the shape of input_vectors [{rows}, {dim}], got {:?}",
-                tables.output.as_array().shape()
+                output.shape()
             )));
         }
-        if tables.biases.as_array().len() != rows {
+        if biases.len() != rows {
             return Err(PyValueError::new_err(format!(
                 "biases must have one entry per row of input_vectors ({rows}), got {}",
-                tables.biases.as_array().len()
+                biases.len()
             )));
         }
+        if dim == 0 {
+            return Err(PyValueError::new_err(
+                "input_vectors must have at least one column (dim >= 1)",
+            ));
+        }
         for (name, contiguous) in [
-            ("input_vectors", tables.input.is_c_contiguous()),
-            ("output_vectors", tables.output.is_c_contiguous()),
-            ("biases", tables.biases.is_c_contiguous()),
+            ("input_vectors", input.is_c_contiguous()),
+            ("output_vectors", output.is_c_contiguous()),
+            ("biases", biases.is_c_contiguous()),
         ] {
             if !contiguous {
                 return Err(PyValueError::new_err(format!(
@@ -82,17 +74,50 @@ impl<'py> Tables<'py> {
                 )));
             }
         }
-        Ok(tables)
+        let mut access = Access::new();
+        access
+            .write("input_vectors", input.as_any())
+            .write("output_vectors", output.as_any())
+            .write("biases", biases.as_any());
+        access.check_disjoint(py)?;
+        Ok(Tables {
+            input,
+            output,
+            biases,
+            access,
+        })
     }
 
-    fn embeddings(&mut self) -> PyResult<Embeddings<'_>> {
-        let dim = self.input.as_array().ncols();
-        let not_contiguous = |_| PyValueError::new_err("parameter tables must be C-contiguous");
-        Ok(Embeddings {
-            input: self.input.as_slice_mut().map_err(not_contiguous)?,
-            output: self.output.as_slice_mut().map_err(not_contiguous)?,
-            biases: self.biases.as_slice_mut().map_err(not_contiguous)?,
-            dim,
+    fn rows(&self) -> usize {
+        self.biases.len()
+    }
+
+    /// Runs `work` on the tables on rustnce's pool, once no other call uses their memory.
+    fn update<R: Send>(
+        &mut self,
+        py: Python<'_>,
+        work: impl FnOnce(&mut Embeddings<'_>) -> R + Send,
+    ) -> R {
+        let dim = self.input.shape()[1];
+        // SAFETY: these views only point at the tables, which share no element
+        // (`check_disjoint`); they are read and written only inside the work below, which holds
+        // the memory locks that keep every other rustnce call out of the tables.
+        let (input, output, biases) = unsafe {
+            (
+                self.input.as_array_mut(),
+                self.output.as_array_mut(),
+                self.biases.as_array_mut(),
+            )
+        };
+        install_locked(py, &self.access.regions(), move || {
+            let contiguous = "checked C-contiguous when extracted";
+            let mut embeddings = Embeddings {
+                input: input.into_slice().expect(contiguous),
+                output: output.into_slice().expect(contiguous),
+                biases: biases.into_slice().expect(contiguous),
+                dim,
+            };
+            work(&mut embeddings)
         })
     }
 }
@@ -142,8 +167,8 @@ pub fn skipgram_sgd_step(
     loss: &str,
 ) -> PyResult<f64> {
     let loss = loss_kind(loss)?;
-    let mut tables = Tables::extract(input_vectors, output_vectors, biases)?;
-    let vocabulary = tables.biases.as_array().len();
+    let mut tables = Tables::extract(py, input_vectors, output_vectors, biases)?;
+    let vocabulary = tables.rows();
     let centers = ids(&centers, "centers", vocabulary)?;
     let contexts = ids(&contexts, "contexts", vocabulary)?;
     let negatives = ids(&negatives, "sampled_values[0]", vocabulary)?;
@@ -187,12 +212,12 @@ pub fn skipgram_sgd_step(
         "sampled_values[2]",
         negatives.len(),
     )?;
-    if !(learning_rate.is_finite() && learning_rate > 0.0) {
+    let rate = learning_rate as f32;
+    if !(rate.is_finite() && rate > 0.0) {
         return Err(PyValueError::new_err(format!(
-            "learning_rate must be positive and finite, got {learning_rate}"
+            "learning_rate must be positive and finite in float32, got {learning_rate}"
         )));
     }
-    let mut embeddings = tables.embeddings()?;
     let batch = PairBatch {
         centers: &centers,
         contexts: &contexts,
@@ -200,9 +225,8 @@ pub fn skipgram_sgd_step(
         negatives: &negatives,
         negative_log_q: &negative_log_q,
     };
-    let rate = learning_rate as f32;
-    Ok(install(py, || {
-        SkipGramStep::default().run(&mut embeddings, &batch, loss, rate, true)
+    Ok(tables.update(py, |embeddings| {
+        SkipGramStep::default().run(embeddings, &batch, loss, rate, true)
     }))
 }
 
@@ -314,13 +338,12 @@ impl SkipGramTrainer {
         biases: &Bound<'_, PyAny>,
         max_words: u64,
     ) -> PyResult<(usize, u64, u64, f64, bool, bool, Option<f64>, f32)> {
-        let mut tables = Tables::extract(input_vectors, output_vectors, biases)?;
-        let mut embeddings = tables.embeddings()?;
+        let mut tables = Tables::extract(py, input_vectors, output_vectors, biases)?;
         let mut trainer = self.inner.try_lock().map_err(|_| {
             PyValueError::new_err("this trainer is already running in another thread")
         })?;
         let trainer: &mut skipgram::SkipGramTrainer = &mut trainer;
-        let report = install(py, || trainer.run(&mut embeddings, max_words, true))?;
+        let report = tables.update(py, |embeddings| trainer.run(embeddings, max_words, true))?;
         Ok((
             report.epoch,
             report.words,

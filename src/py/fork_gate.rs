@@ -1,0 +1,93 @@
+//! Work done with the interpreter released, and what keeps it safe across `fork()`.
+//!
+//! Such work takes locks (a sampler's mutex, the thread pool's and the workspace's, the memory
+//! locks of `memory_locks`) that a forked child must not inherit held: the thread holding them
+//! does not exist in the child, which would then block forever. Every such piece of work holds
+//! the read side of `FORK_GATE` for its whole duration, and a fork takes the write side first
+//! (`os.register_at_fork`, registered once when the module is imported), so a fork waits for the
+//! work in flight and none starts until the fork is done.
+
+use std::cell::RefCell;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::memory_locks::{self, Region};
+use crate::parallelism;
+
+static FORK_GATE: RwLock<()> = RwLock::new(());
+
+thread_local! {
+    /// The forking thread's hold on `FORK_GATE`, from `before_fork` to `after_fork` (which runs
+    /// in the same thread, in the parent and in the child).
+    static FORK_HOLD: RefCell<Option<RwLockWriteGuard<'static, ()>>> = const { RefCell::new(None) };
+}
+
+/// Held by work that runs with the interpreter released; `before_fork` waits until no such
+/// work is in flight. Never taken twice by one thread: a fork waiting for the write side
+/// blocks new readers.
+fn fork_safe_work() -> RwLockReadGuard<'static, ()> {
+    FORK_GATE
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs `work` with the interpreter released and the fork gate held (no pool, no memory locks).
+pub fn detached<R: Send>(py: Python<'_>, work: impl FnOnce() -> R + Send) -> R {
+    py.detach(|| {
+        let _gate = fork_safe_work();
+        work()
+    })
+}
+
+/// The computation on rustnce's thread pool, with the interpreter released.
+pub fn install<R: Send>(py: Python<'_>, work: impl FnOnce() -> R + Send) -> R {
+    install_locked(py, &[], work)
+}
+
+/// As `install`, once no other call holds memory that conflicts with `regions` (see
+/// `memory_locks`); the regions stay locked until `work` is done.
+pub fn install_locked<R: Send>(
+    py: Python<'_>,
+    regions: &[Region],
+    work: impl FnOnce() -> R + Send,
+) -> R {
+    py.detach(|| {
+        let _gate = fork_safe_work();
+        let _locked = memory_locks::lock(regions);
+        parallelism::install(work)
+    })
+}
+
+/// `os.register_at_fork(before=...)`: waits for the work in flight and holds new work back.
+#[pyfunction]
+fn before_fork() {
+    let hold = FORK_GATE
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    FORK_HOLD.with(|slot| *slot.borrow_mut() = Some(hold));
+}
+
+/// `os.register_at_fork(after_in_parent=..., after_in_child=...)`: lets work run again.
+#[pyfunction]
+fn after_fork() {
+    FORK_HOLD.with(|slot| slot.borrow_mut().take());
+}
+
+/// Registers the fork handlers with `os.register_at_fork` (where the platform has it).
+pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
+    let os = py.import("os")?;
+    if !os.hasattr("register_at_fork")? {
+        return Ok(());
+    }
+    let before = wrap_pyfunction!(before_fork, module)?;
+    let after = wrap_pyfunction!(after_fork, module)?;
+    let handlers = PyDict::new(py);
+    handlers.set_item("before", before)?;
+    handlers.set_item("after_in_parent", &after)?;
+    handlers.set_item("after_in_child", &after)?;
+    os.call_method("register_at_fork", (), Some(&handlers))?;
+    Ok(())
+}
