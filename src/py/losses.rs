@@ -3,9 +3,7 @@
 //! to the core with the interpreter released.
 
 use ndarray::{ArrayView2, ArrayViewMut2, Ix2};
-use numpy::{
-    Element, IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
-};
+use numpy::{Element, IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -18,10 +16,10 @@ use super::gradients::{IntoComputed, SampledLossGradients};
 use super::memory_locks::Access;
 use super::output::to_numpy;
 use crate::element_types::{ClassId, Real};
+use crate::error::NceError;
 use crate::full_evaluation::{self, FullLoss};
 use crate::losses::forward_backward::{forward_backward, SampledGradients, Upstream};
 use crate::losses::{self, SampledLoss};
-use crate::error::NceError;
 use crate::sampled_logits::{SampledLossInputs, SampledValues};
 use crate::sharding::{PartitionStrategy, ShardedMatrix, ShardedRowsMut};
 
@@ -210,7 +208,10 @@ fn run_sampled<'py, F: IntoComputed, L: ClassId>(
 /// The arrays a loss reads that another call might update in place, to lock for reading.
 fn read_regions(arguments: &SampledArguments<'_>) -> Vec<super::memory_locks::Region> {
     let mut access = Access::new();
-    for (name, shards) in [("weights", &arguments.weights), ("biases", &arguments.biases)] {
+    for (name, shards) in [
+        ("weights", &arguments.weights),
+        ("biases", &arguments.biases),
+    ] {
         for shard in shards.iter() {
             access.read(name, shard);
         }

@@ -117,10 +117,7 @@ impl<'py> Access<'py> {
                     Some(function) => function,
                     None => shares_memory.insert(py.import("numpy")?.getattr("shares_memory")?),
                 };
-                if exact
-                    .call1((&target.array, &other.array))?
-                    .is_truthy()?
-                {
+                if exact.call1((&target.array, &other.array))?.is_truthy()? {
                     return Err(PyValueError::new_err(format!(
                         "{} overlaps {}, but {} is updated in place; pass a copy of one of them",
                         target.name, other.name, target.name
@@ -193,9 +190,7 @@ pub fn lock(regions: &[Region]) -> Locked {
         if !busy {
             break;
         }
-        registry = RELEASED
-            .wait(registry)
-            .unwrap_or_else(|e| e.into_inner());
+        registry = RELEASED.wait(registry).unwrap_or_else(|e| e.into_inner());
     }
     let call = registry.next_call;
     registry.next_call += 1;

@@ -108,7 +108,9 @@ impl CandidateSampler {
             shard,
         };
         let seed = self::seed(seed)?;
-        let kernel = detached(py, || samplers::CandidateSampler::fixed_unigram(config, seed))?;
+        let kernel = detached(py, || {
+            samplers::CandidateSampler::fixed_unigram(config, seed)
+        })?;
         Ok(Self::wrap(kernel, Some(range_max)))
     }
 

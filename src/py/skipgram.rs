@@ -4,11 +4,11 @@
 use std::borrow::Cow;
 use std::sync::Mutex;
 
+use numpy::ndarray::{Ix1, Ix2};
 use numpy::{
     Element, IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1,
     PyUntypedArrayMethods,
 };
-use numpy::ndarray::{Ix1, Ix2};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
