@@ -47,8 +47,8 @@ class SampledLossGradients:
         inputs: ``[batch, dim]`` dense gradient of the total with respect to ``inputs``.
 
     The total is ``sum(loss)`` (``upstream="sum"``), ``mean(loss)`` (``"mean"``) or
-    ``sum(upstream * loss)``. The label-row weight gradients are formed from ``inputs`` when
-    asked for, so ``inputs`` must not be modified before they are.
+    ``sum(upstream * loss)``. The label-row weight gradients are formed when asked for, from
+    the call's own copy of ``inputs``: changing ``inputs`` afterwards changes nothing here.
     """
 
     def __init__(
