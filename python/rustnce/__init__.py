@@ -22,7 +22,7 @@ from ._losses import (
     nce_loss,
     sampled_softmax_loss,
 )
-from ._rustnce import get_num_threads, set_num_threads
+from ._rustnce import __version__, get_num_threads, set_num_threads
 from ._samplers import (
     AllCandidateSampler,
     CandidateSampler,
@@ -38,8 +38,6 @@ from ._samplers import (
     uniform_candidate_sampler,
 )
 from ._skipgram import skipgram_sgd_step
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AllCandidateSampler",

@@ -7,7 +7,10 @@ from typing import Any, Union, final
 import numpy as np
 import numpy.typing as npt
 
+__version__: str
+
 __all__ = [
+    "__version__",
     "CandidateSampler",
     "PooledBuffer",
     "SampledLossGradients",

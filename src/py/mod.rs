@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _rustnce(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add_class::<samplers::CandidateSampler>()?;
     module.add_function(wrap_pyfunction!(samplers::seed_attributes, module)?)?;
     module.add_function(wrap_pyfunction!(
