@@ -40,6 +40,7 @@ from ._samplers import (
 from ._skipgram import skipgram_sgd_step
 
 __all__ = [
+    "__version__",
     "AllCandidateSampler",
     "CandidateSampler",
     "FixedUnigramSampler",
