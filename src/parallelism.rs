@@ -9,6 +9,10 @@ use std::sync::{Arc, Mutex};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
+/// The most threads a pool may have (`RUSTNCE_NUM_THREADS` beyond it is clamped): more would
+/// only exhaust the process's memory for stacks.
+pub const MAX_THREADS: usize = 4096;
+
 /// The environment variable that sets the number of threads.
 pub const NUM_THREADS_VARIABLE: &str = "RUSTNCE_NUM_THREADS";
 
@@ -26,15 +30,32 @@ pub fn configured_threads() -> usize {
     if let Some(threads) = *REQUESTED.lock().unwrap_or_else(|e| e.into_inner()) {
         return threads;
     }
-    std::env::var(NUM_THREADS_VARIABLE)
+    default_threads()
+}
+
+/// `RUSTNCE_NUM_THREADS`, else the number of cores, read once per process: finding the number
+/// of cores reads files (cgroup quotas), too slow to repeat on every call.
+fn default_threads() -> usize {
+    static DEFAULT: Mutex<Option<(u32, usize)>> = Mutex::new(None);
+    let process_id = std::process::id();
+    let mut slot = DEFAULT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((pid, threads)) = *slot {
+        if pid == process_id {
+            return threads;
+        }
+    }
+    let threads = std::env::var(NUM_THREADS_VARIABLE)
         .ok()
         .and_then(|value| value.trim().parse::<usize>().ok())
         .filter(|&threads| threads > 0)
+        .map(|threads| threads.min(MAX_THREADS))
         .unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1)
-        })
+        });
+    *slot = Some((process_id, threads));
+    threads
 }
 
 /// Uses `threads` threads from the next computation on (0 restores the default).

@@ -164,3 +164,10 @@ def test_sampler_cache_is_bounded_by_memory():
     )
     np.testing.assert_array_equal(again[0], fresh[0])
     _samplers.reset_sampler_cache()
+
+
+def test_thread_counts_beyond_the_cap_are_refused():
+    for threads in (-1, 10**6):
+        with pytest.raises(ValueError, match="threads"):
+            rustnce.set_num_threads(threads)
+    assert rustnce.get_num_threads() >= 1

@@ -52,7 +52,6 @@ enum SampledOutput<'a, 'py> {
     Logits,
     Loss(SampledLoss),
     Gradients(SampledLoss, &'a UpstreamArgument<'py>),
-    SgdStep(SampledLoss, &'a UpstreamArgument<'py>, f64),
 }
 
 /// Calls `$run::<F, L>(py, labels_view, rest...)` for the element types of `inputs` and `labels`.
@@ -81,17 +80,16 @@ fn upstream<'a, F: Real + Element>(
     argument: &UpstreamArgument<'_>,
     per_example: &'a Option<PyReadonlyArray1<'_, F>>,
 ) -> PyResult<Upstream<'a, F>> {
-    Ok(match (argument, per_example) {
-        (_, Some(array)) => Upstream::PerExample(array.as_array()),
-        (UpstreamArgument::Reduction(name), None) if name == "sum" => Upstream::Sum,
-        (UpstreamArgument::Reduction(name), None) if name == "mean" => Upstream::Mean,
-        (UpstreamArgument::Reduction(name), None) => {
-            return Err(PyValueError::new_err(format!(
-                "upstream must be \"sum\", \"mean\" or an array of one weight per example, got {name:?}"
-            )))
+    match (argument, per_example) {
+        (UpstreamArgument::Reduction(name), _) if name == "sum" => Ok(Upstream::Sum),
+        (UpstreamArgument::Reduction(name), _) if name == "mean" => Ok(Upstream::Mean),
+        (UpstreamArgument::PerExample(_), Some(array)) => {
+            Ok(Upstream::PerExample(array.as_array()))
         }
-        (UpstreamArgument::PerExample(_), None) => unreachable!("extracted by the caller"),
-    })
+        _ => Err(PyValueError::new_err(
+            "upstream must be \"sum\", \"mean\" or an array of one weight per example",
+        )),
+    }
 }
 
 /// The small arrays of a call in their element type, borrowed for the call's duration.
@@ -156,9 +154,6 @@ fn run_sampled<'py, F: IntoComputed, L: ClassId>(
     arguments: &SampledArguments<'py>,
     output: SampledOutput<'_, 'py>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    if let SampledOutput::SgdStep(kind, argument, learning_rate) = output {
-        return sgd_step::<F, L>(py, labels, arguments, kind, argument, learning_rate);
-    }
     let weights = shard_arrays::<F>(&arguments.weights, "weights")?;
     let biases = shard_arrays::<F>(&arguments.biases, "biases")?;
     let upstream_argument = match &output {
@@ -201,7 +196,6 @@ fn run_sampled<'py, F: IntoComputed, L: ClassId>(
             )?;
             Bound::new(py, gradients)?.into_any()
         }
-        SampledOutput::SgdStep(..) => unreachable!("handled above"),
     })
 }
 
@@ -363,10 +357,12 @@ pub fn sampled_sgd_step<'py>(
             "learning_rate must be finite, got {learning_rate}"
         )));
     }
-    sampled(
-        py,
-        &arguments,
-        SampledOutput::SgdStep(loss_kind(loss)?, &upstream, learning_rate),
+    let kind = loss_kind(loss)?;
+    let float = float_type(&arguments.inputs, "inputs")?;
+    dispatch!(
+        float,
+        arguments.labels,
+        sgd_step(py, &arguments, kind, &upstream, learning_rate)
     )
 }
 

@@ -45,11 +45,15 @@ fn _rustnce(module: &Bound<'_, PyModule>) -> PyResult<()> {
 /// (`RUSTNCE_NUM_THREADS`, else the number of cores).
 #[pyfunction]
 fn set_num_threads(threads: i64) -> PyResult<()> {
-    let threads = usize::try_from(threads).map_err(|_| {
-        pyo3::exceptions::PyValueError::new_err(format!(
-            "threads must be 0 (the default) or a positive number of threads, got {threads}"
-        ))
-    })?;
+    let threads = usize::try_from(threads)
+        .ok()
+        .filter(|&threads| threads <= crate::parallelism::MAX_THREADS)
+        .ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err(format!(
+                "threads must be 0 (the default) or a number of threads up to {}, got {threads}",
+                crate::parallelism::MAX_THREADS
+            ))
+        })?;
     crate::parallelism::set_num_threads(threads);
     Ok(())
 }
