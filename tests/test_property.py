@@ -356,9 +356,19 @@ def mistake_candidate_out_of_range(kwargs, info, draw):
 
 
 def mistake_sampled_values_shape(kwargs, info, draw):
-    assume(kwargs["sampled_values"] is not None)
+    """One of the sampled values flattened and one entry longer, where TensorFlow fails too:
+    counts that no longer broadcast against the logits they are subtracted from (they are not
+    read without ln Q), or candidates that no longer fit the counts or num_sampled's hit mask."""
+    assume(kwargs["sampled_values"] is not None and kwargs["subtract_log_q"])
+    assume(info["batch"] > 0)
     values = list(kwargs["sampled_values"])
     position = draw(st.integers(0, 2))
+    num_candidates = len(values[0])
+    if position == 0:
+        # One more candidate: a single shared count would still broadcast over it.
+        assume(num_candidates != 1 or kwargs["remove_accidental_hits"])
+    if position == 2:
+        assume(num_candidates > 0)
     values[position] = np.concatenate(
         [
             np.ravel(values[position]),
