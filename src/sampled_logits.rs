@@ -1,4 +1,4 @@
-//! `_compute_sampled_logits` (docs/semantics.md, "Sampled logits"): the
+//! `_compute_sampled_logits` (docs/semantics.md §2): the
 //! `[batch, num_true + num_sampled]` logits both losses start from — true and sampled rows
 //! gathered from (sharded) weights, dot products, biases, the accidental-hit mask and the `ln Q`
 //! correction.

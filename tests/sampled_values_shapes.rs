@@ -1,4 +1,4 @@
-//! `sampled_values` shapes TensorFlow accepts (docs/semantics.md, "Sampled values"): expected
+//! `sampled_values` shapes TensorFlow accepts (docs/semantics.md §2.1): expected
 //! counts broadcast against the logits they are subtracted from, counts not read without
 //! `ln Q`, and the candidates' own length as `num_sampled`.
 

@@ -1,4 +1,4 @@
-//! Spec §13 item 1: losses and logits for fixed sampled values, recorded from TensorFlow 2.21.
+//! docs/semantics.md §13 item 1: losses and logits for fixed sampled values, recorded from TensorFlow 2.21.
 
 use ndarray::{array, Array1, Array2};
 use rustnce::losses::{sampled_loss, SampledLoss};

@@ -1,5 +1,5 @@
 """Every ``sampled_values`` TensorFlow accepts and computes is accepted, with TensorFlow's result
-(docs/semantics.md, "Sampled values"): expected counts broadcast against the logits they are
+(docs/semantics.md §2.1): expected counts broadcast against the logits they are
 subtracted from, counts not read when ``ln Q`` is not subtracted, the candidates' own length
 used as the number sampled. What TensorFlow refuses (or would silently widen) is refused, with
 the same exception class from every entry point and from the NumPy reference."""

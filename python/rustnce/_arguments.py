@@ -216,7 +216,7 @@ def as_bias_shards(value: Any, dtype: np.dtype, name: str = "biases") -> list[np
 
 def shard_sizes(rows: int, count: int) -> list[int]:
     """The rows each of `count` shards holds under both partition strategies: the first
-    ``rows mod count`` shards one more (docs/semantics.md, "Sharded weights")."""
+    ``rows mod count`` shards one more (docs/semantics.md §9)."""
     return [rows // count + (1 if p < rows % count else 0) for p in range(count)]
 
 

@@ -1,5 +1,5 @@
 """``nce_loss``, ``sampled_softmax_loss``, their sampled logits and the full evaluation losses,
-with TensorFlow's arguments (docs/semantics.md, "Sampled logits" and "The two losses")."""
+with TensorFlow's arguments (docs/semantics.md §2-§4)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Plain NumPy reference implementation of the rustnce API.
 
 This module is the independent oracle that the tests compare the Rust implementation
-against. It was written from the project's specification of TensorFlow 2.21
-(``shared/tf-semantics.md``; section numbers below refer to it) and implements the whole
+against. It was written from the project's account of TensorFlow 2.21
+(``docs/semantics.md``; section numbers below refer to it) and implements the whole
 Python API of ``docs/api.md`` with the same names and signatures:
 
 * Philox4x32-10 and TensorFlow's way of consuming it (§7.9), exact uniform integers (§7.3);
