@@ -56,15 +56,6 @@ SAMPLER_FUNCTIONS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _fresh_sampler_caches():
-    rustnce.reset_sampler_cache()
-    ref.reset_sampler_cache()
-    yield
-    rustnce.reset_sampler_cache()
-    ref.reset_sampler_cache()
-
-
 @pytest.fixture(params=sorted(LOSS_FUNCTIONS))
 def loss_name(request):
     return request.param

@@ -37,15 +37,6 @@ SETTINGS = settings(
 DOCUMENTED = (TypeError, ValueError, IndexError, MemoryError, OSError)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_sampler_caches():
-    rustnce.reset_sampler_cache()
-    ref.reset_sampler_cache()
-    yield
-    rustnce.reset_sampler_cache()
-    ref.reset_sampler_cache()
-
-
 def fresh_caches():
     rustnce.reset_sampler_cache()
     ref.reset_sampler_cache()

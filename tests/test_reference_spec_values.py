@@ -15,13 +15,6 @@ from rustnce import reference as ref
 F32_MAX = np.float32(ref.FLT_MAX)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_sampler_cache():
-    ref.reset_sampler_cache()
-    yield
-    ref.reset_sampler_cache()
-
-
 def f32(values):
     return np.array(values, dtype=np.float32)
 

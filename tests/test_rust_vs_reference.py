@@ -24,15 +24,6 @@ PROBLEM_SEEDS = range(NUM_PROBLEMS)
 SAMPLER_KINDS = ["uniform", "log_uniform", "learned_unigram", "fixed_unigram", "all_candidate"]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_sampler_caches():
-    rustnce.reset_sampler_cache()
-    ref.reset_sampler_cache()
-    yield
-    rustnce.reset_sampler_cache()
-    ref.reset_sampler_cache()
-
-
 # ----------------------------------------------------------------------------- layouts
 
 

@@ -1,9 +1,9 @@
 """The reference values of docs/semantics.md §13 (recorded from TensorFlow 2.21), checked
 against the ``rustnce`` package itself through its public API.
 
-Item 1's gradients are not part of the rustnce API; ``test_reference_spec_values.py`` checks
-them against ``rustnce.reference``. docs/semantics.md prints float32 values rounded to 8
-decimals; see ``assert_prints_as``.
+Item 1's gradients are not part of the rustnce API;
+``test_numpy_reference_against_tensorflow_values.py`` checks them against ``rustnce.reference``.
+docs/semantics.md prints float32 values rounded to 8 decimals; see ``assert_prints_as``.
 """
 
 from __future__ import annotations
@@ -18,13 +18,6 @@ import rustnce
 
 FLT_MAX = 3.4028234663852886e38
 F32_MAX = np.float32(FLT_MAX)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_sampler_cache():
-    rustnce.reset_sampler_cache()
-    yield
-    rustnce.reset_sampler_cache()
 
 
 def f32(values):

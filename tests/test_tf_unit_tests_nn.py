@@ -16,19 +16,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import rustnce
-from rustnce import reference
-
 NUM_CLASSES = 5
 BATCH = 3
 DIM = 10
 SAMPLED = [1, 0, 2, 3]
-
-
-@pytest.fixture(params=["rustnce", "reference"])
-def nn(request):
-    """The implementation under test: the extension or the NumPy reference."""
-    return rustnce if request.param == "rustnce" else reference
 
 
 def generated_data(rng, num_true, labels, sampled, subtract_log_q):
@@ -82,7 +73,7 @@ def cases_over_num_true(subtract_log_q, sampled=SAMPLED):
     return cases
 
 
-def sampled_logits(nn, data, labels, num_true, **overrides):
+def sampled_logits(implementation, data, labels, num_true, **overrides):
     kwargs = dict(
         weights=data["weights"],
         biases=data["biases"],
@@ -97,35 +88,40 @@ def sampled_logits(nn, data, labels, num_true, **overrides):
         partition_strategy="div",
     )
     kwargs.update(overrides)
-    return nn.compute_sampled_logits(**kwargs)
+    return implementation.compute_sampled_logits(**kwargs)
 
 
 EPS = 1e-3  # TensorFlow's self._eps
 
 
 @pytest.mark.parametrize("case", range(4), ids=[f"num_true={t}" for t in range(1, 5)])
-def test_shapes(nn, case):
+def test_shapes(implementation, case):
     num_true, labels, data = cases_over_num_true(subtract_log_q=False)[case]
-    logits, targets = sampled_logits(nn, data, labels, num_true)
+    logits, targets = sampled_logits(implementation, data, labels, num_true)
     assert logits.shape == data["logits"].shape
     assert targets.shape == data["targets"].shape
 
 
 @pytest.mark.parametrize("case", range(4), ids=[f"num_true={t}" for t in range(1, 5)])
-def test_basic(nn, case):
+def test_basic(implementation, case):
     """Without accidental hit removal or subtract_log_q."""
     num_true, labels, data = cases_over_num_true(subtract_log_q=False)[case]
-    logits, targets = sampled_logits(nn, data, labels, num_true)
+    logits, targets = sampled_logits(implementation, data, labels, num_true)
     np.testing.assert_allclose(logits, data["logits"], rtol=EPS, atol=EPS)
     np.testing.assert_allclose(targets, data["targets"], rtol=EPS, atol=EPS)
 
 
 @pytest.mark.parametrize("case", range(4), ids=[f"num_true={t}" for t in range(1, 5)])
-def test_accidental_hit_removal(nn, case):
+def test_accidental_hit_removal(implementation, case):
     """With accidental hit removal, no subtract_log_q: every hit's exp(logit) is near 0."""
     num_true, labels, data = cases_over_num_true(subtract_log_q=False)[case]
     logits, _ = sampled_logits(
-        nn, data, labels, num_true, num_sampled=len(SAMPLED), remove_accidental_hits=True
+        implementation,
+        data,
+        labels,
+        num_true,
+        num_sampled=len(SAMPLED),
+        remove_accidental_hits=True,
     )
     rows = np.asarray(labels).reshape(BATCH, num_true)
     hits = 0
@@ -138,20 +134,20 @@ def test_accidental_hit_removal(nn, case):
 
 
 @pytest.mark.parametrize("case", range(4), ids=[f"num_true={t}" for t in range(1, 5)])
-def test_subtract_log_q(nn, case):
+def test_subtract_log_q(implementation, case):
     """With subtract_log_q (the [batch, 1] true counts broadcast over num_true columns)."""
     num_true, labels, data = cases_over_num_true(subtract_log_q=True)[case]
-    logits, targets = sampled_logits(nn, data, labels, num_true, subtract_log_q=True)
+    logits, targets = sampled_logits(implementation, data, labels, num_true, subtract_log_q=True)
     np.testing.assert_allclose(logits, data["logits"], rtol=EPS, atol=EPS)
     np.testing.assert_allclose(targets, data["targets"], rtol=EPS, atol=EPS)
 
 
 @pytest.mark.parametrize("case", range(4), ids=[f"num_true={t}" for t in range(1, 5)])
-def test_sharded(nn, case):
+def test_sharded(implementation, case):
     """With sharded weights and sharded biases."""
     num_true, labels, data = cases_over_num_true(subtract_log_q=False)[case]
     logits, targets = sampled_logits(
-        nn,
+        implementation,
         data,
         labels,
         num_true,
@@ -183,7 +179,7 @@ def loss_kwargs(data, labels, sharded):
 
 
 @pytest.mark.parametrize("sharded", [False, True], ids=["whole", "sharded"])
-def test_nce_loss(nn, sharded):
+def test_nce_loss(implementation, sharded):
     """TensorFlow's expectation: sigmoid cross-entropy with the prediction clipped to
     [1e-4, 1 - 1e-4], summed over the columns; tolerance 1e-4."""
     labels, data = single_label_case()
@@ -192,12 +188,12 @@ def test_nce_loss(nn, sharded):
     expected = np.sum(
         -targets * np.log(prediction) - (1.0 - targets) * np.log(1.0 - prediction), axis=1
     )
-    got = nn.nce_loss(**loss_kwargs(data, labels, sharded))
+    got = implementation.nce_loss(**loss_kwargs(data, labels, sharded))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("sharded", [False, True], ids=["whole", "sharded"])
-def test_sampled_softmax_loss(nn, sharded):
+def test_sampled_softmax_loss(implementation, sharded):
     """TensorFlow's expectation: softmax cross-entropy of the logits (max subtracted, 1e-20
     added inside the log); tolerance 1e-4."""
     labels, data = single_label_case()
@@ -205,7 +201,7 @@ def test_sampled_softmax_loss(nn, sharded):
     stable = np.exp(logits - logits.max(axis=1, keepdims=True))
     prediction = stable / stable.sum(axis=1, keepdims=True)
     expected = -np.sum(data["targets"] * np.log(prediction + 1e-20), axis=1)
-    got = nn.sampled_softmax_loss(
+    got = implementation.sampled_softmax_loss(
         **loss_kwargs(data, labels, sharded), remove_accidental_hits=False
     )
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
