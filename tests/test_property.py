@@ -381,6 +381,10 @@ def mistake_zero_expected_count(kwargs, info, draw):
 
 def mistake_count(kwargs, info, draw):
     name = draw(st.sampled_from(["num_sampled", "num_true"]))
+    if name == "num_sampled":
+        # With explicit candidates num_sampled only sizes the hit mask (TensorFlow reads it
+        # nowhere else), so it is a mistake only for the default sampler or hit removal.
+        assume(kwargs["sampled_values"] is None or kwargs["remove_accidental_hits"])
     kwargs[name] = draw(st.sampled_from([0, -1, -(2**40)]))
     return ValueError, name
 
