@@ -92,10 +92,12 @@ def _explicit_sampled_values(
     remove_accidental_hits: bool,
     subtract_log_q: bool,
     dtype: np.dtype,
+    batch: int,
+    num_true: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The caller's triple as the extension takes it. As in TensorFlow, the candidates' own
     length is the number sampled, and the expected counts are read only when ``ln Q`` is
-    subtracted (the extension checks that their shapes broadcast against the logits)."""
+    subtracted."""
     candidates, true_expected, sampled_expected = unpack_sampled_values(sampled_values)
     candidates = as_id_vector(candidates, "sampled_values[0] (sampled_candidates)")
     check_id_range(candidates, "sampled_values[0] (sampled_candidates)", num_classes, "num_classes")
@@ -114,7 +116,29 @@ def _explicit_sampled_values(
     sampled_expected = _expected_counts(
         sampled_expected, "sampled_values[2] (sampled_expected_count)", dtype
     )
+    # The core checks this too; checked here as well so that the message comes before the
+    # extension borrows any in-place target.
+    _check_broadcast(true_expected, (batch, num_true), "sampled_values[1] (true_expected_count)")
+    _check_broadcast(
+        sampled_expected,
+        (batch, candidates.shape[0]),
+        "sampled_values[2] (sampled_expected_count)",
+    )
     return candidates, true_expected, sampled_expected
+
+
+def _check_broadcast(counts: np.ndarray, shape: tuple[int, int], name: str) -> None:
+    """Expected counts must broadcast to the logits they are subtracted from, without widening
+    them (docs/semantics.md §2.1)."""
+    try:
+        fits = counts.ndim <= 2 and np.broadcast_shapes(counts.shape, shape) == shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"{name} has shape {list(counts.shape)}, which does not broadcast to the logits "
+            f"it is subtracted from, {list(shape)}"
+        )
 
 
 def _expected_counts(value: Any, name: str, dtype: np.dtype) -> np.ndarray:
@@ -192,6 +216,8 @@ def _sampled_arguments(
             remove_accidental_hits,
             subtract_log_q,
             inputs.dtype,
+            inputs.shape[0],
+            num_true,
         )
         num_sampled = explicit[0].shape[0]
     batch, dim = inputs.shape
