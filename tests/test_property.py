@@ -371,7 +371,9 @@ def mistake_sampled_values_shape(kwargs, info, draw):
 
 
 def mistake_zero_expected_count(kwargs, info, draw):
+    # In an empty batch no logit has a count subtracted (TensorFlow returns an empty loss).
     assume(kwargs["sampled_values"] is not None and kwargs["subtract_log_q"])
+    assume(info["batch"] > 0)
     ids, true_expected, sampled_expected = kwargs["sampled_values"]
     sampled_expected = sampled_expected.copy()
     sampled_expected[0] = draw(st.sampled_from([0.0, -1.0, np.nan, np.inf]))
