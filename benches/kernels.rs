@@ -104,8 +104,8 @@ impl Problem {
             num_classes: self.weights.nrows(),
             sampled: SampledValues {
                 candidates: self.sampled.view(),
-                true_expected_count: self.true_q.view(),
-                sampled_expected_count: self.sampled_q.view(),
+                true_expected_count: self.true_q.view().into_dyn(),
+                sampled_expected_count: self.sampled_q.view().into_dyn(),
             },
             remove_accidental_hits: false,
             subtract_log_q: true,

@@ -17,7 +17,7 @@ import rustnce
 assert "site-packages" in rustnce.__file__, rustnce.__file__
 labels = np.array([[0, 3], [19, 7]])
 ids, _, _ = rustnce.log_uniform_candidate_sampler(labels, 2, 6, False, 20, seed=3)
-assert ids.tolist() == [0, 10, 0, 6, 2, 9], ids  # TensorFlow's ids for seed 3 (spec §13.2)
+assert ids.tolist() == [0, 10, 0, 6, 2, 9], ids  # TensorFlow's ids for seed 3 (docs/semantics.md §13 item 2)
 weights = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
 loss = rustnce.nce_loss(weights, np.zeros(20, np.float32), labels, np.ones((2, 4), np.float32), 6, 20, num_true=2, seed=1)
 assert loss.shape == (2,) and np.isfinite(loss).all()

@@ -1,4 +1,4 @@
-//! Accidental hits (spec §8): positions where a sampled candidate equals one of a row's labels.
+//! Accidental hits (docs/semantics.md §8): positions where a sampled candidate equals one of a row's labels.
 
 use std::collections::HashMap;
 

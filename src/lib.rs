@@ -1,5 +1,5 @@
 //! rustnce: TensorFlow's NCE and sampled softmax losses and the candidate samplers behind them,
-//! reproduced exactly (see `../shared/tf-semantics.md`), as a pure-Rust core. The Python binding
+//! reproduced exactly (see `docs/semantics.md`), as a pure-Rust core. The Python binding
 //! lives in `py/`, compiled only with the `python` feature.
 
 pub mod error;

@@ -1,5 +1,5 @@
 //! Philox4x32-10, the counter-based generator behind TensorFlow's candidate samplers, and the
-//! way TensorFlow turns its 32-bit words into integers and floats (spec §7.9).
+//! way TensorFlow turns its 32-bit words into integers and floats (docs/semantics.md §7.9).
 
 const MULTIPLIER_A: u32 = 0xD251_1F53;
 const MULTIPLIER_B: u32 = 0xCD9E_8D57;

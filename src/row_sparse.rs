@@ -1,4 +1,4 @@
-//! The weight and bias gradients in the forms users need (spec §6): TensorFlow's row-sparse
+//! The weight and bias gradients in the forms users need (docs/semantics.md §6): TensorFlow's row-sparse
 //! form (one row per label and per sampled id, duplicates kept, per shard with shard-local
 //! indices), the merged form (unique ids, summed rows), and scatter-adds into dense arrays —
 //! which is also the fused SGD step.

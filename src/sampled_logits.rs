@@ -1,10 +1,11 @@
-//! `_compute_sampled_logits` (spec §2): the `[batch, num_true + num_sampled]` logits both losses
-//! start from — true and sampled rows gathered from (sharded) weights, dot products, biases, the
-//! accidental-hit mask and the `ln Q` correction.
+//! `_compute_sampled_logits` (docs/semantics.md §2): the
+//! `[batch, num_true + num_sampled]` logits both losses start from — true and sampled rows
+//! gathered from (sharded) weights, dot products, biases, the accidental-hit mask and the `ln Q`
+//! correction.
 
 use std::collections::HashMap;
 
-use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use crate::accidental_hits::last_positions;
@@ -19,12 +20,22 @@ use crate::workspace;
 pub const ROWS_PER_BLOCK: usize = 256;
 
 /// The candidates shared by the whole batch and their expected counts (a sampler's triple).
+///
+/// `num_sampled` is the candidates' own length, as in TensorFlow once `sampled_values` is given.
+/// The counts are read only when `ln Q` is subtracted, and then broadcast as TensorFlow's
+/// `logits - log(count)` broadcasts them: `true_expected_count` to `[batch, num_true]` (a sampler
+/// gives exactly that; `[batch, 1]`, `[num_true]` or a scalar work too) and
+/// `sampled_expected_count` to `[batch, num_sampled]` (a sampler gives `[num_sampled]`).
 #[derive(Clone, Debug)]
 pub struct SampledValues<'a, F> {
     pub candidates: ArrayView1<'a, i64>,
-    pub true_expected_count: ArrayView2<'a, F>,
-    pub sampled_expected_count: ArrayView1<'a, F>,
+    pub true_expected_count: ArrayViewD<'a, F>,
+    pub sampled_expected_count: ArrayViewD<'a, F>,
 }
+
+/// How the core names the two expected-count arrays (their positions in `sampled_values`).
+pub const TRUE_EXPECTED_COUNT: &str = "sampled_values[1] (true_expected_count)";
+pub const SAMPLED_EXPECTED_COUNT: &str = "sampled_values[2] (sampled_expected_count)";
 
 /// Everything a sampled loss reads, as views of the caller's arrays.
 #[derive(Clone, Debug)]
@@ -65,7 +76,7 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
 
     /// Checks shapes, id ranges and expected counts; returns the ids as row numbers.
     pub fn check(&self) -> Result<CheckedIds> {
-        let (batch, num_true, num_sampled) = (self.batch(), self.num_true(), self.num_sampled());
+        let (batch, num_true) = (self.batch(), self.num_true());
         if self.inputs.ncols() != self.weights.dim() {
             return Err(NceError::invalid(
                 "inputs",
@@ -114,31 +125,21 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
                 ),
             ));
         }
-        let shape = self.sampled.true_expected_count.shape();
-        if shape != [batch, num_true] {
-            return Err(NceError::invalid(
-                "sampled_values",
-                format!("true_expected_count must have shape [{batch}, {num_true}] like labels, got {shape:?}"),
-            ));
-        }
-        if self.sampled.sampled_expected_count.len() != num_sampled {
-            return Err(NceError::invalid(
-                "sampled_values",
-                format!(
-                    "sampled_expected_count must have num_sampled = {num_sampled} entries like sampled_candidates, got {}",
-                    self.sampled.sampled_expected_count.len()
-                ),
-            ));
-        }
         if self.subtract_log_q {
-            check_expected_counts(
-                self.sampled.true_expected_count.iter(),
-                "true_expected_count",
-            )?;
-            check_expected_counts(
-                self.sampled.sampled_expected_count.iter(),
-                "sampled_expected_count",
-            )?;
+            let true_counts = self.true_counts()?;
+            let sampled_counts = self.sampled_counts()?;
+            if !true_counts.is_empty() {
+                check_expected_counts(
+                    self.sampled.true_expected_count.iter(),
+                    TRUE_EXPECTED_COUNT,
+                )?;
+            }
+            if !sampled_counts.is_empty() {
+                check_expected_counts(
+                    self.sampled.sampled_expected_count.iter(),
+                    SAMPLED_EXPECTED_COUNT,
+                )?;
+            }
         }
         let class_id = |id: i64, argument: &str| -> Result<usize> {
             if id < 0 || id as u64 >= self.num_classes as u64 {
@@ -164,6 +165,28 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
             .map(|&id| class_id(id, "sampled_values"))
             .collect::<Result<Vec<_>>>()?;
         Ok(CheckedIds { labels, sampled })
+    }
+
+    /// `true_expected_count` as `[batch, num_true]` (a view, broadcast where TensorFlow
+    /// broadcasts it).
+    pub fn true_counts(&self) -> Result<ArrayView2<'_, F>> {
+        broadcast_counts(
+            &self.sampled.true_expected_count,
+            (self.batch(), self.num_true()),
+            TRUE_EXPECTED_COUNT,
+            "num_true",
+        )
+    }
+
+    /// `sampled_expected_count` as `[batch, num_sampled]` (a view, broadcast where TensorFlow
+    /// broadcasts it).
+    pub fn sampled_counts(&self) -> Result<ArrayView2<'_, F>> {
+        broadcast_counts(
+            &self.sampled.sampled_expected_count,
+            (self.batch(), self.num_sampled()),
+            SAMPLED_EXPECTED_COUNT,
+            "num_sampled = len(sampled_candidates)",
+        )
     }
 
     /// The logits `[batch, num_true + num_sampled]`: true columns first, in label order.
@@ -194,18 +217,11 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
             .iter()
             .map(|&id| self.biases.scalar(id))
             .collect();
-        let log_q = self
-            .sampled
-            .sampled_expected_count
-            .iter()
-            .map(|&q| {
-                if self.subtract_log_q {
-                    q.ln()
-                } else {
-                    F::zero()
-                }
-            })
-            .collect();
+        let log_q = if self.subtract_log_q {
+            sampled_log_q(self.sampled_counts()?)
+        } else {
+            Array2::zeros((1, self.num_sampled()))
+        };
         let candidates = self.sampled.candidates.to_vec();
         let hit_positions = self
             .remove_accidental_hits
@@ -241,6 +257,10 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
     ) {
         let num_true = self.num_true();
         let mask = F::from_f32(HIT_MASK);
+        let true_counts = self.subtract_log_q.then(|| {
+            self.true_counts()
+                .expect("the counts' shapes were checked by gather()")
+        });
         let inputs = self.inputs.slice(s![first..first + block.nrows(), ..]);
         matrix_product(
             &inputs,
@@ -256,8 +276,8 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
             let (true_part, sampled_part) = row.split_at_mut(num_true);
             for (t, (z, &label)) in true_part.iter_mut().zip(labels).enumerate() {
                 *z = x.dot(&label_rows.row(offset * num_true + t)) + self.biases.scalar(label);
-                if self.subtract_log_q {
-                    *z = *z - self.sampled.true_expected_count[[i, t]].ln();
+                if let Some(counts) = &true_counts {
+                    *z = *z - counts[[i, t]].ln();
                 }
             }
             for (z, &b) in sampled_part.iter_mut().zip(&gathered.biases) {
@@ -269,7 +289,8 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
                     sampled_part[k] = sampled_part[k] + mask;
                 }
             }
-            for (z, &log_q) in sampled_part.iter_mut().zip(&gathered.log_q) {
+            let log_q_row = if gathered.log_q.nrows() == 1 { 0 } else { i };
+            for (z, &log_q) in sampled_part.iter_mut().zip(gathered.log_q.row(log_q_row)) {
                 *z = *z - log_q;
             }
         }
@@ -282,8 +303,9 @@ pub struct Gathered<F> {
     /// The sampled rows of the weights, contiguous `[num_sampled, dim]`.
     pub weights: Array2<F>,
     pub biases: Vec<F>,
-    /// `ln Q` of each sampled id, or 0 when log Q is not subtracted.
-    pub log_q: Vec<F>,
+    /// `ln Q` of each sampled column, `[1, num_sampled]` when every row shares it (as from a
+    /// sampler) or `[batch, num_sampled]`; 0 when log Q is not subtracted.
+    pub log_q: Array2<F>,
     /// The last position of each sampled id, when accidental hits are removed.
     pub hit_positions: Option<HashMap<i64, usize>>,
 }
@@ -300,6 +322,45 @@ fn hit_columns(labels: &[usize], positions: &HashMap<i64, usize>, columns: &mut 
     columns.dedup();
 }
 
+/// `counts` seen as `shape`, broadcast as NumPy and TensorFlow broadcast (leading axes of
+/// length 1 added, axes of length 1 stretched), or an error naming `name`. A shape that would
+/// broadcast only by widening `shape` is refused: TensorFlow would silently grow the logits.
+fn broadcast_counts<'v, F>(
+    counts: &'v ArrayViewD<'_, F>,
+    shape: (usize, usize),
+    name: &str,
+    columns: &str,
+) -> Result<ArrayView2<'v, F>> {
+    if counts.ndim() <= 2 {
+        if let Some(view) = counts.broadcast(shape) {
+            return Ok(view);
+        }
+    }
+    Err(NceError::invalid(
+        name,
+        format!(
+            "has shape {:?}, which does not broadcast to the logits it is subtracted from, \
+             [batch = {}, {columns} = {}] (e.g. give [batch, {}], [batch, 1], [{}] or a scalar)",
+            counts.shape(),
+            shape.0,
+            shape.1,
+            shape.1,
+            shape.1
+        ),
+    ))
+}
+
+/// `ln Q` of the sampled columns: one row when every batch row shares the counts.
+fn sampled_log_q<F: Real>(counts: ArrayView2<'_, F>) -> Array2<F> {
+    if counts.nrows() == 0 {
+        return Array2::zeros((1, counts.ncols()));
+    }
+    if counts.nrows() == 1 || counts.strides()[0] == 0 {
+        return counts.slice(s![0..1, ..]).mapv(|q| q.ln());
+    }
+    counts.mapv(|q| q.ln())
+}
+
 fn check_expected_counts<'b, F: Real>(
     counts: impl Iterator<Item = &'b F>,
     name: &str,
@@ -307,9 +368,9 @@ fn check_expected_counts<'b, F: Real>(
     for (position, &q) in counts.enumerate() {
         if q.is_nan() || q <= F::zero() || q.is_infinite() {
             return Err(NceError::invalid(
-                "sampled_values",
+                name,
                 format!(
-                    "{name} entry {position} is {q:?}; expected counts must be positive and finite because ln Q is subtracted (a class the sampler never draws gives TensorFlow a NaN loss)"
+                    "entry {position} is {q:?}; expected counts must be positive and finite because ln Q is subtracted (a class the sampler never draws gives TensorFlow a NaN loss)"
                 ),
             ));
         }

@@ -1,5 +1,5 @@
 //! Rows of a matrix stored as a list of shards, split by TensorFlow's `"div"` (contiguous) or
-//! `"mod"` (strided) partition strategy (spec §9).
+//! `"mod"` (strided) partition strategy (docs/semantics.md §9).
 
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 

@@ -63,8 +63,8 @@ fn inputs_of<'a>(
         num_classes: weights.nrows(),
         sampled: SampledValues {
             candidates: p.sampled.view(),
-            true_expected_count: p.true_q.view(),
-            sampled_expected_count: p.sampled_q.view(),
+            true_expected_count: p.true_q.view().into_dyn(),
+            sampled_expected_count: p.sampled_q.view().into_dyn(),
         },
         remove_accidental_hits: hits,
         subtract_log_q: true,

@@ -1,4 +1,4 @@
-//! Spec §13 item 1: losses and logits for fixed sampled values, recorded from TensorFlow 2.21.
+//! docs/semantics.md §13 item 1: losses and logits for fixed sampled values, recorded from TensorFlow 2.21.
 
 use ndarray::{array, Array1, Array2};
 use rustnce::losses::{sampled_loss, SampledLoss};
@@ -36,8 +36,8 @@ fn problem(case: &Case, remove_accidental_hits: bool) -> SampledLossInputs<'_, f
         num_classes: 4,
         sampled: SampledValues {
             candidates: case.sampled.view(),
-            true_expected_count: case.true_q.view(),
-            sampled_expected_count: case.sampled_q.view(),
+            true_expected_count: case.true_q.view().into_dyn(),
+            sampled_expected_count: case.sampled_q.view().into_dyn(),
         },
         remove_accidental_hits,
         subtract_log_q: true,

@@ -29,13 +29,6 @@ from rustnce import _samplers
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    rustnce.reset_sampler_cache()
-    yield
-    rustnce.reset_sampler_cache()
-
-
 def run_in_fork(child, timeout: float = 60.0) -> int:
     """Forks; the child runs ``child()`` and exits 0 if it returns True, 1 otherwise. Returns
     the child's exit status; a child still running after ``timeout`` seconds is killed (-1)."""

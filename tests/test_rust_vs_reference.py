@@ -2,9 +2,9 @@
 
 Random problems from fixed seeds: batch 0..50, num_true 1..4, num_sampled 1..30, dim 1..40,
 weights with extra rows beyond num_classes, weights and biases as 1..5 shards under "div" and
-"mod" (built from a full matrix with the layouts of spec §9), float32 and float64, int32 and
-int64 labels, hit removal and log-Q subtraction on and off, explicit sampled values (from any
-sampler, sometimes with forced accidental hits) or the default sampler with a seed.
+"mod" (built from a full matrix with the layouts of docs/semantics.md §9), float32 and float64,
+int32 and int64 labels, hit removal and log-Q subtraction on and off, explicit sampled values
+(from any sampler, sometimes with forced accidental hits) or the default sampler with a seed.
 
 Tolerances: losses and logits rtol 1e-5 (float32) or 1e-10 (float64), with an absolute
 tolerance of 32 ulps times the logits' scale. Sampled ids, expected counts, probabilities,
@@ -24,20 +24,11 @@ PROBLEM_SEEDS = range(NUM_PROBLEMS)
 SAMPLER_KINDS = ["uniform", "log_uniform", "learned_unigram", "fixed_unigram", "all_candidate"]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_sampler_caches():
-    rustnce.reset_sampler_cache()
-    ref.reset_sampler_cache()
-    yield
-    rustnce.reset_sampler_cache()
-    ref.reset_sampler_cache()
-
-
 # ----------------------------------------------------------------------------- layouts
 
 
 def div_sizes(num_rows: int, num_shards: int) -> list[int]:
-    """Spec §9 "div": the first ``num_rows mod P`` shards get one extra row."""
+    """docs/semantics.md §9 "div": the first ``num_rows mod P`` shards get one extra row."""
     q, extra = divmod(num_rows, num_shards)
     return [q + 1] * extra + [q] * (num_shards - extra)
 
@@ -278,9 +269,9 @@ def test_embedding_lookup_matches_reference_exactly(seed):
 @pytest.mark.parametrize("name", ["nce_loss", "sampled_softmax_loss"])
 @pytest.mark.parametrize("where", ["labels", "sampled_values"])
 def test_explicit_sampled_values_with_ids_at_or_above_num_classes_are_refused(name, where):
-    """TensorFlow skips every range check when ``sampled_values`` is given (spec §1.2) and
-    reads whatever row the id names, as the reference does; rustnce deliberately checks ids
-    against ``num_classes`` there too and raises ``IndexError`` naming the argument."""
+    """TensorFlow skips every range check when ``sampled_values`` is given (docs/semantics.md
+    §2.1) and reads whatever row the id names, as the reference does; rustnce deliberately checks
+    ids against ``num_classes`` there too and raises ``IndexError`` naming the argument."""
     rng = np.random.default_rng(8)
     weights = rng.standard_normal((10, 3)).astype(np.float32)
     biases = rng.standard_normal(10).astype(np.float32)
@@ -365,7 +356,7 @@ def random_sampler_setup(kind: str, unique: bool, seed: int) -> dict:
 
 
 def fixed_table(unigrams, distortion, num_reserved_ids, num_shards, shard):
-    """The shard-local weights of spec §7.6 (with the reserved-id counter quirk)."""
+    """The shard-local weights of docs/semantics.md §7.6 (with the reserved-id counter quirk)."""
     weights = [0.0 for r in range(num_reserved_ids) if r % num_shards == shard]
     word_id = len(weights)
     for count in unigrams:

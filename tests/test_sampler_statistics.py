@@ -1,4 +1,4 @@
-"""Statistical and structural properties of rustnce's candidate samplers (spec §7).
+"""Statistical and structural properties of rustnce's candidate samplers (docs/semantics.md §7).
 
 Each random test uses a fixed seed, so it is deterministic; the chi-square tests would fail
 for a correct sampler with probability 1e-4 per seed. The chi-square quantile uses the
@@ -179,7 +179,8 @@ def test_log_uniform_probability_follows_the_formula(range_max):
 
 
 def fixed_weights(unigrams, distortion, num_reserved_ids, num_shards, shard):
-    """Spec §7.6: reserved ids weigh 0; the id counter restarts at the reserved ids kept."""
+    """docs/semantics.md §7.6: reserved ids weigh 0; the id counter restarts at the reserved ids
+    kept."""
     weights = [0.0 for r in range(num_reserved_ids) if r % num_shards == shard]
     word_id = len(weights)
     for count in unigrams:
@@ -251,8 +252,9 @@ def test_unique_with_num_sampled_equal_to_range_max_returns_a_permutation(kind):
 
 
 def num_tries_of(kind: str, range_max: int, seed: int, num_sampled: int) -> int:
-    """The tries a unique call needs: in the non-unique stream of the same seed (spec §7.2:
-    both consume the same words), the position at which the S-th distinct id appears."""
+    """The tries a unique call needs: in the non-unique stream of the same seed
+    (docs/semantics.md §7.2: both consume the same words), the position at which the S-th
+    distinct id appears."""
     draws, _, _ = new_sampler(kind, range_max, seed).sample(
         np.zeros((0, 1), dtype=np.int64), 1, 60 * num_sampled, False
     )

@@ -29,12 +29,10 @@ TESTS_DIR = Path(__file__).resolve().parent
 
 
 @pytest.fixture(autouse=True)
-def _default_threads_and_fresh_cache():
+def _default_threads():
     rustnce.set_num_threads(0)
-    rustnce.reset_sampler_cache()
     yield
     rustnce.set_num_threads(0)
-    rustnce.reset_sampler_cache()
 
 
 # ------------------------------------------------------------------ (a) thread counts

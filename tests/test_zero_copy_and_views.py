@@ -25,13 +25,6 @@ NUM_SAMPLED = 64
 MAX_FRACTION = 0.10
 
 
-@pytest.fixture(autouse=True)
-def _fresh_sampler_cache():
-    rustnce.reset_sampler_cache()
-    yield
-    rustnce.reset_sampler_cache()
-
-
 def fill(weights: np.ndarray) -> np.ndarray:
     """Cheap non-trivial contents: one random 1000-row block repeated."""
     block = (np.random.default_rng(0).standard_normal((1000, DIM)) * 0.05).astype(np.float32)

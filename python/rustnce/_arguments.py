@@ -155,6 +155,24 @@ def check_id_range(ids: np.ndarray, name: str, limit: int, what: str) -> None:
         raise IndexError(f"{name}: id {bad} is out of range [0, {what} = {limit})")
 
 
+def unpack_sampled_values(value: Any) -> tuple[Any, Any, Any]:
+    """``(sampled_candidates, true_expected_count, sampled_expected_count)`` out of
+    ``sampled_values``, refused as TensorFlow's unpacking refuses it: ``TypeError`` for
+    something that is not a sequence, ``ValueError`` for a sequence of another length."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(
+            "sampled_values must be a triple (sampled_candidates, true_expected_count, "
+            f"sampled_expected_count), got {_type_name(value)}"
+        )
+    items = tuple(value)
+    if len(items) != 3:
+        raise ValueError(
+            "sampled_values must be a triple (sampled_candidates, true_expected_count, "
+            f"sampled_expected_count), got {len(items)} item(s)"
+        )
+    return items[0], items[1], items[2]
+
+
 def as_float_array(value: Any, name: str, ndim: int) -> np.ndarray:
     array = as_array(value, name)
     if array.dtype not in FLOAT_DTYPES:
@@ -198,7 +216,7 @@ def as_bias_shards(value: Any, dtype: np.dtype, name: str = "biases") -> list[np
 
 def shard_sizes(rows: int, count: int) -> list[int]:
     """The rows each of `count` shards holds under both partition strategies: the first
-    ``rows mod count`` shards one more (spec §9)."""
+    ``rows mod count`` shards one more (docs/semantics.md §9)."""
     return [rows // count + (1 if p < rows % count else 0) for p in range(count)]
 
 

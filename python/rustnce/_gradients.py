@@ -1,4 +1,4 @@
-"""Loss and gradients in one fused pass (spec §6), and the in-place SGD step.
+"""Loss and gradients in one fused pass (docs/semantics.md §6), and the in-place SGD step.
 
 TensorFlow returns the weight and bias gradients of a sampled loss as ``IndexedSlices``:
 one row per label and per sampled candidate. :class:`SampledLossGradients` gives that form

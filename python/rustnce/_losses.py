@@ -1,5 +1,5 @@
 """``nce_loss``, ``sampled_softmax_loss``, their sampled logits and the full evaluation losses,
-with TensorFlow's arguments (spec §2–§4)."""
+with TensorFlow's arguments (docs/semantics.md §2-§4)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from ._arguments import (
     check_memory,
     check_shard_layout,
     shard_label,
+    unpack_sampled_values,
 )
 from ._samplers import Seed, log_uniform_candidate_sampler
 
@@ -84,52 +85,62 @@ def _num_classes(num_classes: Any, weight_shards: list[np.ndarray]) -> int:
     return num_classes
 
 
-def _sampled_values(
+def _explicit_sampled_values(
     sampled_values: Any,
-    labels: np.ndarray,
-    num_true: int,
     num_sampled: int,
     num_classes: int,
+    remove_accidental_hits: bool,
+    subtract_log_q: bool,
     dtype: np.dtype,
-    seed: Seed,
+    batch: int,
+    num_true: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The candidates and expected counts: the caller's triple, or a draw from the
-    log-uniform sampler with ``unique=True`` exactly as TensorFlow's losses make it."""
-    if sampled_values is None:
-        sampled_values = log_uniform_candidate_sampler(
-            labels, num_true, num_sampled, True, num_classes, seed
-        )
-    try:
-        candidates, true_expected, sampled_expected = sampled_values
-    except (TypeError, ValueError):
-        raise TypeError(
-            "sampled_values must be a triple (sampled_candidates, true_expected_count, "
-            "sampled_expected_count)"
-        ) from None
+    """The caller's triple as the extension takes it. As in TensorFlow, the candidates' own
+    length is the number sampled, and the expected counts are read only when ``ln Q`` is
+    subtracted."""
+    candidates, true_expected, sampled_expected = unpack_sampled_values(sampled_values)
     candidates = as_id_vector(candidates, "sampled_values[0] (sampled_candidates)")
-    if candidates.shape[0] != num_sampled:
-        raise ValueError(
-            f"sampled_values[0] (sampled_candidates) must have num_sampled={num_sampled} "
-            f"entries, got {candidates.shape[0]}"
-        )
     check_id_range(candidates, "sampled_values[0] (sampled_candidates)", num_classes, "num_classes")
+    if remove_accidental_hits and candidates.shape[0] != num_sampled:
+        raise ValueError(
+            f"num_sampled ({num_sampled}) must equal len(sampled_values[0]) "
+            f"({candidates.shape[0]}) when accidental hits are removed: TensorFlow builds the "
+            "hit mask with num_sampled columns"
+        )
+    if not subtract_log_q:
+        unread = np.zeros(0, dtype)
+        return candidates, unread, unread
     true_expected = _expected_counts(
         true_expected, "sampled_values[1] (true_expected_count)", dtype
     )
     sampled_expected = _expected_counts(
         sampled_expected, "sampled_values[2] (sampled_expected_count)", dtype
     )
-    if true_expected.shape != labels.shape:
-        raise ValueError(
-            "sampled_values[1] (true_expected_count) must have the shape of labels "
-            f"{labels.shape}, got {true_expected.shape}"
-        )
-    if sampled_expected.shape != candidates.shape:
-        raise ValueError(
-            "sampled_values[2] (sampled_expected_count) must have the shape of "
-            f"sampled_candidates {candidates.shape}, got {sampled_expected.shape}"
-        )
+    # The core checks this too; checked here as well so that the message comes before the
+    # extension borrows any in-place target.
+    _check_broadcast(true_expected, (batch, num_true), "sampled_values[1] (true_expected_count)")
+    _check_broadcast(
+        sampled_expected,
+        (batch, candidates.shape[0]),
+        "sampled_values[2] (sampled_expected_count)",
+    )
     return candidates, true_expected, sampled_expected
+
+
+def _check_broadcast(counts: np.ndarray, shape: tuple[int, int], name: str) -> None:
+    """Expected counts must broadcast to the logits they are subtracted from, without widening
+    them (docs/semantics.md §2.1)."""
+    if counts.shape == shape or counts.shape == shape[1:]:
+        return  # what a sampler returns
+    try:
+        fits = counts.ndim <= 2 and np.broadcast_shapes(counts.shape, shape) == shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"{name} has shape {list(counts.shape)}, which does not broadcast to the logits "
+            f"it is subtracted from, {list(shape)}"
+        )
 
 
 def _expected_counts(value: Any, name: str, dtype: np.dtype) -> np.ndarray:
@@ -186,14 +197,31 @@ def _sampled_arguments(
     weight_shards, bias_shards, labels, inputs, num_true = _prepare(
         weights, biases, labels, inputs, num_true, partition_strategy
     )
-    num_sampled = as_count(num_sampled, "num_sampled")
     num_classes = _num_classes(num_classes, weight_shards)
     remove_accidental_hits = as_bool(remove_accidental_hits, "remove_accidental_hits")
     subtract_log_q = as_bool(subtract_log_q, "subtract_log_q")
+    if sampled_values is None or remove_accidental_hits:
+        num_sampled = as_count(num_sampled, "num_sampled")
+    else:
+        # TensorFlow never reads num_sampled once the candidates are given.
+        num_sampled = as_int(num_sampled, "num_sampled")
     _rustnce.seed_attributes(seed)  # a bad seed is refused even when no sampler needs it
     # Checked here rather than by the default sampler, so that the message names labels
     # (and so that explicit sampled_values get the check TensorFlow omits).
     check_id_range(labels, "labels", num_classes, "num_classes")
+    explicit = None
+    if sampled_values is not None:
+        explicit = _explicit_sampled_values(
+            sampled_values,
+            num_sampled,
+            num_classes,
+            remove_accidental_hits,
+            subtract_log_q,
+            inputs.dtype,
+            inputs.shape[0],
+            num_true,
+        )
+        num_sampled = explicit[0].shape[0]
     batch, dim = inputs.shape
     elements = batch * (num_true + num_sampled) + 2 * num_sampled * dim + batch * dim
     check_memory(
@@ -205,9 +233,15 @@ def _sampled_arguments(
         before_sampling(
             {"weights": weight_shards, "biases": bias_shards, "labels": labels, "inputs": inputs}
         )
-    candidates, true_expected, sampled_expected = _sampled_values(
-        sampled_values, labels, num_true, num_sampled, num_classes, inputs.dtype, seed
-    )
+    if explicit is None:
+        # TensorFlow's default: the log-uniform sampler, unique, over num_classes.
+        explicit = log_uniform_candidate_sampler(
+            labels, num_true, num_sampled, True, num_classes, seed
+        )
+    candidates, true_expected, sampled_expected = explicit
+    if true_expected.dtype != inputs.dtype:
+        true_expected = true_expected.astype(inputs.dtype)
+        sampled_expected = sampled_expected.astype(inputs.dtype)
     return {
         "weights": weight_shards,
         "biases": bias_shards,

@@ -1,6 +1,6 @@
-"""Candidate samplers with TensorFlow's arguments (spec §7): sampler objects that keep their
-random stream, and module-level functions that, like TensorFlow's eager kernel cache, continue
-the stream of an earlier call with the same attributes."""
+"""Candidate samplers with TensorFlow's arguments (docs/semantics.md §7): sampler objects that
+keep their random stream, and module-level functions that, like TensorFlow's eager kernel cache,
+continue the stream of an earlier call with the same attributes."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _rustnce
-from ._arguments import as_array, as_choice, as_float, as_id_vector
+from ._arguments import as_array, as_choice, as_float, as_id_vector, unpack_sampled_values
 from ._losses import _expected_counts
 
 LOSSES = ("nce", "sampled_softmax", "neg")
@@ -62,13 +62,7 @@ def skipgram_sgd_step(
             f"contexts must have one id per center ({centers_array.size}), "
             f"got {contexts_array.size}"
         )
-    try:
-        candidates, true_expected, sampled_expected = sampled_values
-    except (TypeError, ValueError):
-        raise ValueError(
-            "sampled_values must be a (sampled_candidates, true_expected_count, "
-            "sampled_expected_count) tuple"
-        ) from None
+    candidates, true_expected, sampled_expected = unpack_sampled_values(sampled_values)
     negatives = _ids(candidates, "sampled_values[0]")
     return _rustnce.skipgram_sgd_step(
         input_vectors,

@@ -1,8 +1,8 @@
 """Plain NumPy reference implementation of the rustnce API.
 
 This module is the independent oracle that the tests compare the Rust implementation
-against. It was written from the project's specification of TensorFlow 2.21
-(``shared/tf-semantics.md``; section numbers below refer to it) and implements the whole
+against. It was written from the project's account of TensorFlow 2.21
+(``docs/semantics.md``; section numbers below refer to it) and implements the whole
 Python API of ``docs/api.md`` with the same names and signatures:
 
 * Philox4x32-10 and TensorFlow's way of consuming it (§7.9), exact uniform integers (§7.3);
@@ -902,6 +902,28 @@ def _check_labels(labels, num_true: int, batch_size: int) -> np.ndarray:
     return labels
 
 
+def unpack_sampled_values(sampled_values):
+    """The triple out of ``sampled_values``: ``TypeError`` if it is not a sequence,
+    ``ValueError`` if it has another length (as Python's, hence TensorFlow's, unpacking)."""
+    if isinstance(sampled_values, (str, bytes)) or not hasattr(sampled_values, "__iter__"):
+        raise TypeError(f"sampled_values must be a triple, got {type(sampled_values).__name__}")
+    items = tuple(sampled_values)
+    if len(items) != 3:
+        raise ValueError(f"sampled_values must be a triple, got {len(items)} item(s)")
+    return items
+
+
+def _broadcast_counts(counts, shape, name) -> np.ndarray:
+    counts = np.asarray(counts)
+    try:
+        fits = counts.ndim <= 2 and np.broadcast_shapes(counts.shape, shape) == shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"{name} of shape {counts.shape} does not broadcast to {shape}")
+    return np.broadcast_to(counts, shape)
+
+
 def _forward(
     weights,
     biases,
@@ -933,25 +955,30 @@ def _forward(
             labels, num_true, num_sampled, True, num_classes, seed
         )
     else:
-        if len(sampled_values) != 3:
-            raise ValueError("sampled_values must be a triple (sampled, true_count, sampled_count)")
-        sampled = _check_int_array("sampled_values", sampled_values[0])
+        sampled, true_count, sampled_count = unpack_sampled_values(sampled_values)
+        sampled = _check_int_array("sampled_values", sampled)
         if sampled.ndim != 1:
             raise ValueError(
                 f"sampled_values: sampled candidates must be a vector, got {sampled.shape}"
             )
-        try:
-            true_count = np.broadcast_to(np.asarray(sampled_values[1]), (batch_size, num_true))
-            sampled_count = np.broadcast_to(np.asarray(sampled_values[2]), sampled.shape)
-        except ValueError:
-            raise ValueError(
-                "sampled_values: expected counts must have shapes [batch_size, num_true] "
-                "and [num_sampled]"
-            ) from None
+    # The candidates' own length is the number sampled; num_sampled only sizes the hit mask.
     num_candidates = sampled.shape[0]
-    # Expected counts are converted to the dtype of the logits before the log.
-    true_count = np.asarray(true_count).astype(dtype)
-    sampled_count = np.asarray(sampled_count).astype(dtype)
+    if remove_accidental_hits and num_candidates != num_sampled:
+        raise ValueError(
+            f"num_sampled ({num_sampled}) must equal len(sampled_values[0]) ({num_candidates}) "
+            "when accidental hits are removed"
+        )
+    if subtract_log_q:
+        # Subtracted from [B, T] and [B, S] logits: counts broadcast to those shapes (and may
+        # not widen them). Converted to the dtype of the logits before the log.
+        true_count = _broadcast_counts(
+            true_count, (batch_size, num_true), "sampled_values[1] (true_expected_count)"
+        ).astype(dtype)
+        sampled_count = _broadcast_counts(
+            sampled_count,
+            (batch_size, num_candidates),
+            "sampled_values[2] (sampled_expected_count)",
+        ).astype(dtype)
 
     # Steps 1, 3, 4, 6: gather the rows of every label and every sampled id.
     num_true_rows = batch_size * num_true

@@ -1,5 +1,5 @@
 //! One fused pass for either sampled loss: the logits, the per-example loss, and the gradients
-//! with respect to the inputs, the sampled weight rows and biases (spec §6). Nothing larger
+//! with respect to the inputs, the sampled weight rows and biases (docs/semantics.md §6). Nothing larger
 //! than the `[batch, num_true + num_sampled]` logits is materialised; the three matrix products
 //! run as blocked matrix multiplications.
 

@@ -1,4 +1,4 @@
-//! The two sampled losses over the sampled logits, per example (spec §3, §4).
+//! The two sampled losses over the sampled logits, per example (docs/semantics.md §3, §4).
 
 pub mod forward_backward;
 pub mod nce;

@@ -4,8 +4,8 @@
 use ndarray::ArrayView2;
 use numpy::ndarray::Dimension;
 use numpy::{
-    Element, PyArray, PyArray1, PyArray2, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1,
-    PyReadonlyArray2, PyUntypedArray, PyUntypedArrayMethods,
+    Element, PyArray, PyArray1, PyArray2, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods,
+    PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -126,6 +126,22 @@ pub fn vector<'py, T: Element>(
         }
         PyTypeError::new_err(format!(
             "{name} must be a 1-D array of {}",
+            std::any::type_name::<T>()
+        ))
+    })
+}
+
+/// An array of any rank of element type `T`, or a `TypeError` naming the argument.
+pub fn array_of_any_rank<'py, T: Element>(
+    array: &Bound<'py, PyAny>,
+    name: &str,
+) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
+    array.extract::<PyReadonlyArrayDyn<'py, T>>().map_err(|_| {
+        if array.cast::<PyArrayDyn<T>>().is_ok() {
+            return overlap_error(name);
+        }
+        PyTypeError::new_err(format!(
+            "{name} must be an array of {} (the dtype of inputs)",
             std::any::type_name::<T>()
         ))
     })

@@ -3,13 +3,16 @@
 //! to the core with the interpreter released.
 
 use ndarray::{ArrayView2, ArrayViewMut2, Ix2};
-use numpy::{Element, IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{
+    Element, IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyReadonlyArrayDyn,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use super::arguments::{
-    count, float_type, matrix, partition_strategy, shard_arrays, shard_name, sharded, vector,
-    writable_array, ClassMatrix, FloatType,
+    array_of_any_rank, count, float_type, matrix, partition_strategy, shard_arrays, shard_name,
+    sharded, vector, writable_array, ClassMatrix, FloatType,
 };
 use super::fork_gate::{install, install_locked};
 use super::gradients::{IntoComputed, SampledLossGradients};
@@ -95,8 +98,8 @@ fn upstream<'a, F: Real + Element>(
 /// The small arrays of a call in their element type, borrowed for the call's duration.
 struct TypedArrays<'py, F: Element> {
     inputs: PyReadonlyArray2<'py, F>,
-    true_expected_count: PyReadonlyArray2<'py, F>,
-    sampled_expected_count: PyReadonlyArray1<'py, F>,
+    true_expected_count: PyReadonlyArrayDyn<'py, F>,
+    sampled_expected_count: PyReadonlyArrayDyn<'py, F>,
     upstream: Option<PyReadonlyArray1<'py, F>>,
 }
 
@@ -107,10 +110,13 @@ impl<'py, F: Real + Element> TypedArrays<'py, F> {
     ) -> PyResult<Self> {
         Ok(TypedArrays {
             inputs: matrix::<F>(&arguments.inputs, "inputs")?,
-            true_expected_count: matrix::<F>(&arguments.true_expected_count, "sampled_values")?,
-            sampled_expected_count: vector::<F>(
+            true_expected_count: array_of_any_rank::<F>(
+                &arguments.true_expected_count,
+                "sampled_values[1] (true_expected_count)",
+            )?,
+            sampled_expected_count: array_of_any_rank::<F>(
                 &arguments.sampled_expected_count,
-                "sampled_values",
+                "sampled_values[2] (sampled_expected_count)",
             )?,
             upstream: match upstream {
                 Some(UpstreamArgument::PerExample(array)) => Some(vector::<F>(array, "upstream")?),

@@ -1,4 +1,4 @@
-//! All-candidate sampler (spec §7.4): returns `[0, num_sampled)` with expected counts of 1.
+//! All-candidate sampler (docs/semantics.md §7.4): returns `[0, num_sampled)` with expected counts of 1.
 
 use super::Distribution;
 use crate::philox::RandomStream;

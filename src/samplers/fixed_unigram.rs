@@ -1,4 +1,4 @@
-//! Fixed unigram sampler (spec §7.6): ids drawn with probability proportional to
+//! Fixed unigram sampler (docs/semantics.md §7.6): ids drawn with probability proportional to
 //! `count^distortion`, from a list of counts or a vocabulary file, optionally one shard of the
 //! vocabulary and with reserved ids of weight 0; drawn with Walker's alias method.
 

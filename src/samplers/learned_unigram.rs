@@ -1,4 +1,4 @@
-//! Learned unigram sampler (spec §7.7): integer counts start at 1 and grow by one for every
+//! Learned unigram sampler (docs/semantics.md §7.7): integer counts start at 1 and grow by one for every
 //! true class seen, after each call; draws are proportional to the counts.
 
 use super::{check_range_max, Distribution};

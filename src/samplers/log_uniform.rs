@@ -1,4 +1,4 @@
-//! Log-uniform (Zipfian) sampler (spec §7.5), TensorFlow's default for both losses:
+//! Log-uniform (Zipfian) sampler (docs/semantics.md §7.5), TensorFlow's default for both losses:
 //! `p(v) = ln((v+2)/(v+1)) / ln(range+1)`, drawn by inverting the continuous CDF.
 
 use super::{check_range_max, Distribution};

@@ -1,4 +1,4 @@
-//! Candidate samplers (spec §7): one shared sampling loop, expected counts and argument checks,
+//! Candidate samplers (docs/semantics.md §7): one shared sampling loop, expected counts and argument checks,
 //! with each base distribution in a file of its own.
 
 mod all_candidates;
@@ -51,7 +51,7 @@ pub trait Distribution: Send {
     }
 }
 
-/// Expected count of an id with probability `p` (spec §7.2), in float32 arithmetic throughout.
+/// Expected count of an id with probability `p` (docs/semantics.md §7.2), in float32 arithmetic throughout.
 pub fn expected_count(p: f32, num_sampled: usize, num_tries: u64) -> f32 {
     if num_tries == num_sampled as u64 {
         p * num_sampled as f32

@@ -1,4 +1,4 @@
-//! The sampler reference vectors of spec §13 (recorded from TensorFlow 2.21).
+//! The sampler reference vectors of docs/semantics.md §13 (recorded from TensorFlow 2.21).
 
 use ndarray::{array, Array2};
 
@@ -41,7 +41,7 @@ fn log_uniform_non_unique_matches_tf_seed_3() {
         out.sampled_expected_count,
         vec![1.3660215, 0.17147788, 1.3660215, 0.2631573, 0.56695014, 0.18783277]
     );
-    // The spec prints these rounded to 8 decimals, so compare at that precision; the recorded
+    // docs/semantics.md prints these rounded to 8 decimals, so compare at that precision; the recorded
     // TensorFlow file checks them bit for bit.
     let expected = [1.3660215f64, 0.43976068, 0.09615333, 0.2321212];
     for (got, want) in out.true_expected_count.iter().zip(expected) {

@@ -1,4 +1,4 @@
-//! Uniform sampler (spec §7.3): every id in `[0, range)` with probability `1/range`.
+//! Uniform sampler (docs/semantics.md §7.3): every id in `[0, range)` with probability `1/range`.
 
 use super::{check_range_max, Distribution};
 use crate::error::Result;

@@ -14,8 +14,8 @@ How to rerun (TensorFlow is only needed here, not by the tests):
 The script is deterministic: every random input comes from fixed NumPy seeds and every
 sampler call uses explicit seeds. It sets ``TF_ENABLE_ONEDNN_OPTS=0`` (plain Eigen
 kernels) so float results do not depend on the CPU's oneDNN code paths. At the end it
-compares the recording with the reference vectors of the specification
-(``tf-semantics.md`` section 13) and prints ``SPEC MISMATCH`` lines if any differ.
+compares the recording with the reference values of docs/semantics.md
+(``docs/semantics.md`` §13) and prints ``SPEC MISMATCH`` lines if any differ.
 
 Sections of the JSON (all arrays are nested lists; floats are written with full
 precision, float32 values as the exact double they represent; non-finite floats, if any,
@@ -213,7 +213,7 @@ def record_sampler_case(case, fx=None, true_classes_per_call=None, ncalls=3):
 
 
 def fixed_table_size(n_unigrams, num_reserved_ids, num_shards, shard):
-    """Local table size, following the spec's counter quirk (section 7.6)."""
+    """Local table size, following the counter quirk of docs/semantics.md §7.6."""
     w = sum(1 for r in range(num_reserved_ids) if r % num_shards == shard)
     word_id = w
     for _ in range(n_unigrams):
@@ -258,7 +258,7 @@ def sampler_cases():
             case["note"] = note
         cases.append(record_sampler_case(case, fx, tcs_per_call))
 
-    # Spec section 13 items 2-4 and 6.
+    # docs/semantics.md §13 items 2-4 and 6.
     tc2 = [[0, 3], [19, 7]]
     add("log_uniform", 20, 6, tc2, False, 3, note="spec 13.2")
     add("log_uniform", 20, 6, tc2, True, 3, note="spec 13.2")
@@ -460,7 +460,7 @@ def fixed_unigram_cases(tmpdir):
             tc=[[0]],
             note="spec 13.5",
         )
-    # Spec 14.6 quirk example: unigrams [1,7,2,3,5,11], reserved 2, 2 shards, shard 1
+    # docs/semantics.md §7.6 quirk example: unigrams [1,7,2,3,5,11], reserved 2, 2 shards, shard 1
     # -> table [0,1,2,5].
     add(
         {"unigrams": [1, 7, 2, 3, 5, 11], "num_reserved_ids": 2, "num_shards": 2, "shard": 1},
@@ -713,7 +713,7 @@ def loss_cases():
     def finish(case):
         cases.append(record_loss_case(case))
 
-    # Spec 13.1 (with and without hit removal).
+    # docs/semantics.md §13 item 1 (with and without hit removal).
     for hits in (False, True):
         finish(
             {
@@ -1108,7 +1108,7 @@ def check_against_spec(data):
         c["sampled_expected_count"],
         np.float32([1.3660215, 0.17147788, 1.3660215, 0.2631573, 0.56695014, 0.18783277]),
     )
-    # The spec prints 7-8 significant digits (0.09615333 is float32 0.096153334 rounded),
+    # docs/semantics.md prints 7-8 significant digits (0.09615333 is float32 0.096153334 rounded),
     # so compare within 1e-7 relative here; the tests compare TF's values bit-exactly.
     check(
         "13.2 Q_true",

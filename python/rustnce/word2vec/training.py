@@ -15,7 +15,7 @@ Losses:
 - ``nce``: TensorFlow's ``nce_loss`` (logits minus ``ln Q``, expected counts from the sampler).
 - ``sampled_softmax``: TensorFlow's ``sampled_softmax_loss`` (accidental hits removed).
 - ``neg``: word2vec's negative sampling through the same kernel: expected counts of one, so
-  ``ln Q = 0`` (spec section 3), and negatives equal to the positive word are masked (word2vec
+  ``ln Q = 0`` (docs/semantics.md §3), and negatives equal to the positive word are masked (word2vec
   skips them). Unlike word2vec, the negatives are shared by the batch and the outputs have
   biases (they start at 0).
 

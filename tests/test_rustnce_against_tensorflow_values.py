@@ -1,9 +1,9 @@
-"""The reference values of spec §13 (recorded from TensorFlow 2.21), checked against the
-``rustnce`` package itself through its public API.
+"""The reference values of docs/semantics.md §13 (recorded from TensorFlow 2.21), checked
+against the ``rustnce`` package itself through its public API.
 
-Item 1's gradients are not part of the rustnce API; ``test_reference_spec_values.py`` checks
-them against ``rustnce.reference``. The spec prints float32 values rounded to 8 decimals; see
-``assert_prints_as``.
+Item 1's gradients are not part of the rustnce API;
+``test_numpy_reference_against_tensorflow_values.py`` checks them against ``rustnce.reference``.
+docs/semantics.md prints float32 values rounded to 8 decimals; see ``assert_prints_as``.
 """
 
 from __future__ import annotations
@@ -18,13 +18,6 @@ import rustnce
 
 FLT_MAX = 3.4028234663852886e38
 F32_MAX = np.float32(FLT_MAX)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_sampler_cache():
-    rustnce.reset_sampler_cache()
-    yield
-    rustnce.reset_sampler_cache()
 
 
 def f32(values):
@@ -57,8 +50,8 @@ LIBM = _libm()
 
 
 def unique_expected_count(p, num_tries) -> np.float32:
-    """Spec §7.2 with rejections: ``-expm1f(num_tries * log1pf(-p))``, all in float32 with
-    the C library's functions (as TensorFlow and Rust)."""
+    """docs/semantics.md §7.2 with rejections: ``-expm1f(num_tries * log1pf(-p))``, all in
+    float32 with the C library's functions (as TensorFlow and Rust)."""
     product = np.float32(np.float32(num_tries) * np.float32(LIBM.log1pf(float(-np.float32(p)))))
     return np.float32(-np.float32(LIBM.expm1f(float(product))))
 

@@ -1,8 +1,8 @@
-"""rustnce.reference against the reference values of the specification.
+"""rustnce.reference against the TensorFlow reference values of docs/semantics.md.
 
-Section numbers refer to ``shared/tf-semantics.md``: the items of §13 (values recorded from
-TensorFlow 2.21) and the [E] facts of §14 that can be checked without TensorFlow, plus
-finite-difference checks of the reference's gradients (§6) in float64.
+Section numbers refer to ``docs/semantics.md``: the items of §13 (values recorded from
+TensorFlow 2.21) and the facts of §14 (confirmed by running TensorFlow) that can be checked
+without TensorFlow, plus finite-difference checks of the reference's gradients (§6) in float64.
 """
 
 import itertools
@@ -13,13 +13,6 @@ import pytest
 from rustnce import reference as ref
 
 F32_MAX = np.float32(ref.FLT_MAX)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_sampler_cache():
-    ref.reset_sampler_cache()
-    yield
-    ref.reset_sampler_cache()
 
 
 def f32(values):
@@ -347,7 +340,7 @@ def test_item6_learned_unigram_true_class_count_goes_08_15_1818():
 
 
 # ---------------------------------------------------------------------------------------
-# §13 item 7 and §14.3: compute_accidental_hits
+# §13 item 7 and §14: compute_accidental_hits
 # ---------------------------------------------------------------------------------------
 
 
@@ -405,7 +398,7 @@ def test_accidental_hits_none_gives_empty_outputs():
 
 
 # ---------------------------------------------------------------------------------------
-# §14.4 and §7: sampler facts
+# §14 and §7: sampler facts
 # ---------------------------------------------------------------------------------------
 
 
@@ -544,7 +537,7 @@ def test_learned_unigram_range_max_must_be_below_int32_max():
 
 
 # ---------------------------------------------------------------------------------------
-# §14.6: fixed-unigram details
+# §14: fixed-unigram details
 # ---------------------------------------------------------------------------------------
 
 
@@ -654,7 +647,7 @@ def test_fixed_unigram_zero_probability_true_class_gives_nan_loss(loss):
 
 
 # ---------------------------------------------------------------------------------------
-# §14.7 and §9: partitioning
+# §14 and §9: partitioning
 # ---------------------------------------------------------------------------------------
 
 
@@ -757,7 +750,7 @@ def test_mod_on_contiguous_shards_reads_wrong_rows():
 
 
 # ---------------------------------------------------------------------------------------
-# §2-§4 and §14.8: loss facts
+# §2-§4 and §14: loss facts
 # ---------------------------------------------------------------------------------------
 
 
