@@ -15,12 +15,14 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NoReturn, TextIO
+from typing import Callable, NoReturn, TextIO
 
 import numpy as np
 
 import rustnce
 
+from .._arguments import MAX_COUNT, check_memory
+from ..atomic_files import check_writable
 from .corpus import CorpusError, EncodedCorpus, Vocabulary, load_corpus, read_sentences
 from .evaluation import (
     Purity,
@@ -43,8 +45,12 @@ from .training import (
 from .vectors import save_word2vec_format
 
 PROGRAM = "rustnce"
+MAX_THREADS = 4096  # rustnce.set_num_threads refuses more
 DEFAULT_OUTPUT = "rustnce_vectors.txt"
 DEFAULT_PLANTED_TOKENS = 500_000
+MAX_PLANTED_TOKENS = 1_000_000_000
+MAX_DIM = 1 << 16
+MAX_EPOCHS = 1_000_000
 
 
 class UsageError(Exception):
@@ -60,24 +66,23 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    """An integer option in ``[low, high]``: the range the trainer can hold."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in [{low:,}, {high:,}], got {text}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+_positive_int = _int_in(1, MAX_COUNT)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _non_negative_float(text: str) -> float:
@@ -90,10 +95,18 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
-def _positive_float(text: str) -> float:
+def _float32_non_negative(text: str) -> float:
+    """A number the trainer holds as float32: finite there too."""
     value = _non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be positive, got 0")
+    if value > FLOAT32_MAX:
+        raise argparse.ArgumentTypeError(f"must be at most {FLOAT32_MAX:.4g} (float32), got {text}")
+    return value
+
+
+def _float32_positive(text: str) -> float:
+    value = _float32_non_negative(text)
+    if float(np.float32(value)) == 0:
+        raise argparse.ArgumentTypeError(f"must be positive in float32, got {text}")
     return value
 
 
@@ -127,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument(
         "--planted-tokens",
-        type=_positive_int,
+        type=_int_in(1, MAX_PLANTED_TOKENS),
         default=DEFAULT_PLANTED_TOKENS,
         metavar="N",
         help=f"size of the generated corpus (default {DEFAULT_PLANTED_TOKENS:,})",
@@ -157,14 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--distortion",
-        type=_non_negative_float,
+        type=_float32_non_negative,
         default=None,
         metavar="P",
         help="unigram exponent (default 0.75; only with --sampler unigram)",
     )
     model.add_argument(
         "--dim",
-        type=_positive_int,
+        type=_int_in(1, MAX_DIM),
         default=defaults.dim,
         metavar="N",
         help=f"vector size (default {defaults.dim})",
@@ -185,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--epochs",
-        type=_positive_int,
+        type=_int_in(1, MAX_EPOCHS),
         default=defaults.epochs,
         metavar="N",
         help=f"passes over the corpus (default {defaults.epochs})",
@@ -200,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--lr",
-        type=_positive_float,
+        type=_float32_positive,
         default=None,
         metavar="RATE",
         help=f"starting learning rate per pair, decayed linearly to 0 as in word2vec "
@@ -215,14 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--threads",
-        type=_non_negative_int,
+        type=_int_in(0, MAX_THREADS),
         default=0,
         metavar="N",
         help="rustnce threads (default 0: all cores)",
     )
     model.add_argument(
         "--seed",
-        type=_non_negative_int,
+        type=_int_in(0, 2**63 - 1),
         default=defaults.seed,
         metavar="N",
         help=f"seed of the generated corpus, initial vectors, windows, subsampling and "
@@ -285,6 +298,10 @@ def _check_options(args: argparse.Namespace) -> None:
 
 def _load_dataset(args: argparse.Namespace) -> Dataset:
     if args.corpus is None:
+        # The generator's working arrays: a few 8-byte values per token.
+        check_memory(
+            32 * args.planted_tokens, f"a planted corpus of {args.planted_tokens:,} tokens"
+        )
         planted = planted_corpus(tokens=args.planted_tokens, seed=args.seed)
         try:
             vocabulary, corpus, groups = planted.training_data(args.min_count)
@@ -396,6 +413,40 @@ def _summary(config: TrainingConfig, result: TrainingResult) -> str:
     )
 
 
+def first_dim(configs: list[TrainingConfig]) -> int:
+    return configs[0].dim
+
+
+def _outputs(args: argparse.Namespace, samplers: list[str]) -> dict[str, str]:
+    """Where each sampler's vectors go, checked before anything is read or trained: never onto
+    an input file (directly or through a link), and writable."""
+    if len(samplers) > 1:
+        outputs = {sampler: _output_for(args.output, sampler) for sampler in samplers}
+    else:
+        outputs = {samplers[0]: args.output or DEFAULT_OUTPUT}
+    inputs = {"--corpus": args.corpus, "--similarity": args.similarity}
+    for path in outputs.values():
+        for option, source in inputs.items():
+            if source is not None and _same_file(path, source):
+                raise UsageError(f"--output {path!r} would overwrite {option} {source!r}")
+        try:
+            check_writable(path)
+        except OSError as error:
+            raise InputError(f"cannot write {path!r}: {error.strerror or error}") from None
+    if len(set(map(os.path.realpath, outputs.values()))) < len(outputs):
+        raise UsageError("the outputs of the samplers would overwrite each other")
+    return outputs
+
+
+def _same_file(first: str, second: str) -> bool:
+    if os.path.realpath(first) == os.path.realpath(second):
+        return True
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return False
+
+
 def _output_for(base: str | None, sampler: str) -> str:
     stem, extension = os.path.splitext(base or DEFAULT_OUTPUT)
     return f"{stem}.{sampler}{extension or '.txt'}"
@@ -410,18 +461,20 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise InputError(str(error)) from None
     else:
         pairs = None
-    if args.output is not None:
-        directory = os.path.dirname(os.path.abspath(args.output))
-        if not os.path.isdir(directory):
-            raise InputError(f"cannot write {args.output!r}: no directory {directory!r}")
-    dataset = _load_dataset(args)
     samplers = list(SAMPLERS) if args.compare_samplers else [args.sampler or "log_uniform"]
+    outputs = _outputs(args, samplers)
+    dataset = _load_dataset(args)
     configs = [_config(args, sampler) for sampler in samplers]
     try:
         for config in configs:
             config.check(len(dataset.vocabulary))
     except ValueError as error:
         raise UsageError(str(error)) from None
+    # The input and output vectors (float32) and the step's per-row scratch.
+    check_memory(
+        12 * len(dataset.vocabulary) * first_dim(configs),
+        f"vectors of {len(dataset.vocabulary):,} words x {first_dim(configs)} dimensions",
+    )
     first = configs[0]
     print(f"{PROGRAM} {rustnce.__version__}: skip-gram on {dataset.name}", file=out)
     print(
@@ -443,9 +496,13 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             if bar is not None and bar.tty:
                 err.write("\n")
             raise InputError(f"{error} (--lr, --batch)") from None
+        if result.pairs == 0:
+            raise InputError(
+                "the corpus gave no training pairs: no sentence has two words that occur at "
+                f"least --min-count {args.min_count} times; nothing was saved"
+            )
         evaluation = _evaluate(dataset, result, pairs)
-        path = _output_for(args.output, config.sampler) if len(configs) > 1 else args.output
-        path = path or DEFAULT_OUTPUT
+        path = outputs[config.sampler]
         _save(path, dataset.vocabulary, result)
         rows.append((config, result, evaluation, path))
         print(_summary(config, result), file=out)
@@ -512,3 +569,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\n{PROGRAM}: interrupted", file=err)
         return 130
+    except MemoryError as error:
+        print(f"{PROGRAM}: error: not enough memory: {error}", file=err)
+        return 1
