@@ -14,6 +14,7 @@ pub mod full_evaluation;
 pub mod losses;
 pub mod sampled_logits;
 pub mod sharding;
+pub mod simd;
 pub mod skipgram;
 
 pub mod fast_math;

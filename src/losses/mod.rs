@@ -3,7 +3,6 @@
 pub mod forward_backward;
 pub mod nce;
 pub mod sampled_softmax;
-pub(crate) mod simd;
 
 use ndarray::{Array1, Array2, Axis};
 use rayon::prelude::*;
@@ -11,6 +10,7 @@ use rayon::prelude::*;
 use crate::element_types::{ClassId, Real};
 use crate::error::Result;
 use crate::sampled_logits::{SampledLossInputs, ROWS_PER_BLOCK};
+use crate::simd::{avx2_version, InstructionSet};
 use crate::workspace;
 
 /// Which loss to put on the logits.
@@ -84,15 +84,15 @@ pub fn block_row_losses<F: Real>(
     let width = logits.ncols();
     let rows = logits.as_slice_mut().expect("logit blocks are contiguous");
     #[cfg(target_arch = "x86_64")]
-    if simd::avx2_available() {
-        // SAFETY: the processor supports AVX2 and FMA.
+    if InstructionSet::detect().has_avx2_fma() {
+        // SAFETY: an `InstructionSet` with AVX2 and FMA exists only where the processor has them.
         unsafe { row_block_avx2(rows, width, losses, first, num_true, loss, upstream) };
         return;
     }
     row_block(rows, width, losses, first, num_true, loss, upstream);
 }
 
-simd::avx2_version!(
+avx2_version!(
     row_block_avx2,
     row_block,
     <F: Real>,
@@ -165,7 +165,7 @@ mod tests {
     /// The AVX2 build computes the very bits of the plain build (no contraction into FMA).
     #[test]
     fn the_avx2_row_kernel_computes_the_same_bits_as_the_plain_one() {
-        if !simd::avx2_available() {
+        if !InstructionSet::detect().has_avx2_fma() {
             return;
         }
         let (rows, width) = (37, 70);

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 
 use super::lanes::{self, axpy, combine, dots, prefetch, weighted_sum, Lanes};
 use crate::fast_math::FastMath;
-use crate::losses::simd::avx2_available;
+use crate::simd::InstructionSet;
 
 /// Which sampled loss a skip-gram step trains with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,7 +111,8 @@ impl Isa {
     fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
-            if avx2_available() {
+            let set = InstructionSet::detect();
+            if set.has_avx2_fma() {
                 if std::arch::is_x86_feature_detected!("avx512f") {
                     return Isa::Avx512;
                 }
@@ -659,7 +660,7 @@ mod tests {
         let mut isas = vec![Isa::Generic];
         #[cfg(target_arch = "x86_64")]
         {
-            if avx2_available() {
+            if InstructionSet::detect().has_avx2_fma() {
                 isas.push(Isa::Avx2);
                 if std::arch::is_x86_feature_detected!("avx512f") {
                     isas.push(Isa::Avx512);
