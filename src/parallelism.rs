@@ -5,6 +5,7 @@
 //! Results never depend on the pool's size: work is split into pieces whose boundaries depend
 //! only on the problem's shape, and partial results are combined in a fixed order.
 
+use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
@@ -103,6 +104,38 @@ fn pool() -> Arc<ThreadPool> {
 /// Runs `work` (and every rayon call inside it) on rustnce's pool.
 pub fn install<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     pool().install(work)
+}
+
+/// Work estimated at up to this many multiply-adds runs on the calling thread: handing it to
+/// the pool (waking a worker, waiting for it) would cost more than the work itself.
+pub const INLINE_WORK: usize = 1 << 16;
+
+thread_local! {
+    static INLINE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the work running on this thread is small enough to run here, without the pool:
+/// its parallel loops then run their pieces one after another. The pieces and the order in
+/// which their results are combined are the same, so are the bits.
+pub fn inline() -> bool {
+    INLINE.with(Cell::get)
+}
+
+/// Runs `work` of about `work_estimate` multiply-adds: on the calling thread when it is small
+/// (see `INLINE_WORK`), else on rustnce's pool.
+pub fn install_sized<R: Send>(work_estimate: usize, work: impl FnOnce() -> R + Send) -> R {
+    if work_estimate > INLINE_WORK || inline() {
+        return if inline() { work() } else { install(work) };
+    }
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            INLINE.with(|flag| flag.set(false));
+        }
+    }
+    INLINE.with(|flag| flag.set(true));
+    let _reset = Reset;
+    work()
 }
 
 /// The number of threads of the pool `install` runs on.

@@ -3,12 +3,13 @@
 //! indices), the merged form (unique ids, summed rows), and scatter-adds into dense arrays —
 //! which is also the fused SGD step.
 
-use ndarray::{Array1, Array2, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1};
 use rayon::prelude::*;
 
 use crate::element_types::Real;
 use crate::error::{NceError, Result};
 use crate::losses::forward_backward::SampledGradients;
+use crate::parallelism;
 use crate::sharding::{ShardLayout, ShardedRowsMut};
 use crate::workspace;
 
@@ -58,14 +59,16 @@ impl<F: Real> SampledGradients<F> {
     /// TensorFlow's weight gradient values `[ids, dim]`, one row per position of `ids`.
     pub fn tf_weight_values(&self, inputs: &ArrayView2<F>) -> Array2<F> {
         let mut values = workspace::zeros::<F>(self.ids.len(), self.dim());
-        values
-            .axis_iter_mut(ndarray::Axis(0))
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(position, mut row)| {
-                let slot = row.as_slice_mut().expect("a fresh row is contiguous");
-                self.add_weight_row(position, inputs, F::one(), slot);
-            });
+        let row_pass = |(position, mut row): (usize, ArrayViewMut1<F>)| {
+            let slot = row.as_slice_mut().expect("a fresh row is contiguous");
+            self.add_weight_row(position, inputs, F::one(), slot);
+        };
+        let rows = values.axis_iter_mut(ndarray::Axis(0));
+        if parallelism::inline() {
+            rows.enumerate().for_each(row_pass);
+        } else {
+            rows.into_par_iter().enumerate().for_each(row_pass);
+        }
         values
     }
 
@@ -90,15 +93,18 @@ impl<F: Real> SampledGradients<F> {
     pub fn merged(&self, inputs: &ArrayView2<F>) -> (Vec<usize>, Array2<F>, Array1<F>) {
         let groups = RowGroups::new(&self.ids);
         let mut rows = workspace::zeros::<F>(groups.len(), self.dim());
-        rows.axis_iter_mut(ndarray::Axis(0))
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(group, mut row)| {
-                let slot = row.as_slice_mut().expect("a fresh row is contiguous");
-                for &position in groups.positions(group) {
-                    self.add_weight_row(position, inputs, F::one(), slot);
-                }
-            });
+        let group_pass = |(group, mut row): (usize, ArrayViewMut1<F>)| {
+            let slot = row.as_slice_mut().expect("a fresh row is contiguous");
+            for &position in groups.positions(group) {
+                self.add_weight_row(position, inputs, F::one(), slot);
+            }
+        };
+        let group_rows = rows.axis_iter_mut(ndarray::Axis(0));
+        if parallelism::inline() {
+            group_rows.enumerate().for_each(group_pass);
+        } else {
+            group_rows.into_par_iter().enumerate().for_each(group_pass);
+        }
         let biases = (0..groups.len())
             .map(|group| self.summed_bias(&groups, group))
             .collect();
@@ -143,7 +149,7 @@ impl<F: Real> SampledGradients<F> {
         const GROUPS_PER_TASK: usize = 64;
         const PREFETCH_AHEAD: usize = 4;
         let tasks = groups.len().div_ceil(GROUPS_PER_TASK);
-        (0..tasks).into_par_iter().for_each(|task| {
+        let task_pass = |task: usize| {
             let mut row = vec![F::zero(); dim];
             let first = task * GROUPS_PER_TASK;
             let last = (first + GROUPS_PER_TASK).min(groups.len());
@@ -167,7 +173,12 @@ impl<F: Real> SampledGradients<F> {
                     unsafe { biases.add_to_row(id, scale, &bias) };
                 }
             }
-        });
+        };
+        if parallelism::inline() {
+            (0..tasks).for_each(task_pass);
+        } else {
+            (0..tasks).into_par_iter().for_each(task_pass);
+        }
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ use crate::accidental_hits::last_positions;
 use crate::element_types::{ClassId, Real, HIT_MASK};
 use crate::error::{NceError, Result};
 use crate::matrix_product::matrix_product;
+use crate::parallelism;
 use crate::sharding::ShardedMatrix;
 use crate::workspace;
 
@@ -194,16 +195,18 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
         let gathered = self.gather()?;
         let (batch, width) = (self.batch(), self.num_true() + self.num_sampled());
         let mut logits = workspace::matrix::<F>(batch, width);
-        logits
-            .axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK)
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(task, mut block)| {
-                let first = task * ROWS_PER_BLOCK;
-                let label_rows = self.label_rows(&gathered, first, block.nrows());
-                self.block_logits(&gathered, first, &label_rows, &mut block);
-                workspace::recycle(label_rows);
-            });
+        let block_logits = |(task, mut block): (usize, ArrayViewMut2<F>)| {
+            let first = task * ROWS_PER_BLOCK;
+            let label_rows = self.label_rows(&gathered, first, block.nrows());
+            self.block_logits(&gathered, first, &label_rows, &mut block);
+            workspace::recycle(label_rows);
+        };
+        let blocks = logits.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK);
+        if parallelism::inline() {
+            blocks.enumerate().for_each(block_logits);
+        } else {
+            blocks.into_par_iter().enumerate().for_each(block_logits);
+        }
         Ok(logits)
     }
 

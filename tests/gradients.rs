@@ -246,3 +246,52 @@ fn sharded_scatter_equals_unsharded() {
     assert_eq!(even, whole.slice(s![0..;2, ..]));
     assert_eq!(odd, whole.slice(s![1..;2, ..]));
 }
+
+/// Small calls run on the caller's thread, their parallel loops one piece after another: the
+/// same pieces combined in the same order as on the pool, so the same bits.
+#[test]
+fn inline_and_pooled_runs_compute_the_same_bits() {
+    use rustnce::parallelism::{install, install_sized};
+    let (classes, dim, batch, num_true) = (60, 8, 700, 2);
+    let labels: Vec<i64> = (0..batch * num_true)
+        .map(|p| ((p * 13 + 5) % classes) as i64)
+        .collect();
+    let p = Problem {
+        weights: Array2::from_shape_vec((classes, dim), pseudo_random(classes * dim, 11)).unwrap(),
+        biases: Array2::from_shape_vec((classes, 1), pseudo_random(classes, 12)).unwrap(),
+        labels: Array2::from_shape_vec((batch, num_true), labels).unwrap(),
+        inputs: Array2::from_shape_vec((batch, dim), pseudo_random(batch * dim, 13)).unwrap(),
+        sampled: Array1::from(
+            (0..20)
+                .map(|k| (k * 3 % classes) as i64)
+                .collect::<Vec<_>>(),
+        ),
+        true_q: Array2::from_elem((batch, num_true), 0.3),
+        sampled_q: Array1::from(vec![0.25; 20]),
+        upstream: Array1::from(pseudo_random(batch, 14)),
+    };
+    let problem = inputs_of(&p, &p.weights, &p.biases, &p.inputs, true);
+    let run = || {
+        let g = forward_backward(&problem, SampledLoss::SampledSoftmax, &Upstream::Sum).unwrap();
+        let values = g.tf_weight_values(&p.inputs.view());
+        let merged = g.merged(&p.inputs.view());
+        let loss = sampled_loss(&problem, SampledLoss::Nce).unwrap();
+        let logits = problem.compute_sampled_logits().unwrap();
+        (
+            g.loss.clone(),
+            g.inputs_gradient.clone(),
+            values,
+            merged.1,
+            loss,
+            logits,
+        )
+    };
+    let pooled = install(run);
+    let inline = install_sized(0, run);
+    assert_eq!(pooled.0, inline.0);
+    assert_eq!(pooled.1, inline.1);
+    assert_eq!(pooled.2, inline.2);
+    assert_eq!(pooled.3, inline.3);
+    assert_eq!(pooled.4, inline.4);
+    assert_eq!(pooled.5, inline.5);
+}

@@ -3,15 +3,25 @@
 //! than the `[batch, num_true + num_sampled]` logits is materialised; the three matrix products
 //! run as blocked matrix multiplications.
 
-use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, Axis};
+use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use super::{block_row_losses, SampledLoss};
 use crate::element_types::{ClassId, Real};
 use crate::error::{NceError, Result};
 use crate::matrix_product::matrix_product;
+use crate::parallelism;
 use crate::sampled_logits::{SampledLossInputs, ROWS_PER_BLOCK};
 use crate::workspace;
+
+/// One block's rows of the outputs: its losses, true-logit gradients and inputs gradient.
+type BlockViews<'a, F> = (
+    usize,
+    (
+        (ArrayViewMut1<'a, F>, ArrayViewMut2<'a, F>),
+        ArrayViewMut2<'a, F>,
+    ),
+);
 
 /// How the per-example losses combine into the total whose gradient is taken.
 #[derive(Clone, Debug)]
@@ -121,63 +131,72 @@ pub fn forward_backward<F: Real, L: ClassId>(
     let mut losses = Array1::<F>::zeros(batch);
     let mut true_logit_gradient = Array2::<F>::zeros((batch, num_true));
     let mut inputs_gradient = workspace::matrix::<F>(batch, dim);
-    let partials: Vec<(Array2<F>, Vec<F>)> = losses
-        .axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK)
-        .into_par_iter()
-        .zip(true_logit_gradient.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK))
-        .zip(inputs_gradient.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK))
-        .enumerate()
-        .map(
-            |(task, ((mut block_losses, mut block_true_gradient), mut block_inputs_gradient))| {
-                let first = task * ROWS_PER_BLOCK;
-                let rows = block_losses.len();
-                let label_rows = problem.label_rows(&gathered, first, rows);
-                let mut gradient = workspace::matrix::<F>(rows, width);
-                problem.block_logits(&gathered, first, &label_rows, &mut gradient.view_mut());
-                let block_losses = block_losses.as_slice_mut().expect("losses are contiguous");
-                block_row_losses(
-                    &mut gradient,
-                    block_losses,
-                    first,
-                    num_true,
-                    loss,
-                    Some(&weight),
-                );
-                block_true_gradient.assign(&gradient.slice(s![.., ..num_true]));
-                let sampled_gradient = gradient.slice(s![.., num_true..]);
+    let block_pass = |(
+        task,
+        ((mut block_losses, mut block_true_gradient), mut block_inputs_gradient),
+    ): BlockViews<'_, F>| {
+        let first = task * ROWS_PER_BLOCK;
+        let rows = block_losses.len();
+        let label_rows = problem.label_rows(&gathered, first, rows);
+        let mut gradient = workspace::matrix::<F>(rows, width);
+        problem.block_logits(&gathered, first, &label_rows, &mut gradient.view_mut());
+        let block_losses = block_losses.as_slice_mut().expect("losses are contiguous");
+        block_row_losses(
+            &mut gradient,
+            block_losses,
+            first,
+            num_true,
+            loss,
+            Some(&weight),
+        );
+        block_true_gradient.assign(&gradient.slice(s![.., ..num_true]));
+        let sampled_gradient = gradient.slice(s![.., num_true..]);
 
-                // ∂/∂inputs = G_sampled · W_sampled + Σ_t G_t · W[label_t].
-                matrix_product(
-                    &sampled_gradient,
-                    &gathered.weights.view(),
-                    &mut block_inputs_gradient.view_mut(),
-                );
-                for (offset, mut row) in block_inputs_gradient.rows_mut().into_iter().enumerate() {
-                    for t in 0..num_true {
-                        let label_row = label_rows.row(offset * num_true + t);
-                        row.scaled_add(gradient[[offset, t]], &label_row);
-                    }
-                }
+        // ∂/∂inputs = G_sampled · W_sampled + Σ_t G_t · W[label_t].
+        matrix_product(
+            &sampled_gradient,
+            &gathered.weights.view(),
+            &mut block_inputs_gradient.view_mut(),
+        );
+        for (offset, mut row) in block_inputs_gradient.rows_mut().into_iter().enumerate() {
+            for t in 0..num_true {
+                let label_row = label_rows.row(offset * num_true + t);
+                row.scaled_add(gradient[[offset, t]], &label_row);
+            }
+        }
 
-                // This block's share of the sampled rows' gradients: G_sampledᵀ · inputs, Σ_i G.
-                let mut weights = Array2::<F>::zeros((num_sampled, dim));
-                matrix_product(
-                    &sampled_gradient.t(),
-                    &problem.inputs.slice(s![first..first + rows, ..]),
-                    &mut weights.view_mut(),
-                );
-                let mut biases = vec![F::zero(); num_sampled];
-                for row in sampled_gradient.rows() {
-                    for (sum, &g) in biases.iter_mut().zip(row) {
-                        *sum = *sum + g;
-                    }
-                }
-                workspace::recycle(gradient);
-                workspace::recycle(label_rows);
-                (weights, biases)
-            },
-        )
-        .collect();
+        // This block's share of the sampled rows' gradients: G_sampledᵀ · inputs, Σ_i G.
+        let mut weights = Array2::<F>::zeros((num_sampled, dim));
+        matrix_product(
+            &sampled_gradient.t(),
+            &problem.inputs.slice(s![first..first + rows, ..]),
+            &mut weights.view_mut(),
+        );
+        let mut biases = vec![F::zero(); num_sampled];
+        for row in sampled_gradient.rows() {
+            for (sum, &g) in biases.iter_mut().zip(row) {
+                *sum = *sum + g;
+            }
+        }
+        workspace::recycle(gradient);
+        workspace::recycle(label_rows);
+        (weights, biases)
+    };
+    let (loss_blocks, true_blocks, input_blocks) = (
+        losses.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK),
+        true_logit_gradient.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK),
+        inputs_gradient.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK),
+    );
+    let partials: Vec<(Array2<F>, Vec<F>)> = if parallelism::inline() {
+        let blocks = loss_blocks.zip(true_blocks).zip(input_blocks);
+        blocks.enumerate().map(block_pass).collect()
+    } else {
+        let blocks = loss_blocks
+            .into_par_iter()
+            .zip(true_blocks)
+            .zip(input_blocks);
+        blocks.enumerate().map(block_pass).collect()
+    };
 
     // The blocks' shares, added in block order.
     let mut sampled_weight_gradient = Array2::<F>::zeros((num_sampled, dim));

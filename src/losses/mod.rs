@@ -4,11 +4,12 @@ pub mod forward_backward;
 pub mod nce;
 pub mod sampled_softmax;
 
-use ndarray::{Array1, Array2, Axis};
+use ndarray::{Array1, Array2, ArrayViewMut1, Axis};
 use rayon::prelude::*;
 
 use crate::element_types::{ClassId, Real};
 use crate::error::Result;
+use crate::parallelism;
 use crate::sampled_logits::{SampledLossInputs, ROWS_PER_BLOCK};
 use crate::simd::{avx2_version, InstructionSet};
 use crate::workspace;
@@ -52,21 +53,23 @@ pub fn sampled_loss<F: Real, L: ClassId>(
     let gathered = inputs.gather()?;
     let width = inputs.num_true() + inputs.num_sampled();
     let mut losses = Array1::<F>::zeros(inputs.batch());
-    losses
-        .axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK)
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(task, mut block_losses)| {
-            let first = task * ROWS_PER_BLOCK;
-            let rows = block_losses.len();
-            let label_rows = inputs.label_rows(&gathered, first, rows);
-            let mut logits = workspace::matrix::<F>(rows, width);
-            inputs.block_logits(&gathered, first, &label_rows, &mut logits.view_mut());
-            let losses = block_losses.as_slice_mut().expect("losses are contiguous");
-            block_row_losses(&mut logits, losses, first, inputs.num_true(), loss, None);
-            workspace::recycle(logits);
-            workspace::recycle(label_rows);
-        });
+    let block_losses = |(task, mut block_losses): (usize, ArrayViewMut1<F>)| {
+        let first = task * ROWS_PER_BLOCK;
+        let rows = block_losses.len();
+        let label_rows = inputs.label_rows(&gathered, first, rows);
+        let mut logits = workspace::matrix::<F>(rows, width);
+        inputs.block_logits(&gathered, first, &label_rows, &mut logits.view_mut());
+        let losses = block_losses.as_slice_mut().expect("losses are contiguous");
+        block_row_losses(&mut logits, losses, first, inputs.num_true(), loss, None);
+        workspace::recycle(logits);
+        workspace::recycle(label_rows);
+    };
+    let blocks = losses.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK);
+    if parallelism::inline() {
+        blocks.enumerate().for_each(block_losses);
+    } else {
+        blocks.into_par_iter().enumerate().for_each(block_losses);
+    }
     Ok(losses)
 }
 

@@ -41,9 +41,14 @@ pub fn detached<R: Send>(py: Python<'_>, work: impl FnOnce() -> R + Send) -> R {
     })
 }
 
-/// The computation on rustnce's thread pool, with the interpreter released.
-pub fn install<R: Send>(py: Python<'_>, work: impl FnOnce() -> R + Send) -> R {
-    install_locked(py, &[], work)
+/// The computation, of about `work_estimate` multiply-adds, with the interpreter released: on
+/// rustnce's thread pool, or on this thread when it is too small to be worth handing over.
+pub fn install<R: Send>(
+    py: Python<'_>,
+    work_estimate: usize,
+    work: impl FnOnce() -> R + Send,
+) -> R {
+    install_locked(py, &[], work_estimate, work)
 }
 
 /// As `install`, once no other call holds memory that conflicts with `regions` (see
@@ -51,12 +56,13 @@ pub fn install<R: Send>(py: Python<'_>, work: impl FnOnce() -> R + Send) -> R {
 pub fn install_locked<R: Send>(
     py: Python<'_>,
     regions: &[Region],
+    work_estimate: usize,
     work: impl FnOnce() -> R + Send,
 ) -> R {
     py.detach(|| {
         let _gate = fork_safe_work();
         let _locked = memory_locks::lock(regions);
-        parallelism::install(work)
+        parallelism::install_sized(work_estimate, work)
     })
 }
 

@@ -95,7 +95,8 @@ fn weight_values<'py, F: Real + PooledElement>(
     inputs: &Array2<F>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let view = inputs.view();
-    let values = install(py, || gradients.tf_weight_values(&view));
+    let work = gradients.ids.len() * gradients.dim();
+    let values = install(py, work, || gradients.tf_weight_values(&view));
     Ok(to_numpy(py, values)?.into_any())
 }
 
@@ -105,7 +106,8 @@ fn merged<'py, F: Real + PooledElement>(
     inputs: &Array2<F>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let view = inputs.view();
-    let (ids, rows, biases) = install(py, || gradients.merged(&view));
+    let work = gradients.ids.len() * gradients.dim();
+    let (ids, rows, biases) = install(py, work, || gradients.merged(&view));
     let ids: Vec<i64> = ids.into_iter().map(|id| id as i64).collect();
     Ok((
         ids.into_pyarray(py),
@@ -190,7 +192,8 @@ fn scatter_add<'py, F: Real + Element>(
         }
     }
     let view = inputs.view();
-    install_locked(py, &access.regions(), || {
+    let work = gradients.ids.len() * gradients.dim();
+    install_locked(py, &access.regions(), work, || {
         gradients.scatter_add(&view, weight_rows.as_ref(), bias_rows.as_ref(), scale)
     })?;
     Ok(())

@@ -174,14 +174,15 @@ fn run_sampled<'py, F: IntoComputed, L: ClassId>(
         biases.iter().map(|a| a.as_array()).collect(),
     )?;
     let regions = read_regions(arguments);
+    let work = work_estimate(&problem);
     Ok(match output {
         SampledOutput::Logits => to_numpy(
             py,
-            install_locked(py, &regions, || problem.compute_sampled_logits())?,
+            install_locked(py, &regions, work, || problem.compute_sampled_logits())?,
         )?
         .into_any(),
         SampledOutput::Loss(kind) => {
-            install_locked(py, &regions, || losses::sampled_loss(&problem, kind))?
+            install_locked(py, &regions, work, || losses::sampled_loss(&problem, kind))?
                 .into_pyarray(py)
                 .into_any()
         }
@@ -189,7 +190,7 @@ fn run_sampled<'py, F: IntoComputed, L: ClassId>(
             let upstream = arrays.upstream(argument)?;
             // The gradients keep their own copy of `inputs`: what they compute later must not
             // depend on the caller leaving `inputs` untouched.
-            let (computed, inputs) = install_locked(py, &regions, || {
+            let (computed, inputs) = install_locked(py, &regions, work, || {
                 forward_backward(&problem, kind, &upstream)
                     .map(|computed| (computed, problem.inputs.to_owned()))
             })?;
@@ -203,6 +204,17 @@ fn run_sampled<'py, F: IntoComputed, L: ClassId>(
             Bound::new(py, gradients)?.into_any()
         }
     })
+}
+
+/// About how many multiply-adds the fused pass takes: `batch × (num_true + num_sampled) × dim`
+/// for each of its products.
+fn work_estimate<F: Real, L: ClassId>(problem: &SampledLossInputs<'_, F, L>) -> usize {
+    let (batch, dim) = problem.inputs.dim();
+    let columns = problem.labels.ncols() + problem.sampled.candidates.len();
+    batch
+        .saturating_mul(columns)
+        .saturating_mul(dim)
+        .saturating_mul(3)
 }
 
 /// The arrays a loss reads that another call might update in place, to lock for reading.
@@ -268,7 +280,8 @@ fn sgd_step<'py, F: IntoComputed, L: ClassId>(
     let strategy = partition_strategy(&arguments.partition_strategy)?;
     let inputs = arrays.inputs.as_array();
     let (weight_views, bias_views) = (write_views(&weights), write_views(&biases));
-    let computed = install_locked(py, &access.regions(), move || {
+    let work = work_estimate(&problem);
+    let computed = install_locked(py, &access.regions(), work, move || {
         let computed = forward_backward(&problem, kind, &upstream)?;
         drop(problem);
         let weight_rows = ShardedRowsMut::new(weight_views, strategy, "weights")?;
@@ -389,7 +402,7 @@ fn run_full<'py, F: Real + Element, L: ClassId>(
     let weights = sharded(&weights, strategy, "weights")?;
     let biases = sharded(&biases, strategy, "biases")?;
     let inputs = inputs.as_array();
-    let loss = install(py, || {
+    let loss = install(py, usize::MAX, || {
         full_evaluation::full_loss(&weights, &biases, labels, inputs, num_classes, kind)
     })?;
     Ok(loss.into_pyarray(py).into_any())

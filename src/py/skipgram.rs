@@ -109,7 +109,7 @@ impl<'py> Tables<'py> {
                 self.biases.as_array_mut(),
             )
         };
-        install_locked(py, &self.access.regions(), move || {
+        install_locked(py, &self.access.regions(), usize::MAX, move || {
             let contiguous = "checked C-contiguous when extracted";
             let mut embeddings = Embeddings {
                 input: input.into_slice().expect(contiguous),
