@@ -483,6 +483,43 @@ def run_torch(torch: Any, config: Config, data: dict, repeats: int, result: Resu
     weights.grad = biases.grad = inputs.grad = None
 
 
+def run_torch_autograd(torch: Any, config: Config, data: dict, repeats: int, result: Result, base):
+    """rustnce.torch.nce_loss under autograd: forward, then ``loss.sum().backward()`` into
+    sparse gradients (as the hand-written PyTorch above, with ``F.embedding(sparse=True)``)."""
+    import rustnce.torch
+
+    s, c, t = config.num_sampled, config.classes, config.num_true
+    sv = data["sampled_values"]
+    # Leaves sharing memory with the NumPy arrays (nothing writes them): no extra copy.
+    weights = torch.from_numpy(data["weights"]).requires_grad_()
+    biases = torch.from_numpy(data["biases"]).requires_grad_()
+    inputs = torch.from_numpy(data["inputs"].copy()).requires_grad_()
+    labels = torch.from_numpy(data["labels"])
+
+    def forward_backward():
+        weights.grad = biases.grad = inputs.grad = None
+        loss = rustnce.torch.nce_loss(
+            weights, biases, labels, inputs, s, c, num_true=t, sampled_values=sv, sparse_grad=True
+        )
+        loss.sum().backward()
+        return loss, weights.grad, biases.grad, inputs.grad
+
+    loss, grad_w, grad_b, grad_x = forward_backward()
+    if not (grad_w.is_sparse and grad_b.is_sparse):
+        result.warnings.append("WARNING: rustnce.torch gave dense weight/bias gradients")
+    compare("rustnce.torch autograd", loss.detach().numpy(), grad_x.numpy(), base, result)
+    del loss, grad_w, grad_b, grad_x
+    result.timings["rustnce.torch autograd"] = time_call(forward_backward, repeats, warmup=3)
+    weights.grad = biases.grad = inputs.grad = None
+    mine = result.timings["rustnce.torch autograd"].ms
+    plain = result.timings["rustnce"].ms
+    hand = result.timings.get("torch", Timing()).ms
+    line = f"rustnce.torch autograd: {plain / mine:.2f}x the plain rustnce call (target >= 0.95)"
+    if hand:
+        line += f", {hand / mine:.2f}x hand-written PyTorch (target >= 1.3)"
+    result.notes.append(line)
+
+
 def run_ceiling(config: Config, repeats: int, result: Result) -> None:
     """NumPy float32 matmuls with the FLOPs of the three [B,S,D] products."""
     rng = np.random.default_rng(1)
@@ -508,7 +545,15 @@ def run_ceiling(config: Config, repeats: int, result: Result) -> None:
 # Report
 # ---------------------------------------------------------------------------------------
 
-COLUMNS = ["rustnce", "rustnce sgd step", "reference", "tensorflow", "torch", "matmul ceiling"]
+COLUMNS = [
+    "rustnce",
+    "rustnce sgd step",
+    "rustnce.torch autograd",
+    "reference",
+    "tensorflow",
+    "torch",
+    "matmul ceiling",
+]
 BASELINES = ["tensorflow", "torch", "reference"]
 
 
@@ -538,7 +583,7 @@ def print_result(result: Result, markdown: bool) -> None:
         rows.append([name, _fmt_ms(timing), detail])
     speedups: list[list[str]] = []
     ceiling = timings.get("matmul ceiling")
-    for variant in ("rustnce", "rustnce sgd step"):
+    for variant in ("rustnce", "rustnce sgd step", "rustnce.torch autograd"):
         mine = timings.get(variant)
         if mine is None or mine.ms is None:
             continue
@@ -649,6 +694,8 @@ def main(argv: list[str] | None = None) -> int:
             gc.collect()
         if torch is not None:
             run_torch(torch, config, data, args.repeats, result, base)
+            gc.collect()
+            run_torch_autograd(torch, config, data, args.repeats, result, base)
             gc.collect()
         run_ceiling(config, args.repeats, result)
         del data, base

@@ -503,9 +503,8 @@ class _SampledLossModule(torch.nn.Module):
         if not isinstance(sparse, bool):
             raise TypeError(f"sparse must be a bool, got {type(sparse).__name__}")
         if not isinstance(remove_accidental_hits, bool):
-            raise TypeError(
-                f"remove_accidental_hits must be a bool, got {type(remove_accidental_hits).__name__}"
-            )
+            kind = type(remove_accidental_hits).__name__
+            raise TypeError(f"remove_accidental_hits must be a bool, got {kind}")
         if reduction not in _REDUCTIONS:
             raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
         if sampler is None:
