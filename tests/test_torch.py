@@ -600,3 +600,17 @@ def test_next_word_example_learns():
     true = float(lines["perplexity true"])
     model = float(lines["perplexity model"])
     assert true < model < 0.5 * unigram, result.stdout
+
+
+def test_a_retained_graph_gives_the_same_gradients_each_backward():
+    """The saved inputs gradient is handed out without a copy (it may become inputs.grad);
+    zeroing the .grad tensors in place must not change what a second backward gives."""
+    problem = make_problem(13, shards=2)
+    loss = rt.nce_loss(**problem).sum()
+    loss.backward(retain_graph=True)
+    first = [g.clone() for g in gradients(problem)]
+    for g in gradients(problem):
+        g.zero_()
+    loss.backward()
+    for once, again in zip(first, gradients(problem)):
+        torch.testing.assert_close(again, once, **TOLERANCES)

@@ -128,6 +128,7 @@ class _Call:
     sparse_grad: bool
     gradients: SampledLossGradients | None = None
     parameter_versions: tuple[int, ...] = ()
+    inputs_gradient_given: bool = False
 
     def run(self, upstream: Any) -> SampledLossGradients:
         return self.fused_pass(
@@ -170,12 +171,16 @@ class _SampledLoss(torch.autograd.Function):
         gradients = call.gradients
         assert gradients is not None
         scale = _uniform_value(grad_loss)
-        if scale is None:
+        # The saved inputs gradient is handed to autograd without a copy, which may keep it as
+        # inputs.grad and add to it: a second backward (retain_graph) computes afresh.
+        if scale is None or (needs_inputs and call.inputs_gradient_given):
             gradients = _rerun_with_upstream(call, ctx, grad_loss)
             scale = 1.0
         grad_inputs = None
         if needs_inputs:
             grad_inputs = torch.from_numpy(gradients.inputs)
+            if gradients is call.gradients:
+                call.inputs_gradient_given = True
             if scale != 1.0:
                 grad_inputs = grad_inputs * scale
         grad_weights: list[torch.Tensor | None] = [None] * count
@@ -208,8 +213,9 @@ def _uniform_value(grad_loss: torch.Tensor) -> float | None:
 
 
 def _rerun_with_upstream(call: _Call, ctx: Any, grad_loss: torch.Tensor) -> SampledLossGradients:
-    """The fused pass again, with a per-example upstream gradient and the same sampled
-    values; it reads the weights again, so they must be as the forward pass saw them."""
+    """The fused pass again, with ``grad_output`` as the upstream gradient and the same
+    sampled values; it reads the weights again, so they must be as the forward pass saw
+    them."""
     if tuple(p._version for p in ctx.parameters) != call.parameter_versions:
         raise RuntimeError(
             "rustnce.torch: weights or biases were modified in place between the forward pass "
