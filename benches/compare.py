@@ -446,7 +446,9 @@ def run_tensorflow(tf: Any, config: Config, data: dict, repeats: int, result: Re
     result.timings["tensorflow"] = time_call(call, repeats, warmup=3)
 
 
-def run_torch(torch: Any, config: Config, data: dict, repeats: int, result: Result, base):
+def torch_hand_written(torch: Any, config: Config, data: dict) -> Callable[[], tuple]:
+    """The NCE loss written by hand in PyTorch (sparse embedding gather, BCE with logits):
+    a function doing forward + ``loss.sum().backward()``."""
     functional = torch.nn.functional
     s, c, t, bsz = config.num_sampled, config.classes, config.num_true, config.batch
     sampled, true_expected, sampled_expected = data["sampled_values"]
@@ -474,13 +476,83 @@ def run_torch(torch: Any, config: Config, data: dict, repeats: int, result: Resu
         loss.sum().backward()
         return loss, weights.grad, biases.grad, inputs.grad
 
+    return forward_backward
+
+
+def run_torch(torch: Any, config: Config, data: dict, repeats: int, result: Result, base):
+    forward_backward = torch_hand_written(torch, config, data)
     loss, grad_w, grad_b, grad_x = forward_backward()
     if not grad_w.is_sparse:
         result.notes.append("torch: weight gradient is dense")
     compare("torch", loss.detach().numpy(), grad_x.numpy(), base, result)
     del loss, grad_w, grad_b, grad_x
     result.timings["torch"] = time_call(forward_backward, repeats, warmup=3)
+
+
+def run_torch_autograd(torch: Any, config: Config, data: dict, repeats: int, result: Result, base):
+    """rustnce.torch.nce_loss under autograd: forward, then ``loss.sum().backward()`` into
+    sparse gradients (as the hand-written PyTorch above, with ``F.embedding(sparse=True)``)."""
+    import rustnce.torch
+
+    s, c, t = config.num_sampled, config.classes, config.num_true
+    sv = data["sampled_values"]
+    # Leaves sharing memory with the NumPy arrays (nothing writes them): no extra copy.
+    weights = torch.from_numpy(data["weights"]).requires_grad_()
+    biases = torch.from_numpy(data["biases"]).requires_grad_()
+    inputs = torch.from_numpy(data["inputs"].copy()).requires_grad_()
+    labels = torch.from_numpy(data["labels"])
+
+    def forward_backward():
+        weights.grad = biases.grad = inputs.grad = None
+        loss = rustnce.torch.nce_loss(
+            weights, biases, labels, inputs, s, c, num_true=t, sampled_values=sv, sparse_grad=True
+        )
+        loss.sum().backward()
+        return loss, weights.grad, biases.grad, inputs.grad
+
+    loss, grad_w, grad_b, grad_x = forward_backward()
+    if not (grad_w.is_sparse and grad_b.is_sparse):
+        result.warnings.append("WARNING: rustnce.torch gave dense weight/bias gradients")
+    compare("rustnce.torch autograd", loss.detach().numpy(), grad_x.numpy(), base, result)
+    del loss, grad_w, grad_b, grad_x
+    result.timings["rustnce.torch autograd"] = time_call(forward_backward, repeats, warmup=3)
+
+    # The targets as ratios measured side by side: the three alternate call by call, so load
+    # from other processes falls on all of them alike.
+    w, b, x, y = (data[k] for k in ("weights", "biases", "inputs", "labels"))
+
+    def plain():
+        g = rustnce.nce_loss_and_gradients(w, b, y, x, s, c, num_true=t, sampled_values=sv)
+        return g.loss, g.inputs, g.weights, g.biases
+
+    ratios = interleaved_ratios(
+        forward_backward, {"plain": plain, "hand": torch_hand_written(torch, config, data)}, repeats
+    )
     weights.grad = biases.grad = inputs.grad = None
+    result.notes.append(
+        f"rustnce.torch autograd, interleaved medians: {ratios['plain']:.2f}x the plain "
+        f"rustnce.nce_loss_and_gradients call (target >= 0.95), {ratios['hand']:.2f}x the "
+        "hand-written PyTorch loss (target >= 1.3)"
+    )
+
+
+def interleaved_ratios(
+    mine: Callable[[], Any], others: dict[str, Callable[[], Any]], repeats: int
+) -> dict[str, float]:
+    """``median(other) / median(mine)`` with the calls alternating (at least 30 rounds)."""
+    samples: dict[str, list[float]] = {name: [] for name in ["mine", *others]}
+    functions = {"mine": mine, **others}
+    GATE.wait()
+    for _ in range(2):
+        for fn in functions.values():
+            fn()
+    for _ in range(max(repeats, 30)):
+        for name, fn in functions.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    mine_ms = statistics.median(samples["mine"])
+    return {name: statistics.median(samples[name]) / mine_ms for name in others}
 
 
 def run_ceiling(config: Config, repeats: int, result: Result) -> None:
@@ -508,7 +580,15 @@ def run_ceiling(config: Config, repeats: int, result: Result) -> None:
 # Report
 # ---------------------------------------------------------------------------------------
 
-COLUMNS = ["rustnce", "rustnce sgd step", "reference", "tensorflow", "torch", "matmul ceiling"]
+COLUMNS = [
+    "rustnce",
+    "rustnce sgd step",
+    "rustnce.torch autograd",
+    "reference",
+    "tensorflow",
+    "torch",
+    "matmul ceiling",
+]
 BASELINES = ["tensorflow", "torch", "reference"]
 
 
@@ -538,7 +618,7 @@ def print_result(result: Result, markdown: bool) -> None:
         rows.append([name, _fmt_ms(timing), detail])
     speedups: list[list[str]] = []
     ceiling = timings.get("matmul ceiling")
-    for variant in ("rustnce", "rustnce sgd step"):
+    for variant in ("rustnce", "rustnce sgd step", "rustnce.torch autograd"):
         mine = timings.get(variant)
         if mine is None or mine.ms is None:
             continue
@@ -649,6 +729,8 @@ def main(argv: list[str] | None = None) -> int:
             gc.collect()
         if torch is not None:
             run_torch(torch, config, data, args.repeats, result, base)
+            gc.collect()
+            run_torch_autograd(torch, config, data, args.repeats, result, base)
             gc.collect()
         run_ceiling(config, args.repeats, result)
         del data, base
