@@ -6,12 +6,12 @@ Consistency. Pushes add deltas (``rows += delta``); they never overwrite, so con
 commute. A synchronous Ray actor runs the calls of one caller in the order they were submitted,
 so a caller's pull always sees its own earlier pushes to that shard.
 
-Faults. Shard actors are created with ``max_restarts=-1`` and ``max_task_retries=-1``: Ray
-restarts a dead shard by running its constructor again, and retries the calls that were in
-flight. The constructor loads the shard's last checkpoint (written every
-``checkpoint_seconds`` to a temporary file in the same directory and renamed into place), so a
-restarted shard loses only the pushes it applied after that checkpoint; :meth:`ShardedTable.status`
-reports restores and lost pushes.
+Faults. With a ``checkpoint_dir``, shard actors are created with ``max_restarts=-1`` and
+``max_task_retries=-1``: Ray restarts a dead shard by running its constructor again, and
+retries the calls that were in flight (without one, a lost shard is an error). The constructor
+of a restarted shard loads its last checkpoint (written every ``checkpoint_seconds`` to a
+temporary file in the same directory and renamed into place), so it loses only the pushes it
+applied after that checkpoint; :meth:`ShardedTable.status` reports restored shards.
 """
 
 from __future__ import annotations
@@ -64,14 +64,20 @@ def _initial_rows(
 
 
 class TableShard:
-    """The rows one shard holds of every table (the class behind each Ray actor)."""
+    """The rows one shard holds of every table (the class behind each Ray actor).
+
+    The constructor takes only the tables' shapes (Ray keeps constructor arguments to run it
+    again on a restart, and large ones could be gone by then): it starts from the checkpoint if
+    there is one and the shard is being restarted (``restore``; by default, whether Ray is
+    restarting this actor), else from zeros; :meth:`assign` sets the initial values."""
 
     def __init__(
         self,
         shard: int,
-        tables: dict[str, np.ndarray],
+        shapes: dict[str, tuple[int, ...]],
         checkpoint_path: str | None,
         checkpoint_seconds: float,
+        restore: bool | None = None,
     ) -> None:
         self.shard = shard
         self.checkpoint_path = checkpoint_path
@@ -79,13 +85,25 @@ class TableShard:
         self.pushes = 0  # pushes reflected in the tables (including checkpointed ones)
         self.restored_from: int | None = None
         self.last_checkpoint = time.monotonic()
-        if checkpoint_path is not None and os.path.exists(checkpoint_path):
+        if restore is None:  # a Ray actor: restore when Ray is restarting it
+            restore = _ray().get_runtime_context().was_current_actor_reconstructed
+        if restore and checkpoint_path is not None and os.path.exists(checkpoint_path):
             with np.load(checkpoint_path) as saved:
-                self.tables = {name: saved[name].copy() for name in tables}
+                self.tables = {name: saved[name].copy() for name in shapes}
                 self.pushes = int(saved["__pushes__"])
             self.restored_from = self.pushes
         else:
-            self.tables = {name: np.array(values, copy=True) for name, values in tables.items()}
+            self.tables = {name: np.zeros(shape, np.float32) for name, shape in shapes.items()}
+
+    def assign(self, tables: dict[str, np.ndarray]) -> None:
+        """Replaces the rows of the named tables (initial values)."""
+        for name, values in tables.items():
+            if values.shape != self.tables[name].shape:
+                raise ValueError(
+                    f"tables[{name!r}]: shard {self.shard} holds {self.tables[name].shape}, "
+                    f"got {values.shape}"
+                )
+            self.tables[name] = np.array(values, dtype=np.float32, copy=True)
 
     def ping(self) -> int:
         return self.shard
@@ -201,17 +219,17 @@ class ShardedTable:
         self.checkpoint_dir = checkpoint_dir
         if checkpoint_dir is not None:
             os.makedirs(checkpoint_dir, exist_ok=True)
-        actor_class = ray.remote(TableShard).options(
-            max_restarts=-1, max_task_retries=-1, num_cpus=0
-        )
         needs_ids = any(spec.init == "values" for spec in self.specs.values())
+        # Without checkpoints a lost shard could only come back empty: it is not restarted.
+        restarts = -1 if checkpoint_dir is not None else 0
+        actor_class = ray.remote(TableShard).options(
+            max_restarts=restarts, max_task_retries=restarts, num_cpus=0
+        )
         self.actors = []
+        assigned = []
         for shard in range(layout.shards):
-            global_ids = layout.global_ids(shard) if needs_ids else None
-            initial = {
-                table: _initial_rows(
-                    spec, layout.sizes[shard], global_ids, seed, shard, f"tables[{table!r}]"
-                )
+            shapes = {
+                table: (layout.sizes[shard],) + self._shape_of(spec)
                 for table, spec in self.specs.items()
             }
             path = (
@@ -219,13 +237,28 @@ class ShardedTable:
                 if checkpoint_dir is None
                 else os.path.join(checkpoint_dir, f"{name}-shard{shard}.npz")
             )
-            self.actors.append(actor_class.remote(shard, initial, path, float(checkpoint_seconds)))
-        ray.get([actor.ping.remote() for actor in self.actors])
+            actor = actor_class.remote(shard, shapes, path, float(checkpoint_seconds))
+            self.actors.append(actor)
+            global_ids = layout.global_ids(shard) if needs_ids else None
+            initial = {
+                table: _initial_rows(
+                    spec, layout.sizes[shard], global_ids, seed, shard, f"tables[{table!r}]"
+                )
+                for table, spec in self.specs.items()
+                if spec.init != "zeros"
+            }
+            if initial:
+                assigned.append(actor.assign.remote(initial))
+        ray.get(assigned + [actor.ping.remote() for actor in self.actors])
         if checkpoint_dir is not None:
-            # A restart then never needs the constructor's initial values again.
+            # A restarted shard starts from its checkpoint, never from zeros.
             self.checkpoint()
         # Handles travel to workers: keep the shapes, not the initial values.
         self.specs = {table: TableSpec(spec.dim) for table, spec in self.specs.items()}
+
+    @staticmethod
+    def _shape_of(spec: TableSpec) -> tuple[int, ...]:
+        return () if spec.dim is None else (spec.dim,)
 
     def row_shape(self, name: str) -> tuple[int, ...]:
         dim = self.specs[name].dim
