@@ -148,7 +148,7 @@ def test_shard_checkpoint_is_written_whole_and_restores_the_rows(tmp_path):
     fresh = TableShard(0, {"w": (4, 2)}, path, 1e9, restore=False)
     assert fresh.status()["restored_from"] is None and not fresh.tables["w"].any()
     restored = TableShard(0, {"w": (4, 2)}, path, 1e9, restore=True)
-    assert restored.status() == {"shard": 0, "pushes": 1, "restored_from": 1}
+    assert restored.status()["pushes"] == 1 and restored.status()["restored_from"] == 1
     np.testing.assert_array_equal(restored.tables["w"], [[0, 0], [1, 1], [0, 0], [1, 1]])
 
 
@@ -371,7 +371,7 @@ def test_cli_trains_with_workers_and_saves_word2vec_text(cluster, planted, tmp_p
     )
     printed = capsys.readouterr().out
     assert code == 0, printed
-    assert "2 workers, 3 shards (div)" in printed
+    assert "2 workers, 3 shards (mod)" in printed
     assert "no worker or shard was lost" in printed
     words, vectors = load_word2vec_format(output)
     vocabulary, _ = load_corpus(read_sentences(planted[0]), 5)

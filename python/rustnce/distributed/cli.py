@@ -29,8 +29,6 @@ from ..word2vec.training import TrainingConfig, TrainingDiverged
 from ..word2vec.vectors import save_word2vec_format
 from .training import DistributedConfig, DistributedResult, connect, train_distributed
 
-DEFAULT_SHARDS = 8
-
 
 def _count(text: str) -> int:
     try:
@@ -59,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_count,
         default=None,
         metavar="M",
-        help=f"split the vectors over M shard actors (default {DEFAULT_SHARDS}; with --workers)",
+        help="split the vectors over M shard actors (default: one per worker; with --workers)",
     )
     group.add_argument(
         "--ray-address",
@@ -71,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--partition-strategy",
         choices=("div", "mod"),
         default=None,
-        help="how rows are split over the shards (default div; with --workers)",
+        help="how rows are split over the shards (default mod: frequent words spread over "
+        "all shards; with --workers)",
     )
 
 
@@ -140,8 +139,8 @@ def run(
     config = _config(args)
     distributed = DistributedConfig(
         workers=args.workers,
-        shards=args.shards or DEFAULT_SHARDS,
-        partition_strategy=args.partition_strategy or "div",
+        shards=args.shards or args.workers,
+        partition_strategy=args.partition_strategy or "mod",
         min_count=args.min_count,
         threads_per_worker=getattr(args, "threads", 0) or 0,
     )

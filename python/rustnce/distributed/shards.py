@@ -84,6 +84,7 @@ class TableShard:
         self.checkpoint_seconds = checkpoint_seconds
         self.pushes = 0  # pushes reflected in the tables (including checkpointed ones)
         self.restored_from: int | None = None
+        self.rows_read = self.rows_written = 0  # since this actor started
         self.last_checkpoint = time.monotonic()
         if restore is None:  # a Ray actor: restore when Ray is restarting it
             restore = _ray().get_runtime_context().was_current_actor_reconstructed
@@ -110,6 +111,7 @@ class TableShard:
 
     def pull(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The rows ``rows[name]`` (local row numbers) of each named table."""
+        self.rows_read += sum(local.size for local in rows.values())
         return {name: self.tables[name][local] for name, local in rows.items()}
 
     def push(self, updates: dict[str, tuple[np.ndarray, np.ndarray]]) -> int:
@@ -117,6 +119,7 @@ class TableShard:
         number of pushes applied so far."""
         for name, (local, delta) in updates.items():
             self.tables[name][local] += delta
+            self.rows_written += local.size
         self.pushes += 1
         if (
             self.checkpoint_path is not None
@@ -153,7 +156,13 @@ class TableShard:
         return self.tables
 
     def status(self) -> dict[str, Any]:
-        return {"shard": self.shard, "pushes": self.pushes, "restored_from": self.restored_from}
+        return {
+            "shard": self.shard,
+            "pushes": self.pushes,
+            "restored_from": self.restored_from,
+            "rows_read": self.rows_read,
+            "rows_written": self.rows_written,
+        }
 
 
 def _ray() -> Any:
@@ -180,6 +189,11 @@ class PendingPull:
         self._positions = positions
         self._sizes = sizes
         self._table = table
+
+    @property
+    def messages(self) -> int:
+        """Shard actors this pull (and push) was sent to."""
+        return len(self._refs)
 
     def result(self) -> dict[str, np.ndarray]:
         """The pulled rows, one array per table in the order the ids were given."""

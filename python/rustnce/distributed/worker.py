@@ -57,6 +57,7 @@ class UnitStats:
     batches: int = 0
     loss: float = 0.0
     chunks: int = 0
+    messages: int = 0  # calls to shard actors
     rows_pulled: int = 0  # rows of the input and output tables (biases ride with outputs)
     bytes_pulled: int = 0
     bytes_pushed: int = 0
@@ -219,8 +220,9 @@ class SkipGramWorker:
             if number + 1 < len(chunks):
                 following = prepare(chunks[number + 1], unsent)
             elif unsent:
-                self.table.push(unsent)
+                stats.messages += len(self.table.push(unsent))
             unsent = {}
+            stats.messages += current["pending"].messages
             stats.sample_seconds += current["sample_time"]
             stats.pack_seconds += current["pack_time"]
             clock = time.perf_counter()
@@ -297,7 +299,7 @@ class SkipGramWorker:
             previous, current = current, following  # type: ignore[assignment]
         clock = time.perf_counter()
         if unsent:
-            self.table.push(unsent, wait=True)
+            stats.messages += len(self.table.push(unsent, wait=True))
         stats.wait_seconds += time.perf_counter() - clock
         stats.seconds = time.perf_counter() - started
         return stats
