@@ -127,20 +127,20 @@ def main() -> None:
         single = train(corpus, vocabulary, config)
         speeds.setdefault("single process", []).append(single.words_per_second)
         ends.setdefault("single process", []).append(single.words_per_second)
-        for workers in (1, 2):
-            name = f"{workers} worker{'s' if workers > 1 else ''}, {args.shards} shards"
+        for workers, shards in ((1, args.shards), (2, args.shards), (1, 1)):
+            name = f"{workers} worker{'s' if workers > 1 else ''}, {shards} shard(s)"
             result = train_distributed(
                 path,
                 config,
                 DistributedConfig(
                     workers=workers,
-                    shards=args.shards,
+                    shards=shards,
                     partition_strategy=args.partition_strategy,
                 ),
             )
             speeds.setdefault(name, []).append(result.words / training_seconds(result))
             ends.setdefault(name, []).append(result.words_per_second)
-            last[workers] = result
+            last[workers, shards] = result
     base = statistics.median(speeds["single process"])
     print(
         f"planted corpus, {len(corpus):,} tokens x {args.epochs} epochs; local Ray with "
@@ -155,7 +155,7 @@ def main() -> None:
         print(f"  {name:28} {speed:17,.0f} {speed / base:7.3f} {end:19,.0f}")
 
     for workers in (1, 2):
-        result = last[workers]
+        result = last[workers, args.shards]
         total = sums(result.units)
         batches = total["batches"]
         print(f"\nlocal terms, {workers} worker(s), {args.shards} shards (sums over workers):")
@@ -180,7 +180,9 @@ def main() -> None:
         read = np.array([s["rows_read"] for s in status], dtype=float)
         print(f"  rows read per shard, max / mean: {read.max() / read.mean():.2f}")
 
-    total = sums(last[1].units)  # one worker on this machine's cores: the node of the model
+    total = sums(
+        last[1, args.shards].units
+    )  # one worker on this machine's cores: the node of the model
     words_per_chunk = total["words"] / total["chunks"]
     rows_per_message = (total["bytes_pulled"] / total["messages"]) / (4 * (100 + 100 + 1))
     terms = {
@@ -197,7 +199,9 @@ def main() -> None:
     }
     print("\nmodel terms (docs/scaling.md), from the 1-worker run:")
     for name, value in terms.items():
-        unit = " bytes" if "bytes" in name else " s" if "per" in name else ""
+        unit = (
+            " bytes" if "bytes" in name else " s" if "message" in name or "compute" in name else ""
+        )
         print(f"  {name:26} {value:.4g}{unit}")
     predicted_local = 1.0 / (
         terms["compute_per_word"] + terms["client_per_message"] * total["messages"] / total["words"]
@@ -206,6 +210,12 @@ def main() -> None:
     print(
         f"  one worker's words/s predicted from its CPU terms {predicted_local:,.0f}, measured "
         f"{measured_local:,.0f} (the rest is waiting for rows: {total['wait_seconds']:.1f} s)"
+    )
+    one_shard = last[1, 1]
+    print(
+        f"  N = 1 (one worker, one shard) predicted {projection(terms, 1, 10, 1.0):,.0f} words/s, "
+        f"measured {one_shard.words / training_seconds(one_shard):,.0f} (median "
+        f"{statistics.median(speeds['1 worker, 1 shard(s)']):,.0f})"
     )
     speedup = 1.0  # the compute term was measured on this run's threads per worker
     print("\nprojected words/s, N nodes like this one, with one worker and one shard each:")

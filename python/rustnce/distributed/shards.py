@@ -398,7 +398,3 @@ class ShardedTable:
             ray.kill(actor, no_restart=True)
         self.actors = []
 
-
-def unique_ids(*arrays: Sequence[int] | np.ndarray) -> np.ndarray:
-    """The distinct ids of ``arrays``, sorted, as int64."""
-    return np.unique(np.concatenate([np.asarray(a, dtype=np.int64).reshape(-1) for a in arrays]))

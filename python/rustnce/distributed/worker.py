@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -67,8 +67,7 @@ class UnitStats:
     step_seconds: float = 0.0  # the fused steps
     wait_seconds: float = 0.0  # waiting for pulled rows
     pack_seconds: float = 0.0  # renumbering, deltas, sending pushes
-    rate: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    rate: float = 0.0  # the learning rate of the last step
 
 
 def _blocks(sentences: np.ndarray, block_tokens: int) -> list[tuple[int, int]]:
