@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -397,4 +397,3 @@ class ShardedTable:
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
         self.actors = []
-
