@@ -232,7 +232,7 @@ def test_planted_quality_matches_the_single_process_trainer(cluster, planted):
     config = TrainingConfig(epochs=3, seed=1)
     vocabulary, corpus = load_corpus(read_sentences(path), 5)
     single = _purity(train(corpus, vocabulary, config).input_vectors, vocabulary, groups_of)
-    result = train_distributed(path, config, DistributedConfig(workers=2, shards=8))
+    result = train_distributed(path, config, DistributedConfig(workers=2, shards=2))
     assert result.vocabulary.words == vocabulary.words
     distributed = _purity(result.input_vectors, vocabulary, groups_of)
     assert single > 0.5  # far above chance (0.02): the comparison means something
@@ -268,12 +268,12 @@ def test_enwiki_quality_is_within_the_single_process_trainers_seed_spread(
 ):
     """One run's WordSim-353 score moves by about 0.04 from seed to seed of the same trainer
     (3 epochs), more than the 0.03 asked for, so a single distributed run is held to the
-    single-process runs' range over four seeds: it must not fall more than 0.03 below their
-    lowest score."""
+    single-process runs' range over three seeds: it must not fall more than 0.03 below their
+    lowest score (nor rise more than 0.10 above the highest)."""
     path, pairs = _enwiki(tmp_path_factory)
     vocabulary, corpus = load_corpus(read_sentences(path), 5)
     single = {name: [] for name in pairs}
-    for seed in (1, 2, 3, 4):
+    for seed in (1, 2, 3):
         vectors = train(corpus, vocabulary, TrainingConfig(epochs=3, seed=seed)).input_vectors
         for name, pair_list in pairs.items():
             single[name].append(word_similarity(vectors, vocabulary, pair_list).spearman)
@@ -348,6 +348,14 @@ def test_a_killed_shard_is_restored_from_its_checkpoint(cluster, planted, tmp_pa
 def test_more_workers_than_cpus_is_refused(cluster, planted):
     with pytest.raises(ValueError, match=r"workers \(3\) must not exceed the Ray cluster's CPUs"):
         train_distributed(planted[0], TrainingConfig(), DistributedConfig(workers=3))
+
+
+def test_a_corpus_that_is_not_utf8_is_a_plain_corpus_error(cluster, tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(b"caf\xe9 au lait\n" * 20)
+    with pytest.raises(CorpusError) as caught:
+        train_distributed(str(path), TrainingConfig(), DistributedConfig(workers=2))
+    assert str(caught.value).startswith(f"corpus {str(path)!r} is not UTF-8 text")
 
 
 def test_cli_trains_with_workers_and_saves_word2vec_text(cluster, planted, tmp_path, capsys):

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..word2vec.corpus import Vocabulary
+from ..word2vec.corpus import CorpusError, Vocabulary
 from ..word2vec.training import (
     Progress,
     TrainingConfig,
@@ -141,9 +141,14 @@ def train_distributed(
         )
     parts = split_file(corpus_path, distributed.workers)
     count_task = ray.remote(count_range).options(num_cpus=1)
-    vocabulary = merge_counts(
-        ray.get([count_task.remote(part) for part in parts]), distributed.min_count
-    )
+    try:
+        counts = ray.get([count_task.remote(part) for part in parts])
+    except ray.exceptions.RayTaskError as error:
+        cause = getattr(error, "cause", None)
+        if isinstance(cause, CorpusError):  # an unreadable range: the plain message
+            raise CorpusError(str(cause)) from None
+        raise
+    vocabulary = merge_counts(counts, distributed.min_count)
     config.check(len(vocabulary))
     if distributed.shards > len(vocabulary):
         raise ValueError(
