@@ -7,6 +7,7 @@ runs that survive a killed worker and a killed shard."""
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -389,3 +390,9 @@ def test_cli_trains_with_workers_and_saves_word2vec_text(cluster, planted, tmp_p
 def test_cli_distribution_options_need_workers(capsys):
     assert main(["--shards", "4"]) == 2
     assert "--shards needs --workers" in capsys.readouterr().err
+
+
+def test_cli_without_ray_installed_says_how_to_install_it(monkeypatch, planted, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    assert main(["--corpus", planted[0], "--workers", "2"]) == 2
+    assert "pip install 'rustnce[ray]'" in capsys.readouterr().err

@@ -158,7 +158,10 @@ def run(
             corpus = os.path.join(scratch, "planted.txt")
             planted.write(corpus)
             groups_of = dict(zip(planted.words, planted.groups.tolist()))
-        started_ray = connect(args.ray_address)
+        try:
+            started_ray = connect(args.ray_address)
+        except ImportError as error:  # Ray is not installed
+            raise usage_error(str(error)) from None
         try:
             bar = None if args.quiet or progress_bar is None else progress_bar(err)
             result = train_distributed(corpus, config, distributed, progress=bar)
