@@ -23,6 +23,7 @@ import rustnce
 
 from .._arguments import MAX_COUNT, check_memory
 from ..atomic_files import check_writable
+from ..distributed import cli as distributed_cli
 from .corpus import CorpusError, EncodedCorpus, Vocabulary, load_corpus, read_sentences
 from .evaluation import (
     Purity,
@@ -255,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train with log_uniform and with unigram^0.75 on the same corpus and compare",
     )
     output.add_argument("--quiet", action="store_true", help="no progress bar")
+    distributed_cli.add_arguments(parser)
     return parser
 
 
@@ -453,6 +455,8 @@ def _output_for(base: str | None, sampler: str) -> str:
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.workers is not None or distributed_cli.check_arguments(args):
+        return distributed_cli.run(args, out, err, ProgressBar, UsageError, InputError)
     _check_options(args)
     if args.similarity is not None:
         try:
