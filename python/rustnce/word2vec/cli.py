@@ -456,6 +456,8 @@ def _output_for(base: str | None, sampler: str) -> str:
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.workers is not None or distributed_cli.check_arguments(args):
+        # The same output checks (never onto an input, writable) before anything starts.
+        _outputs(args, [args.sampler or "log_uniform"])
         return distributed_cli.run(args, out, err, ProgressBar, UsageError, InputError)
     _check_options(args)
     if args.similarity is not None:
