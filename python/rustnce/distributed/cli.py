@@ -110,16 +110,7 @@ def _config(args: argparse.Namespace) -> TrainingConfig:
 
 def _save(path: str, words: tuple[str, ...], vectors: np.ndarray) -> None:
     """The word2vec text file, written to a temporary name beside it and renamed into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".rustnce-", suffix=".tmp", dir=directory)
-    os.close(handle)
-    try:
-        save_word2vec_format(temporary, words, vectors)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    save_word2vec_format(path, words, vectors)
 
 
 def run(
