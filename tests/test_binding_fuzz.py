@@ -107,8 +107,8 @@ def problems(draw):
     mutation = draw(st.sampled_from(["none", "none", "alias", "out-of-range", "shards", "count"]))
     if mutation == "alias" and batch <= classes and dim:
         p["inputs"] = p["weights"][:batch] if np.ndim(p["weights"]) == 2 else p["inputs"]
-    elif mutation == "out-of-range" and batch:
-        labels = np.array(p["labels"])
+    elif mutation == "out-of-range" and np.size(p["labels"]):
+        labels = np.array(p["labels"], dtype=np.int64)
         labels.flat[0] = draw(st.sampled_from([-1, classes, 2**40]))
         p["labels"] = labels
     elif mutation == "shards" and classes >= 3 and isinstance(p["weights"], np.ndarray):
