@@ -555,6 +555,64 @@ def interleaved_ratios(
     return {name: statistics.median(samples[name]) / mine_ms for name in others}
 
 
+#: The per-call budgets of a tiny call (1 example, 16 dims, 8 samples), in microseconds.
+TINY_TARGETS_US = {
+    "nce_loss": 15.0,
+    "sampled_softmax_loss": 15.0,
+    "nce_loss_and_gradients": 20.0,
+    "nce_sgd_step": 20.0,
+}
+
+
+def run_tiny_calls(torch: Any, repeats: int) -> None:
+    """Per-call cost of the public functions on a problem so small that the arithmetic is
+    negligible (1 example, 16 dims, 8 samples of 1,000 classes): what online and small-batch
+    users pay on every step. Beside them: drawing the sample alone (a floor for any call that
+    samples) and, where PyTorch is importable, the same NCE loss and gradients written by hand
+    in PyTorch."""
+    rng = np.random.default_rng(0)
+    classes, dim = 1_000, 16
+    w = (rng.standard_normal((classes, dim)) * 0.1).astype(np.float32)
+    b = np.zeros(classes, np.float32)
+    labels = rng.integers(0, classes, (1, 1))
+    x = rng.standard_normal((1, dim)).astype(np.float32)
+    sampler = rustnce.LogUniformSampler(classes, seed=1)
+    calls: dict[str, Callable[[], Any]] = {
+        "sampler.sample (floor)": lambda: sampler.sample(labels, 1, 8, True),
+        "nce_loss": lambda: rustnce.nce_loss(w, b, labels, x, 8, classes, seed=1),
+        "sampled_softmax_loss": lambda: rustnce.sampled_softmax_loss(
+            w, b, labels, x, 8, classes, seed=1
+        ),
+        "nce_loss_and_gradients": lambda: rustnce.nce_loss_and_gradients(
+            w, b, labels, x, 8, classes, seed=1
+        ),
+        "nce_sgd_step": lambda: rustnce.nce_sgd_step(w, b, labels, x, 8, classes, 0.0, seed=1),
+    }
+    if torch is not None:
+        config = Config("tiny", classes, dim, 1, 8, 1)
+        data = {
+            "weights": w,
+            "biases": b,
+            "inputs": x,
+            "labels": labels,
+            "sampled_values": sampler.sample(labels, 1, 8, True),
+        }
+        calls["PyTorch by hand (loss + gradients)"] = torch_hand_written(torch, config, data)
+    print("## tiny calls (1 example, 16 dims, 8 samples): microseconds per call\n")
+    print("| call | median us | min us | target us | within |")
+    print("|---|---|---|---|---|")
+    for name, call in calls.items():
+        timing = time_call(call, max(repeats, 2000))
+        target = TINY_TARGETS_US.get(name)
+        within = "" if target is None else ("yes" if timing.ms * 1e3 <= target else "no")
+        print(
+            f"| {name} | {timing.ms * 1e3:.1f} | {timing.min_ms * 1e3:.1f} | "
+            f"{'' if target is None else f'{target:g}'} | {within} | {timing.note}"
+        )
+    print()
+    sys.stdout.flush()
+
+
 def run_ceiling(config: Config, repeats: int, result: Result) -> None:
     """NumPy float32 matmuls with the FLOPs of the three [B,S,D] products."""
     rng = np.random.default_rng(1)
@@ -673,8 +731,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--configs",
-        default=",".join(CONFIGS),
-        help=f"comma-separated configurations (default: all of {', '.join(CONFIGS)})",
+        default=",".join(["tiny", *CONFIGS]),
+        help=f"comma-separated configurations (default: all of tiny, {', '.join(CONFIGS)})",
     )
     parser.add_argument(
         "--repeats",
@@ -696,7 +754,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
-    unknown = [n for n in names if n not in CONFIGS]
+    unknown = [n for n in names if n not in CONFIGS and n != "tiny"]
     if unknown:
         parser.error(f"unknown configuration(s) {unknown}; choose from {list(CONFIGS)}")
     if args.repeats < 1:
@@ -716,7 +774,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     sys.stdout.flush()
 
-    for name in names:
+    if "tiny" in names:
+        run_tiny_calls(torch, args.repeats)
+    for name in (n for n in names if n != "tiny"):
         config = CONFIGS[name]
         result = Result(config)
         GATE.waited, GATE.timed_out = 0.0, 0
