@@ -15,12 +15,22 @@ use super::output::{to_numpy, PooledElement};
 use crate::element_types::Real;
 use crate::losses::forward_backward::SampledGradients;
 use crate::sharding::{ShardLayout, ShardedRowsMut};
+use crate::workspace::{self, Pooled};
 
 /// The computed gradients and the call's own copy of `inputs` (a label row's weight gradient
 /// is `∂total/∂logit · inputs[i]`, formed when asked for), in the dtype of the inputs.
-pub struct Saved<F> {
+pub struct Saved<F: Pooled> {
     gradients: SampledGradients<F>,
     inputs: Array2<F>,
+}
+
+impl<F: Pooled> Drop for Saved<F> {
+    fn drop(&mut self) {
+        workspace::recycle(std::mem::replace(
+            &mut self.inputs,
+            Array2::from_shape_vec((0, 0), Vec::new()).expect("empty"),
+        ));
+    }
 }
 
 pub enum Computed {

@@ -25,6 +25,7 @@ use crate::losses::forward_backward::{forward_backward, SampledGradients, Upstre
 use crate::losses::{self, SampledLoss};
 use crate::sampled_logits::{SampledLossInputs, SampledValues};
 use crate::sharding::{PartitionStrategy, ShardedMatrix, ShardedRowsMut};
+use crate::workspace;
 
 /// The arguments shared by the sampled-logit functions, as a dict from the Python layer,
 /// before their element types are known.
@@ -191,8 +192,12 @@ fn run_sampled<'py, F: IntoComputed, L: ClassId>(
             // The gradients keep their own copy of `inputs`: what they compute later must not
             // depend on the caller leaving `inputs` untouched.
             let (computed, inputs) = install_locked(py, &regions, work, || {
-                forward_backward(&problem, kind, &upstream)
-                    .map(|computed| (computed, problem.inputs.to_owned()))
+                forward_backward(&problem, kind, &upstream).map(|computed| {
+                    let mut inputs =
+                        workspace::matrix::<F>(problem.batch(), problem.inputs.ncols());
+                    inputs.assign(&problem.inputs);
+                    (computed, inputs)
+                })
             })?;
             let gradients = SampledLossGradients::new(
                 py,
