@@ -235,7 +235,9 @@ def test_help_describes_every_option(capsys):
 
 def test_divergence_is_a_one_line_input_error(capsys, tmp_path):
     code, line = error_of(
-        capsys, *QUICK, "--lr", "100", "--batch", "4096", "--output", tmp_path / "v.txt"
+        capsys,
+        *QUICK,
+        *("--lr", "100", "--batch", "4096", "--update", "sum", "--output", tmp_path / "v.txt"),
     )
     assert code == 1 and "diverged" in line and "--lr" in line
     assert not (tmp_path / "v.txt").exists()

@@ -2,7 +2,7 @@
 ``rustnce`` checks and converts user input before calling them."""
 
 from collections.abc import Sequence
-from typing import Any, Union, final
+from typing import Any, Literal, Union, final
 
 import numpy as np
 import numpy.typing as npt
@@ -159,6 +159,7 @@ class SkipGramTrainer:
         learning_rate: float,
         subsample: float,
         seed: int,
+        update: Literal["bounded", "sum"] = "bounded",
     ) -> SkipGramTrainer: ...
     def run(
         self,

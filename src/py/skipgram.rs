@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use super::losses::install;
 use crate::skipgram::{
     self, Embeddings, NegativeSampler, PairBatch, SkipGramConfig, SkipGramLoss, SkipGramStep,
+    UpdateRule,
 };
 
 fn loss_kind(name: &str) -> PyResult<SkipGramLoss> {
@@ -246,7 +247,7 @@ pub struct SkipGramTrainer {
 impl SkipGramTrainer {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (ids, sentences, counts, *, dim, window, negatives, epochs, batch_pairs, loss, sampler, distortion, learning_rate, subsample, seed))]
+    #[pyo3(signature = (ids, sentences, counts, *, dim, window, negatives, epochs, batch_pairs, loss, sampler, distortion, learning_rate, subsample, seed, update = "bounded"))]
     fn new(
         ids: PyReadonlyArray1<'_, i32>,
         sentences: PyReadonlyArray1<'_, i32>,
@@ -262,7 +263,17 @@ impl SkipGramTrainer {
         learning_rate: f32,
         subsample: f64,
         seed: i64,
+        update: &str,
     ) -> PyResult<Self> {
+        let update = match update {
+            "bounded" => UpdateRule::Bounded,
+            "sum" => UpdateRule::Sum,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "update must be 'bounded' or 'sum', got {other:?}"
+                )))
+            }
+        };
         let sampler = match sampler {
             "log_uniform" => NegativeSampler::LogUniform,
             "unigram" => {
@@ -290,6 +301,7 @@ impl SkipGramTrainer {
             learning_rate,
             subsample,
             seed,
+            update,
         };
         let trainer = skipgram::SkipGramTrainer::new(
             &elements(&ids),

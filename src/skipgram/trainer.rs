@@ -5,7 +5,7 @@
 use ndarray::ArrayView2;
 
 use super::pairs::{keep_probabilities, Corpus, PairGenerator};
-use super::step::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep};
+use super::step::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep, UpdateRule};
 use crate::error::{NceError, Result};
 use crate::philox::{Philox4x32, RandomStream, Seed};
 use crate::samplers::{CandidateSampler, FixedUnigramConfig};
@@ -41,6 +41,8 @@ pub struct SkipGramConfig {
     pub learning_rate: f32,
     pub subsample: f64,
     pub seed: i64,
+    /// How a batch's gradients move the rows it touches.
+    pub update: UpdateRule,
 }
 
 /// The learning rate never falls below this fraction of its start (word2vec's floor).
@@ -247,9 +249,14 @@ impl SkipGramTrainer {
                     negatives: &self.negatives,
                     negative_log_q: &self.negative_log_q,
                 };
-                let loss = self
-                    .step
-                    .run(embeddings, &batch, self.config.loss, rate, parallel);
+                let loss = self.step.run_with(
+                    embeddings,
+                    &batch,
+                    self.config.loss,
+                    rate,
+                    self.config.update,
+                    parallel,
+                );
                 let count = self.centers.len();
                 report.pairs += count as u64;
                 report.loss += loss;

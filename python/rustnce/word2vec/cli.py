@@ -34,6 +34,7 @@ from .planted import planted_corpus
 from .training import (
     LOSSES,
     SAMPLERS,
+    UPDATES,
     Progress,
     TrainingConfig,
     TrainingDiverged,
@@ -214,6 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"pairs per SGD step (default {defaults.batch_pairs})",
     )
     model.add_argument(
+        "--update",
+        choices=UPDATES,
+        default=defaults.update,
+        help="bounded: each row's step per batch is bounded however many pairs touch it "
+        "(stable at any rate and batch size); sum: plain SGD on the batch's summed loss, which "
+        "blows up on real text with large batches (default bounded)",
+    )
+    model.add_argument(
         "--threads",
         type=_non_negative_int,
         default=0,
@@ -273,6 +282,7 @@ def _config(args: argparse.Namespace, sampler: str) -> TrainingConfig:
         batch_pairs=args.batch,
         seed=args.seed,
         threads=args.threads,
+        update=args.update,
     )
 
 

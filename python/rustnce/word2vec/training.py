@@ -23,16 +23,20 @@ Samplers: ``log_uniform`` (TensorFlow's default; ids are frequency ranks, as the
 sorted by decreasing count) or ``unigram`` (``count ** distortion``, word2vec's 0.75), both
 drawing ``negatives`` distinct ids per batch (``unique=True``), shared by its pairs.
 
-Why these settings. A shared negative row receives the summed gradient of every pair in the
-batch at once, and a frequent word's rows that of all its pairs; word2vec applies the same
-updates one pair at a time, each seeing the previous one. With word2vec's per-pair rate of
-0.025 that sum stays stable up to batches of about 512 pairs (1024 diverged on the enwiki test
-corpus), so batches are small and the kernel's per-call cost matters. Because negatives are
+Why it is stable. A batch's pairs share its negatives, so a negative's output row (and bias) is
+touched by every pair of the batch, and a frequent word's rows by many. Plain SGD on the summed
+loss moves such a row by the sum of all those gradients at the per-pair rate, all taken at the
+same stale parameters, where word2vec's one-pair-at-a-time updates would have saturated: on real
+text that overshoot blows up within the first epoch whatever the corpus. The step therefore bounds
+each row's move (``update="bounded"``, see ``docs/word2vec.md``): a row moves by its summed
+gradient at the per-pair rate while that is small against the curvature of the batch's loss along
+the row, and by at most ``NEWTON_STEPS`` (16) Newton steps of that curvature's bound otherwise, so
+the step a row takes per batch is bounded however many pairs touch it. ``update="sum"`` is the
+plain SGD step (``rustnce.skipgram_sgd_step``'s), kept for comparison. Because negatives are
 shared they are cheap, and 10 per batch train as well as 25 and clearly better than 5. For
 ``nce`` and ``sampled_softmax`` the output biases start at ``ln p(w)`` (the unigram model):
 starting at 0, every rare sampled word's ``-ln Q`` makes its logit large and the first steps
-push hard; TensorFlow's own word2vec tutorial starts at 0 with a much smaller rate per pair.
-A loss that blows up anyway stops the run with :class:`TrainingDiverged`.
+push hard. A loss that blows up anyway stops the run with :class:`TrainingDiverged`.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from .corpus import EncodedCorpus, Vocabulary
 
 LOSSES = ("nce", "sampled_softmax", "neg")
 SAMPLERS = ("log_uniform", "unigram")
+UPDATES = ("bounded", "sum")
 
 #: Starting learning rate per loss (per pair: the step uses ``upstream="sum"``).
 DEFAULT_LEARNING_RATES = {"nce": 0.025, "sampled_softmax": 0.025, "neg": 0.025}
@@ -71,6 +76,7 @@ class TrainingConfig:
     bias_init: str | None = None  # "log_unigram" or "zeros"; None: zeros for neg
     seed: int = 1
     threads: int = 0  # 0: rustnce's default (all cores)
+    update: str = "bounded"  # "bounded": each row's step bounded per batch; "sum": plain SGD
 
     def check(self, vocabulary_size: int | None = None) -> None:
         """Raises ``ValueError`` naming the option for impossible settings."""
@@ -84,6 +90,8 @@ class TrainingConfig:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.update not in UPDATES:
+            raise ValueError(f"update must be one of {', '.join(UPDATES)}, got {self.update!r}")
         if not (math.isfinite(self.subsample) and self.subsample >= 0):
             raise ValueError(f"subsample must be >= 0, got {self.subsample}")
         if not (math.isfinite(self.distortion) and self.distortion >= 0):
@@ -220,6 +228,7 @@ def _train(
         learning_rate=config.rate,
         subsample=config.subsample,
         seed=config.seed,
+        update=config.update,
     )
     total_words = max(trainer.total_words, 1)
     result = TrainingResult(emb_in, emb_out, biases)
