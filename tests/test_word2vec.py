@@ -513,7 +513,8 @@ def test_reader_checks_the_header_against_the_rows(tmp_path):
 
 
 def test_gensim_loads_the_saved_vectors(tmp_path):
-    keyed_vectors = pytest.importorskip("gensim.models").KeyedVectors
+    from gensim.models import KeyedVectors as keyed_vectors
+
     rng = np.random.default_rng(0)
     words = ["alpha", "beta", "gamma"]
     vectors = rng.standard_normal((3, 4)).astype(np.float32)

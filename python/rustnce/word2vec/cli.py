@@ -15,12 +15,13 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NoReturn, TextIO
+from typing import Callable, NoReturn, TextIO
 
 import numpy as np
 
 import rustnce
 
+from .atomic import check_writable
 from .corpus import CorpusError, EncodedCorpus, Vocabulary, load_corpus, read_sentences
 from .evaluation import (
     Purity,
@@ -61,24 +62,44 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[low, high]`` (what the trainer can hold)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer in [{low:,}, {high:,}], got {text!r}"
+            ) from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in [{low:,}, {high:,}], got {text}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+def _float32(positive: bool) -> Callable[[str], float]:
+    """An argparse type: a finite number >= 0 (``positive``: > 0) that stays so as the float32
+    the trainer computes with (1e39 overflows it, 1e-320 rounds to 0)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        as_float32 = float(np.float32(value)) if abs(value) < 3.5e38 else math.inf
+        if not (math.isfinite(value) and math.isfinite(as_float32) and value >= 0):
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number >= 0 within float32 (up to 3.4e38), got {text}"
+            )
+        if positive and as_float32 <= 0:
+            raise argparse.ArgumentTypeError(
+                f"must be positive as a float32 (at least 1.4e-45), got {text}"
+            )
+        return value
+
+    return parse
 
 
 def _non_negative_float(text: str) -> float:
@@ -91,11 +112,17 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = _non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be positive, got 0")
-    return value
+#: Upper limits of the options: what the trainer's integer types and this machine's memory
+#: can hold (a table of MAX_DIM floats per word, seeds as int64, ...).
+MAX_DIM = 100_000
+MAX_WINDOW = 100_000
+MAX_EPOCHS = 100_000
+MAX_BATCH = 1 << 22
+MAX_NEGATIVES = 1 << 20
+MAX_THREADS = 1024
+MAX_SEED = 2**63 - 1
+MAX_PLANTED_TOKENS = 100_000_000
+MAX_MIN_COUNT = 2**62
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,14 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument(
         "--planted-tokens",
-        type=_positive_int,
+        type=_integer(1, MAX_PLANTED_TOKENS),
         default=DEFAULT_PLANTED_TOKENS,
         metavar="N",
         help=f"size of the generated corpus (default {DEFAULT_PLANTED_TOKENS:,})",
     )
     data.add_argument(
         "--min-count",
-        type=_positive_int,
+        type=_integer(1, MAX_MIN_COUNT),
         default=5,
         metavar="N",
         help="ignore words seen fewer times (default 5)",
@@ -158,35 +185,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--distortion",
-        type=_non_negative_float,
+        type=_float32(positive=False),
         default=None,
         metavar="P",
         help="unigram exponent (default 0.75; only with --sampler unigram)",
     )
     model.add_argument(
         "--dim",
-        type=_positive_int,
+        type=_integer(1, MAX_DIM),
         default=defaults.dim,
         metavar="N",
         help=f"vector size (default {defaults.dim})",
     )
     model.add_argument(
         "--window",
-        type=_positive_int,
+        type=_integer(1, MAX_WINDOW),
         default=defaults.window,
         metavar="N",
         help=f"maximum context distance, shrunk at random per word (default {defaults.window})",
     )
     model.add_argument(
         "--negatives",
-        type=_positive_int,
+        type=_integer(1, MAX_NEGATIVES),
         default=defaults.negatives,
         metavar="N",
         help=f"negatives per batch (num_sampled; default {defaults.negatives})",
     )
     model.add_argument(
         "--epochs",
-        type=_positive_int,
+        type=_integer(1, MAX_EPOCHS),
         default=defaults.epochs,
         metavar="N",
         help=f"passes over the corpus (default {defaults.epochs})",
@@ -201,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--lr",
-        type=_positive_float,
+        type=_float32(positive=True),
         default=None,
         metavar="RATE",
         help=f"starting learning rate per pair, decayed linearly to 0 as in word2vec "
@@ -209,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--batch",
-        type=_positive_int,
+        type=_integer(1, MAX_BATCH),
         default=defaults.batch_pairs,
         metavar="PAIRS",
         help=f"pairs per SGD step (default {defaults.batch_pairs})",
@@ -224,14 +251,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--threads",
-        type=_non_negative_int,
+        type=_integer(0, MAX_THREADS),
         default=0,
         metavar="N",
         help="rustnce threads (default 0: all cores)",
     )
     model.add_argument(
         "--seed",
-        type=_non_negative_int,
+        type=_integer(0, MAX_SEED),
         default=defaults.seed,
         metavar="N",
         help=f"seed of the generated corpus, initial vectors, windows, subsampling and "
@@ -242,8 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         metavar="FILE",
         default=None,
-        help=f"where to save the vectors (default {DEFAULT_OUTPUT}; with --compare-samplers "
-        "one file per sampler)",
+        help="where to save the vectors, written whole or not at all (default "
+        f"$XDG_CACHE_HOME/rustnce/{DEFAULT_OUTPUT}, out of the working tree; with "
+        "--compare-samplers one file per sampler)",
     )
     output.add_argument(
         "--compare-samplers",
@@ -406,9 +434,62 @@ def _summary(config: TrainingConfig, result: TrainingResult) -> str:
     )
 
 
-def _output_for(base: str | None, sampler: str) -> str:
-    stem, extension = os.path.splitext(base or DEFAULT_OUTPUT)
+def default_output() -> str:
+    """Where vectors go without ``--output``: the user's cache directory, out of any
+    repository a run is started in (``$XDG_CACHE_HOME/rustnce/vectors.txt``)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "rustnce", DEFAULT_OUTPUT)
+
+
+def _output_for(base: str | None, sampler: str, several: bool) -> str:
+    if base is None:
+        base = default_output()
+        try:
+            os.makedirs(os.path.dirname(base), exist_ok=True)
+        except OSError as error:
+            raise InputError(f"cannot create {os.path.dirname(base)!r}: {error.strerror}") from None
+    if not several:
+        return base
+    stem, extension = os.path.splitext(base)
     return f"{stem}.{sampler}{extension or '.txt'}"
+
+
+def _inputs(args: argparse.Namespace) -> dict[str, str]:
+    """The files the run reads, by option."""
+    names = {"--corpus": args.corpus, "--similarity": args.similarity}
+    return {option: path for option, path in names.items() if path is not None}
+
+
+def _check_outputs(outputs: list[str], inputs: dict[str, str]) -> None:
+    """Before any work: every output can be written and is none of the inputs (by name, through
+    symbolic links or as a hard link)."""
+    for output in outputs:
+        for option, path in inputs.items():
+            same = os.path.realpath(output) == os.path.realpath(path)
+            if not same and os.path.exists(output) and os.path.exists(path):
+                same = os.path.samefile(output, path)
+            if same:
+                raise UsageError(
+                    f"--output {output!r} is the {option} file; it would be overwritten"
+                )
+        try:
+            check_writable(output)
+        except OSError as error:
+            raise InputError(f"cannot write {output!r}: {error.strerror or error}") from None
+
+
+def _check_memory(words: int, dim: int) -> None:
+    """Refuses tables that cannot fit in this machine's memory before allocating them."""
+    needed = 2 * words * dim * 4
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return
+    if needed > physical:
+        raise UsageError(
+            f"--dim {dim} with {words:,} words needs {needed / 2**30:,.1f} GiB for the vectors, "
+            f"more than this machine's {physical / 2**30:,.1f} GiB"
+        )
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -420,13 +501,17 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise InputError(str(error)) from None
     else:
         pairs = None
-    if args.output is not None:
-        directory = os.path.dirname(os.path.abspath(args.output))
-        if not os.path.isdir(directory):
-            raise InputError(f"cannot write {args.output!r}: no directory {directory!r}")
-    dataset = _load_dataset(args)
     samplers = list(SAMPLERS) if args.compare_samplers else [args.sampler or "log_uniform"]
+    outputs = [_output_for(args.output, sampler, len(samplers) > 1) for sampler in samplers]
+    _check_outputs(outputs, _inputs(args))
+    dataset = _load_dataset(args)
+    if not np.any(np.bincount(dataset.corpus.sentences) >= 2):
+        raise InputError(
+            f"the corpus has no training pairs: no line holds two words seen --min-count="
+            f"{args.min_count} times or more"
+        )
     configs = [_config(args, sampler) for sampler in samplers]
+    _check_memory(len(dataset.vocabulary), args.dim)
     try:
         for config in configs:
             config.check(len(dataset.vocabulary))
@@ -453,9 +538,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             if bar is not None and bar.tty:
                 err.write("\n")
             raise InputError(f"{error} (--lr, --batch)") from None
+        if result.pairs == 0:
+            raise InputError("no training pairs were left after subsampling; lower --subsample")
         evaluation = _evaluate(dataset, result, pairs)
-        path = _output_for(args.output, config.sampler) if len(configs) > 1 else args.output
-        path = path or DEFAULT_OUTPUT
+        path = outputs[configs.index(config)]
         _save(path, dataset.vocabulary, result)
         rows.append((config, result, evaluation, path))
         print(_summary(config, result), file=out)
@@ -518,6 +604,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except InputError as error:
         print(f"{PROGRAM}: error: {error}", file=err)
+        return 1
+    except MemoryError:
+        print(
+            f"{PROGRAM}: error: out of memory; use a smaller corpus, --dim or vocabulary "
+            "(--min-count)",
+            file=err,
+        )
         return 1
     except KeyboardInterrupt:
         print(f"\n{PROGRAM}: interrupted", file=err)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .corpus import Vocabulary
+from .corpus import Vocabulary, is_device
 
 
 class SimilarityFileError(ValueError):
@@ -120,6 +120,8 @@ def read_similarity_pairs(path: str | os.PathLike[str]) -> list[tuple[str, str, 
     and lines whose third field is not a number (a header) are skipped. Lines without tabs are
     split on whitespace."""
     name = os.fspath(path)
+    if is_device(name):
+        raise SimilarityFileError(f"similarity file {name!r} is a device, not a text file")
     try:
         with open(name, encoding="utf-8") as handle:
             lines = handle.read().splitlines()
@@ -218,6 +220,8 @@ def read_analogies(path: str | os.PathLike[str]) -> list[tuple[str, list[tuple[s
     question ``a b c d`` per line (``a`` is to ``b`` as ``c`` is to ``d``). Returns the sections
     with their questions; lines of other lengths are refused with their number."""
     name = os.fspath(path)
+    if is_device(name):
+        raise AnalogyFileError(f"analogy file {name!r} is a device, not a text file")
     try:
         with open(name, encoding="utf-8") as handle:
             lines = handle.read().splitlines()

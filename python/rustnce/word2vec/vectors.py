@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .atomic import replaced_atomically
+
 
 class VectorFileError(ValueError):
     """A file that is not in word2vec text format."""
@@ -18,7 +20,8 @@ def save_word2vec_format(
     path: str | os.PathLike[str], words: Sequence[str], vectors: np.ndarray, precision: int = 6
 ) -> None:
     """Writes ``vectors`` (``[len(words), dim]``) in word2vec text format, UTF-8, with
-    ``precision`` significant digits. Words must be non-empty and free of whitespace."""
+    ``precision`` significant digits. Words must be non-empty and free of whitespace. The file
+    is written under a temporary name and renamed into place."""
     vectors = np.asarray(vectors)
     if vectors.ndim != 2 or vectors.shape[0] != len(words):
         raise ValueError(f"vectors must have shape [{len(words)}, dim], got {vectors.shape}")
@@ -29,7 +32,7 @@ def save_word2vec_format(
     buffer = io.StringIO()
     np.savetxt(buffer, vectors, fmt=f"%.{precision}g", delimiter=" ")
     rows = buffer.getvalue().splitlines() if count else []
-    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+    with replaced_atomically(path, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(f"{count} {dim}\n")
         for word, row in zip(words, rows):
             handle.write(word)
