@@ -396,3 +396,28 @@ def test_a_corpus_without_training_pairs_is_an_input_error(capsys, tmp_path):
 def test_a_device_given_as_an_input_file_is_refused_instead_of_read_forever(capsys, option):
     code, line = error_of(capsys, *QUICK, option, "/dev/zero")
     assert code == 1 and "device" in line
+
+
+def test_analogies_print_the_accuracy_per_section_and_overall(capsys, tmp_path, corpus_file):
+    from rustnce.word2vec import load_word2vec_format as load
+
+    output = tmp_path / "v.txt"
+    code, out, _ = run(capsys, "--corpus", corpus_file, "--output", output, "--quiet")
+    assert code == 0
+    words, _ = load(output)
+    questions = tmp_path / "q.txt"
+    a, b, c, d = words[:4]
+    questions.write_text(
+        f": one\n{a} {b} {c} {d}\n{a} {b} {c} nosuchword\n: two\n{d} {c} {b} {a}\n"
+    )
+    code, out, err = run(
+        capsys, "--corpus", corpus_file, "--output", output, "--analogies", questions, "--quiet"
+    )
+    assert code == 0, err
+    assert re.search(r"analogies: accuracy [\d.]+ \(\d of 2 asked; 1 of 3 questions", out)
+    assert re.search(r"one: [\d.n/a]+ \(\d of 1 asked, 2 questions\)", out)
+    assert re.search(r"two: [\d.n/a]+ \(\d of 1 asked, 1 questions\)", out)
+    code, line = error_of(
+        capsys, "--corpus", corpus_file, "--output", questions, "--analogies", questions
+    )
+    assert code == 2 and "--analogies" in line

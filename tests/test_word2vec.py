@@ -643,3 +643,59 @@ def test_slicing_the_run_for_progress_changes_nothing():
     for tables, _ in results[1:]:
         for got, expected in zip(tables, results[0][0]):
             assert np.array_equal(got, expected)
+
+
+# ---------------------------------------------------------------- analogies
+
+
+def _structured_vectors(sections, seed=0, dim=40):
+    """Vectors over the analogy file's words in which each section's relation is a noisy
+    offset, so that a fair share (not all) of the questions are answered right."""
+    rng = np.random.default_rng(seed)
+    words = sorted({word for _, questions in sections for q in questions for word in q})
+    rng.shuffle(words)
+    vectors = {word: rng.standard_normal(dim) for word in words}
+    for _, questions in sections:
+        offset = rng.standard_normal(dim) * 1.5
+        for a, b, c, d in questions[::3]:
+            vectors[b] = vectors[a] + offset + rng.standard_normal(dim) * 1.3
+            vectors[d] = vectors[c] + offset + rng.standard_normal(dim) * 1.3
+    table = np.array([vectors[word] for word in words], dtype=np.float32)
+    vocabulary = Vocabulary(tuple(words), np.arange(len(words), 0, -1, dtype=np.int64))
+    return vocabulary, table
+
+
+@pytest.mark.parametrize("restrict", [30_000, 400])
+def test_analogy_accuracy_equals_gensims_per_section(tmp_path, restrict):
+    from gensim.models import KeyedVectors
+    from gensim.test.utils import datapath
+
+    from rustnce.word2vec.evaluation import read_analogies, word_analogies
+
+    path = datapath("questions-words.txt")
+    sections = read_analogies(path)
+    assert len(sections) == 14 and sum(len(q) for _, q in sections) == 19_544
+    vocabulary, vectors = _structured_vectors(sections)
+    save_word2vec_format(tmp_path / "v.txt", vocabulary.words, vectors)
+    keyed = KeyedVectors.load_word2vec_format(tmp_path / "v.txt")
+    score, expected = keyed.evaluate_word_analogies(path, restrict_vocab=restrict)
+    result = word_analogies(vectors, vocabulary, sections, restrict=restrict)
+    assert 0.05 < result.accuracy < 0.95
+    assert result.accuracy == pytest.approx(score, abs=1e-12)
+    by_name = {section["section"]: section for section in expected}
+    for section in result.sections:
+        theirs = by_name[section.name]
+        assert section.correct == len(theirs["correct"])
+        assert section.asked == len(theirs["correct"]) + len(theirs["incorrect"])
+
+
+def test_analogy_files_with_malformed_lines_are_refused(tmp_path):
+    from rustnce.word2vec.evaluation import AnalogyFileError, read_analogies
+
+    path = tmp_path / "q.txt"
+    path.write_text(": capitals\nathens greece oslo norway\nathens greece oslo\n")
+    with pytest.raises(AnalogyFileError, match="line 3 has 3 words"):
+        read_analogies(path)
+    path.write_text(": empty\n")
+    with pytest.raises(AnalogyFileError, match="no questions"):
+        read_analogies(path)

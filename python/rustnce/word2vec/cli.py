@@ -24,11 +24,16 @@ import rustnce
 from .atomic import check_writable
 from .corpus import CorpusError, EncodedCorpus, Vocabulary, load_corpus, read_sentences
 from .evaluation import (
+    ANALOGY_VOCABULARY,
+    AnalogyFileError,
+    AnalogyResult,
     Purity,
     SimilarityFileError,
     SimilarityResult,
     group_purity,
+    read_analogies,
     read_similarity_pairs,
+    word_analogies,
     word_similarity,
 )
 from .planted import planted_corpus
@@ -152,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="word pairs with human scores, word1<TAB>word2<TAB>score (WordSim-353 layout); "
         "prints the Spearman correlation and the share of pairs out of vocabulary",
+    )
+    data.add_argument(
+        "--analogies",
+        metavar="FILE",
+        help="analogy questions in the layout of Google's questions-words.txt (': section' "
+        "lines, then 'a b c d'); prints the accuracy per section and overall, questions asked "
+        f"among the {ANALOGY_VOCABULARY:,} most frequent words as word2vec and gensim do",
     )
     data.add_argument(
         "--planted-tokens",
@@ -294,6 +306,7 @@ class Dataset:
 class Evaluation:
     purity: Purity | None = None
     similarity: SimilarityResult | None = None
+    analogies: AnalogyResult | None = None
 
 
 def _config(args: argparse.Namespace, sampler: str) -> TrainingConfig:
@@ -377,6 +390,7 @@ def _evaluate(
     dataset: Dataset,
     result: TrainingResult,
     pairs: list[tuple[str, str, float]] | None,
+    analogies: list[tuple[str, list[tuple[str, ...]]]] | None = None,
 ) -> Evaluation:
     vectors = result.input_vectors
     if not np.isfinite(vectors).all():
@@ -389,6 +403,8 @@ def _evaluate(
         evaluation.purity = group_purity(vectors, dataset.groups)
     if pairs is not None:
         evaluation.similarity = word_similarity(vectors, dataset.vocabulary, pairs)
+    if analogies is not None:
+        evaluation.analogies = word_analogies(vectors, dataset.vocabulary, analogies)
     return evaluation
 
 
@@ -413,7 +429,24 @@ def _describe(evaluation: Evaluation) -> list[str]:
             f"similarity: Spearman {rho} over {similarity.used:,} of {similarity.pairs:,} pairs "
             f"({similarity.oov_share:.1%} out of vocabulary)"
         )
+    analogies = evaluation.analogies
+    if analogies is not None:
+        lines.append(
+            f"analogies: accuracy {_share(analogies.accuracy)} ({analogies.correct:,} of "
+            f"{analogies.asked:,} asked; {analogies.questions - analogies.asked:,} of "
+            f"{analogies.questions:,} questions have a word outside the {ANALOGY_VOCABULARY:,} "
+            "most frequent)"
+        )
+        for section in analogies.sections:
+            lines.append(
+                f"  {section.name}: {_share(section.accuracy)} ({section.correct:,} of "
+                f"{section.asked:,} asked, {section.questions:,} questions)"
+            )
     return lines
+
+
+def _share(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3f}"
 
 
 def _save(path: str, vocabulary: Vocabulary, result: TrainingResult) -> None:
@@ -456,7 +489,11 @@ def _output_for(base: str | None, sampler: str, several: bool) -> str:
 
 def _inputs(args: argparse.Namespace) -> dict[str, str]:
     """The files the run reads, by option."""
-    names = {"--corpus": args.corpus, "--similarity": args.similarity}
+    names = {
+        "--corpus": args.corpus,
+        "--similarity": args.similarity,
+        "--analogies": args.analogies,
+    }
     return {option: path for option, path in names.items() if path is not None}
 
 
@@ -501,6 +538,12 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise InputError(str(error)) from None
     else:
         pairs = None
+    analogies = None
+    if args.analogies is not None:
+        try:
+            analogies = read_analogies(args.analogies)
+        except AnalogyFileError as error:
+            raise InputError(str(error)) from None
     samplers = list(SAMPLERS) if args.compare_samplers else [args.sampler or "log_uniform"]
     outputs = [_output_for(args.output, sampler, len(samplers) > 1) for sampler in samplers]
     _check_outputs(outputs, _inputs(args))
@@ -540,7 +583,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise InputError(f"{error} (--lr, --batch)") from None
         if result.pairs == 0:
             raise InputError("no training pairs were left after subsampling; lower --subsample")
-        evaluation = _evaluate(dataset, result, pairs)
+        evaluation = _evaluate(dataset, result, pairs, analogies)
         path = outputs[configs.index(config)]
         _save(path, dataset.vocabulary, result)
         rows.append((config, result, evaluation, path))
