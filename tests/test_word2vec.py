@@ -30,7 +30,7 @@ from rustnce.word2vec import (
     word_similarity,
 )
 from rustnce.word2vec.corpus import encode
-from rustnce.word2vec.training import initial_biases
+from rustnce.word2vec.training import TrainingResult, initial_biases
 
 # ---------------------------------------------------------------- corpus and vocabulary
 
@@ -558,7 +558,7 @@ def test_training_is_bit_identical_for_one_and_two_threads():
 
 
 def test_the_trainer_refuses_bad_corpora_and_tables():
-    from rustnce._rustnce import SkipGramTrainer
+    from rustnce._rustnce import SkipGramTrainer, TrainingReport
 
     options = dict(
         dim=4,
@@ -594,11 +594,13 @@ def test_the_trainer_refuses_bad_corpora_and_tables():
         trainer.run(good[0], good[0], good[2], 0)
     # One batch from zero tables: every logit is 0 and costs ln 2, except removed hits.
     trainer = SkipGramTrainer(ids, sentences, counts, **{**options, "batch_pairs": 100})
-    epoch, words, pairs, loss, epoch_end, finished, diverged, rate = trainer.run(*good, 0)
-    assert (epoch, words, epoch_end, finished, diverged) == (0, 6, True, True, None)
-    terms = loss / math.log(2)
+    report = trainer.run(*good, 0)
+    assert isinstance(report, TrainingReport)
+    assert (report.epoch, report.words, report.epoch_end, report.finished) == (0, 6, True, True)
+    assert report.diverged is None
+    terms, pairs = report.loss / math.log(2), report.pairs
     assert pairs <= round(terms) <= 3 * pairs and terms == pytest.approx(round(terms), abs=1e-4)
-    assert rate == pytest.approx(0.025)
+    assert report.learning_rate == pytest.approx(0.025)
 
 
 def test_slicing_the_run_for_progress_changes_nothing():
@@ -631,11 +633,10 @@ def test_slicing_the_run_for_progress_changes_nothing():
         ]
         calls, epoch_ends, words, finished = 0, 0, 0, False
         while not finished:
-            epoch, done, pairs, loss, epoch_end, finished, diverged, rate = trainer.run(
-                *tables, slice_words
-            )
-            assert diverged is None and done >= words
-            words, calls, epoch_ends = done, calls + 1, epoch_ends + epoch_end
+            report = trainer.run(*tables, slice_words)
+            assert report.diverged is None and report.words >= words
+            finished = report.finished
+            words, calls, epoch_ends = report.words, calls + 1, epoch_ends + report.epoch_end
         assert words == trainer.total_words == 2 * len(corpus.ids)
         assert epoch_ends == 2
         results.append((tables, calls))
@@ -699,3 +700,32 @@ def test_analogy_files_with_malformed_lines_are_refused(tmp_path):
     path.write_text(": empty\n")
     with pytest.raises(AnalogyFileError, match="no questions"):
         read_analogies(path)
+
+
+def test_resuming_at_an_epochs_end_continues_as_the_uninterrupted_run():
+    vocabulary, corpus, _ = _tiny_planted(tokens=20_000)
+    config = TrainingConfig(dim=16, epochs=4, seed=3)
+    whole = train(corpus, vocabulary, config)
+    saved = []
+
+    def stop_after_two(result):
+        if result.epochs_done == 2:
+            saved.append(
+                TrainingResult(
+                    result.input_vectors.copy(),
+                    result.output_vectors.copy(),
+                    result.biases.copy(),
+                    epochs_done=2,
+                )
+            )
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(corpus, vocabulary, config, on_epoch_end=stop_after_two)
+    resumed = train(corpus, vocabulary, config, resume=saved[0])
+    assert resumed.epochs_done == 4 and resumed.epoch_losses == whole.epoch_losses[2:]
+    for got, expected in zip(
+        (resumed.input_vectors, resumed.output_vectors, resumed.biases),
+        (whole.input_vectors, whole.output_vectors, whole.biases),
+    ):
+        assert np.array_equal(got, expected)
