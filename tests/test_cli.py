@@ -421,3 +421,85 @@ def test_analogies_print_the_accuracy_per_section_and_overall(capsys, tmp_path, 
         capsys, "--corpus", corpus_file, "--output", questions, "--analogies", questions
     )
     assert code == 2 and "--analogies" in line
+
+
+# ------------------------------------------------- binary vectors, saved models, resumption
+
+
+def test_binary_vectors_load_with_gensim_and_equal_the_text_ones(capsys, tmp_path):
+    from gensim.models import KeyedVectors
+
+    code, _, err = run(capsys, *QUICK, "--output", tmp_path / "v.bin", "--binary")
+    assert code == 0, err
+    code, _, err = run(capsys, *QUICK, "--output", tmp_path / "v.txt")
+    assert code == 0, err
+    binary = KeyedVectors.load_word2vec_format(tmp_path / "v.bin", binary=True)
+    text = KeyedVectors.load_word2vec_format(tmp_path / "v.txt", binary=False)
+    assert binary.index_to_key == text.index_to_key and binary.vector_size == 16
+    np.testing.assert_allclose(binary.vectors, text.vectors, rtol=1e-5, atol=1e-7)
+    # The header and one row laid out as word2vec.c writes them.
+    raw = (tmp_path / "v.bin").read_bytes()
+    header, rest = raw.split(b"\n", 1)
+    assert header == f"{len(text)} 16".encode()
+    word = text.index_to_key[0].encode()
+    assert rest.startswith(word + b" ")
+    row = np.frombuffer(rest[len(word) + 1 : len(word) + 1 + 64], dtype="<f4")
+    np.testing.assert_array_equal(row, binary.vectors[0])
+    assert rest[len(word) + 65 : len(word) + 66] == b"\n"
+
+
+def test_resume_continues_where_the_save_stopped(capsys, tmp_path, corpus_file):
+    import dataclasses
+
+    from rustnce.word2vec import load_corpus, read_sentences
+    from rustnce.word2vec.training import TrainingConfig, train
+    from rustnce.word2vec.vectors import load_model, save_model
+
+    options = ["--corpus", corpus_file, "--dim", "16", "--epochs", "4", "--quiet"]
+    code, _, err = run(
+        capsys, *options, "--output", tmp_path / "whole.txt", "--save-model", tmp_path / "m.npz"
+    )
+    assert code == 0, err
+    assert load_model(tmp_path / "m.npz")[4] == 4
+    # A model of the same run stopped after its second epoch.
+    vocabulary, corpus = load_corpus(read_sentences(corpus_file), 5)
+    config = TrainingConfig(dim=16, epochs=4)
+
+    def save_and_stop(result):
+        if result.epochs_done == 2:
+            settings = dataclasses.asdict(config)
+            settings.pop("threads")
+            tables = (result.input_vectors, result.output_vectors, result.biases)
+            save_model(
+                tmp_path / "half.npz", vocabulary.words, vocabulary.counts, tables, settings, 2
+            )
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(corpus, vocabulary, config, on_epoch_end=save_and_stop)
+    code, out, err = run(
+        capsys,
+        *["--corpus", corpus_file, "--quiet", "--resume", tmp_path / "half.npz"],
+        *["--output", tmp_path / "resumed.txt", "--save-model", tmp_path / "half.npz"],
+    )
+    assert code == 0, err
+    assert (tmp_path / "resumed.txt").read_bytes() == (tmp_path / "whole.txt").read_bytes()
+    assert load_model(tmp_path / "half.npz")[4] == 4
+    code, line = error_of(capsys, "--corpus", corpus_file, "--resume", tmp_path / "half.npz")
+    assert code == 1 and "finished its 4 epochs" in line
+
+
+@pytest.mark.parametrize("content", [b"", b"not a model", b"PK\x03\x04broken"])
+def test_resuming_from_something_else_is_a_one_line_error(capsys, tmp_path, content):
+    model = tmp_path / "m.npz"
+    model.write_bytes(content)
+    code, line = error_of(capsys, *QUICK, "--resume", model, "--output", tmp_path / "v.txt")
+    assert code == 1 and "cannot resume" in line
+
+
+def test_save_model_may_not_be_an_input_or_the_output(capsys, tmp_path, corpus_file):
+    code, line = error_of(capsys, "--corpus", corpus_file, "--save-model", corpus_file)
+    assert code == 2 and "--corpus" in line
+    out = tmp_path / "v.txt"
+    code, line = error_of(capsys, *QUICK, "--output", out, "--save-model", out)
+    assert code == 2 and "--output" in line

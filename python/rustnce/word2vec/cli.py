@@ -10,6 +10,7 @@ path), 2 usage error (unknown or impossible options), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import sys
@@ -22,7 +23,14 @@ import numpy as np
 import rustnce
 
 from .atomic import check_writable
-from .corpus import CorpusError, EncodedCorpus, Vocabulary, load_corpus, read_sentences
+from .corpus import (
+    CorpusError,
+    EncodedCorpus,
+    Vocabulary,
+    encode,
+    load_corpus,
+    read_sentences,
+)
 from .evaluation import (
     ANALOGY_VOCABULARY,
     AnalogyFileError,
@@ -47,7 +55,13 @@ from .training import (
     TrainingResult,
     train,
 )
-from .vectors import save_word2vec_format
+from .vectors import (
+    VectorFileError,
+    load_model,
+    save_model,
+    save_word2vec_binary,
+    save_word2vec_format,
+)
 
 PROGRAM = "rustnce"
 DEFAULT_OUTPUT = "rustnce_vectors.txt"
@@ -286,6 +300,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--compare-samplers one file per sampler)",
     )
     output.add_argument(
+        "--binary",
+        action="store_true",
+        help="save the vectors in word2vec's binary format instead of its text format",
+    )
+    output.add_argument(
+        "--save-model",
+        metavar="FILE",
+        help="also save the whole model (input and output vectors, biases, vocabulary, counts, "
+        "settings, epochs done) after every epoch, for --resume",
+    )
+    output.add_argument(
+        "--resume",
+        metavar="FILE",
+        help="continue training a model saved with --save-model where it stopped, on the same "
+        "corpus (its vocabulary and settings are the model's; training options are ignored)",
+    )
+    output.add_argument(
         "--compare-samplers",
         action="store_true",
         help="train with log_uniform and with unigram^0.75 on the same corpus and compare",
@@ -334,13 +365,57 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UsageError("--distortion applies only to --sampler unigram")
 
 
-def _load_dataset(args: argparse.Namespace) -> Dataset:
+def _model_saver(
+    path: str, vocabulary: Vocabulary, config: TrainingConfig
+) -> Callable[[TrainingResult], None]:
+    """Saves the model (for ``--resume``) at the end of every epoch."""
+    settings = dataclasses.asdict(config)
+    settings.pop("threads")
+
+    def save(result: TrainingResult) -> None:
+        tables = (result.input_vectors, result.output_vectors, result.biases)
+        try:
+            save_model(
+                path, vocabulary.words, vocabulary.counts, tables, settings, result.epochs_done
+            )
+        except OSError as error:
+            raise InputError(f"cannot write {path!r}: {error.strerror or error}") from None
+
+    return save
+
+
+def _load_resume(args: argparse.Namespace) -> tuple[Vocabulary, TrainingConfig, TrainingResult]:
+    """The model to resume: its vocabulary, settings and tables."""
+    if args.compare_samplers:
+        raise UsageError("--resume continues one model; drop --compare-samplers")
+    try:
+        words, counts, tables, settings, epochs_done = load_model(args.resume)
+        config = TrainingConfig(**settings)
+        config.check(len(words))
+    except (VectorFileError, TypeError, ValueError) as error:
+        raise InputError(f"cannot resume from {args.resume!r}: {error}") from None
+    if epochs_done >= config.epochs:
+        raise InputError(
+            f"the model in {args.resume!r} has finished its {config.epochs} epochs; nothing to do"
+        )
+    config.threads = args.threads
+    vocabulary = Vocabulary(tuple(words), counts)
+    return vocabulary, config, TrainingResult(*tables, epochs_done=epochs_done)
+
+
+def _load_dataset(args: argparse.Namespace, vocabulary: Vocabulary | None = None) -> Dataset:
+    """The corpus, encoded with ``vocabulary`` when given (resuming) or its own."""
     if args.corpus is None:
         planted = planted_corpus(tokens=args.planted_tokens, seed=args.seed)
         try:
-            vocabulary, corpus, groups = planted.training_data(args.min_count)
+            own, corpus, groups = planted.training_data(args.min_count)
         except CorpusError as error:
             raise InputError(str(error)) from None
+        if vocabulary is None or vocabulary.words == own.words:
+            vocabulary = own
+        else:
+            corpus = encode(planted.sentence_tokens(), vocabulary)
+            groups = None
         name = (
             f"planted corpus: {len(planted):,} tokens, {planted.num_groups} groups of "
             f"{int((planted.groups == 0).sum())} words + {int((planted.groups < 0).sum())} "
@@ -349,7 +424,10 @@ def _load_dataset(args: argparse.Namespace) -> Dataset:
         return Dataset(name, vocabulary, corpus, groups)
     try:
         sentences = read_sentences(args.corpus)
-        vocabulary, corpus = load_corpus(sentences, args.min_count)
+        if vocabulary is None:
+            vocabulary, corpus = load_corpus(sentences, args.min_count)
+        else:
+            corpus = encode(sentences, vocabulary)
     except CorpusError as error:
         raise InputError(str(error)) from None
     name = f"{args.corpus}: {corpus.raw_tokens:,} tokens"
@@ -449,9 +527,12 @@ def _share(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.3f}"
 
 
-def _save(path: str, vocabulary: Vocabulary, result: TrainingResult) -> None:
+def _save(path: str, vocabulary: Vocabulary, result: TrainingResult, binary: bool) -> None:
     try:
-        save_word2vec_format(path, vocabulary.words, result.input_vectors)
+        if binary:
+            save_word2vec_binary(path, vocabulary.words, result.input_vectors)
+        else:
+            save_word2vec_format(path, vocabulary.words, result.input_vectors)
     except OSError as error:
         raise InputError(f"cannot write {path!r}: {error.strerror or error}") from None
 
@@ -493,11 +574,12 @@ def _inputs(args: argparse.Namespace) -> dict[str, str]:
         "--corpus": args.corpus,
         "--similarity": args.similarity,
         "--analogies": args.analogies,
+        "--resume": args.resume,
     }
     return {option: path for option, path in names.items() if path is not None}
 
 
-def _check_outputs(outputs: list[str], inputs: dict[str, str]) -> None:
+def _check_outputs(output_option: str, outputs: list[str], inputs: dict[str, str]) -> None:
     """Before any work: every output can be written and is none of the inputs (by name, through
     symbolic links or as a hard link)."""
     for output in outputs:
@@ -507,7 +589,7 @@ def _check_outputs(outputs: list[str], inputs: dict[str, str]) -> None:
                 same = os.path.samefile(output, path)
             if same:
                 raise UsageError(
-                    f"--output {output!r} is the {option} file; it would be overwritten"
+                    f"{output_option} {output!r} is the {option} file; it would be overwritten"
                 )
         try:
             check_writable(output)
@@ -546,15 +628,25 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise InputError(str(error)) from None
     samplers = list(SAMPLERS) if args.compare_samplers else [args.sampler or "log_uniform"]
     outputs = [_output_for(args.output, sampler, len(samplers) > 1) for sampler in samplers]
-    _check_outputs(outputs, _inputs(args))
-    dataset = _load_dataset(args)
+    if args.save_model is not None and args.save_model in outputs:
+        raise UsageError(f"--save-model {args.save_model!r} is the --output file")
+    inputs = _inputs(args)
+    _check_outputs("--output", outputs, inputs)
+    if args.save_model is not None:
+        # Saving over the model being resumed is fine: it is read whole before training.
+        inputs.pop("--resume", None)
+        _check_outputs("--save-model", [args.save_model], inputs)
+    resume = _load_resume(args) if args.resume is not None else None
+    dataset = _load_dataset(args, None if resume is None else resume[0])
     if not np.any(np.bincount(dataset.corpus.sentences) >= 2):
         raise InputError(
             f"the corpus has no training pairs: no line holds two words seen --min-count="
             f"{args.min_count} times or more"
         )
     configs = [_config(args, sampler) for sampler in samplers]
-    _check_memory(len(dataset.vocabulary), args.dim)
+    if resume is not None:
+        configs = [resume[1]]
+    _check_memory(len(dataset.vocabulary), configs[0].dim)
     try:
         for config in configs:
             config.check(len(dataset.vocabulary))
@@ -575,8 +667,18 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for config in configs:
         label = f"[{config.sampler}] " if len(configs) > 1 else ""
         bar = None if args.quiet else ProgressBar(err, label)
+        save_model_now = None
+        if args.save_model is not None:
+            save_model_now = _model_saver(args.save_model, dataset.vocabulary, config)
         try:
-            result = train(dataset.corpus, dataset.vocabulary, config, progress=bar)
+            result = train(
+                dataset.corpus,
+                dataset.vocabulary,
+                config,
+                progress=bar,
+                resume=None if resume is None else resume[2],
+                on_epoch_end=save_model_now,
+            )
         except TrainingDiverged as error:
             if bar is not None and bar.tty:
                 err.write("\n")
@@ -585,12 +687,15 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise InputError("no training pairs were left after subsampling; lower --subsample")
         evaluation = _evaluate(dataset, result, pairs, analogies)
         path = outputs[configs.index(config)]
-        _save(path, dataset.vocabulary, result)
+        _save(path, dataset.vocabulary, result, args.binary)
         rows.append((config, result, evaluation, path))
         print(_summary(config, result), file=out)
         for line in _describe(evaluation):
             print("  " + line, file=out)
-        print(f"  vectors saved to {path} (word2vec text format)", file=out)
+        kind = "binary" if args.binary else "text"
+        print(f"  vectors saved to {path} (word2vec {kind} format)", file=out)
+        if args.save_model is not None:
+            print(f"  model saved to {args.save_model} (--resume it)", file=out)
         out.flush()
     if len(rows) > 1:
         _print_comparison(rows, out)
