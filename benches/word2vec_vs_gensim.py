@@ -6,9 +6,11 @@ Corpora:
 - ``enwiki``: the plain text of the shortened English Wikipedia dump that gensim ships as test
   data (``enwiki-latest-pages-articles1.xml-...-shortened.bz2``), extracted with gensim's
   ``WikiCorpus`` (lower-cased, ~450k tokens); scored by Spearman correlation with WordSim-353
-  and SimLex-999 (gensim's test data too), pairs matched case-insensitively.
+  and SimLex-999 (gensim's test data too), pairs matched case-insensitively, and by accuracy on
+  Google's analogy questions among the 30,000 most frequent words (``questions-words.txt``).
 - ``lee``: gensim's ``lee_background.cor`` (~60k tokens; too small for stable similarity
   scores, reported for completeness).
+- ``file:PATH``: any text file, one sentence per line (e.g. text from Debian packages).
 - ``planted``: rustnce's planted-structure corpus (``--planted-tokens``), scored by
   nearest-neighbour group purity, for throughput on a larger corpus.
 
@@ -45,6 +47,10 @@ from rustnce.word2vec import (
     train,
     word_similarity,
 )
+from rustnce.word2vec.evaluation import read_analogies, word_analogies
+
+#: Google's analogy questions (gensim's test data), filled in by ``main``.
+ANALOGIES: list[tuple[str, list[tuple[str, ...]]]] = []
 
 
 @dataclass
@@ -151,6 +157,9 @@ def evaluate(
         result = word_similarity(vectors, vocabulary, pairs)
         scores[name] = result.spearman
         scores[f"{name} pairs"] = result.used
+    analogies = word_analogies(vectors, vocabulary, ANALOGIES)
+    scores["analogy"] = analogies.accuracy
+    scores["analogy pairs"] = analogies.asked
     return scores
 
 
@@ -234,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     rustnce.set_num_threads(args.threads)
     data = gensim_data_dir()
+    ANALOGIES[:] = read_analogies(os.path.join(data, "questions-words.txt"))
     pair_sets = {
         "WS353": read_similarity_pairs(os.path.join(data, "wordsim353.tsv")),
         "SimLex": read_similarity_pairs(os.path.join(data, "simlex999.txt")),
@@ -249,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
             planted = planted_corpus(tokens=args.planted_tokens, seed=0)
             groups = dict(zip(planted.words, planted.groups.tolist()))
             corpora.append(Corpus("planted", list(planted.sentence_tokens()), groups))
+        elif name.startswith("file:"):
+            path = name[len("file:") :]
+            corpora.append(Corpus(os.path.basename(path), chunked(read_sentences(path))))
         else:
             parser.error(f"unknown corpus {name!r}")
     print(

@@ -30,7 +30,7 @@ from rustnce.word2vec import (
     word_similarity,
 )
 from rustnce.word2vec.corpus import encode
-from rustnce.word2vec.training import initial_biases
+from rustnce.word2vec.training import TrainingResult, initial_biases
 
 # ---------------------------------------------------------------- corpus and vocabulary
 
@@ -513,7 +513,8 @@ def test_reader_checks_the_header_against_the_rows(tmp_path):
 
 
 def test_gensim_loads_the_saved_vectors(tmp_path):
-    keyed_vectors = pytest.importorskip("gensim.models").KeyedVectors
+    from gensim.models import KeyedVectors as keyed_vectors
+
     rng = np.random.default_rng(0)
     words = ["alpha", "beta", "gamma"]
     vectors = rng.standard_normal((3, 4)).astype(np.float32)
@@ -538,7 +539,8 @@ def test_a_diverging_run_stops_with_training_diverged():
         train(
             corpus,
             vocabulary,
-            TrainingConfig(dim=8, learning_rate=100.0, batch_pairs=4096, epochs=10),
+            # The bounded step does not blow up even here; the plain summed step does.
+            TrainingConfig(dim=8, learning_rate=100.0, batch_pairs=4096, epochs=10, update="sum"),
         )
 
 
@@ -556,7 +558,7 @@ def test_training_is_bit_identical_for_one_and_two_threads():
 
 
 def test_the_trainer_refuses_bad_corpora_and_tables():
-    from rustnce._rustnce import SkipGramTrainer
+    from rustnce._rustnce import SkipGramTrainer, TrainingReport
 
     options = dict(
         dim=4,
@@ -592,11 +594,13 @@ def test_the_trainer_refuses_bad_corpora_and_tables():
         trainer.run(good[0], good[0], good[2], 0)
     # One batch from zero tables: every logit is 0 and costs ln 2, except removed hits.
     trainer = SkipGramTrainer(ids, sentences, counts, **{**options, "batch_pairs": 100})
-    epoch, words, pairs, loss, epoch_end, finished, diverged, rate = trainer.run(*good, 0)
-    assert (epoch, words, epoch_end, finished, diverged) == (0, 6, True, True, None)
-    terms = loss / math.log(2)
+    report = trainer.run(*good, 0)
+    assert isinstance(report, TrainingReport)
+    assert (report.epoch, report.words, report.epoch_end, report.finished) == (0, 6, True, True)
+    assert report.diverged is None
+    terms, pairs = report.loss / math.log(2), report.pairs
     assert pairs <= round(terms) <= 3 * pairs and terms == pytest.approx(round(terms), abs=1e-4)
-    assert rate == pytest.approx(0.025)
+    assert report.learning_rate == pytest.approx(0.025)
 
 
 def test_slicing_the_run_for_progress_changes_nothing():
@@ -629,11 +633,10 @@ def test_slicing_the_run_for_progress_changes_nothing():
         ]
         calls, epoch_ends, words, finished = 0, 0, 0, False
         while not finished:
-            epoch, done, pairs, loss, epoch_end, finished, diverged, rate = trainer.run(
-                *tables, slice_words
-            )
-            assert diverged is None and done >= words
-            words, calls, epoch_ends = done, calls + 1, epoch_ends + epoch_end
+            report = trainer.run(*tables, slice_words)
+            assert report.diverged is None and report.words >= words
+            finished = report.finished
+            words, calls, epoch_ends = report.words, calls + 1, epoch_ends + report.epoch_end
         assert words == trainer.total_words == 2 * len(corpus.ids)
         assert epoch_ends == 2
         results.append((tables, calls))
@@ -641,3 +644,88 @@ def test_slicing_the_run_for_progress_changes_nothing():
     for tables, _ in results[1:]:
         for got, expected in zip(tables, results[0][0]):
             assert np.array_equal(got, expected)
+
+
+# ---------------------------------------------------------------- analogies
+
+
+def _structured_vectors(sections, seed=0, dim=40):
+    """Vectors over the analogy file's words in which each section's relation is a noisy
+    offset, so that a fair share (not all) of the questions are answered right."""
+    rng = np.random.default_rng(seed)
+    words = sorted({word for _, questions in sections for q in questions for word in q})
+    rng.shuffle(words)
+    vectors = {word: rng.standard_normal(dim) for word in words}
+    for _, questions in sections:
+        offset = rng.standard_normal(dim) * 1.5
+        for a, b, c, d in questions[::3]:
+            vectors[b] = vectors[a] + offset + rng.standard_normal(dim) * 1.3
+            vectors[d] = vectors[c] + offset + rng.standard_normal(dim) * 1.3
+    table = np.array([vectors[word] for word in words], dtype=np.float32)
+    vocabulary = Vocabulary(tuple(words), np.arange(len(words), 0, -1, dtype=np.int64))
+    return vocabulary, table
+
+
+@pytest.mark.parametrize("restrict", [30_000, 400])
+def test_analogy_accuracy_equals_gensims_per_section(tmp_path, restrict):
+    from gensim.models import KeyedVectors
+    from gensim.test.utils import datapath
+
+    from rustnce.word2vec.evaluation import read_analogies, word_analogies
+
+    path = datapath("questions-words.txt")
+    sections = read_analogies(path)
+    assert len(sections) == 14 and sum(len(q) for _, q in sections) == 19_544
+    vocabulary, vectors = _structured_vectors(sections)
+    save_word2vec_format(tmp_path / "v.txt", vocabulary.words, vectors)
+    keyed = KeyedVectors.load_word2vec_format(tmp_path / "v.txt")
+    score, expected = keyed.evaluate_word_analogies(path, restrict_vocab=restrict)
+    result = word_analogies(vectors, vocabulary, sections, restrict=restrict)
+    assert 0.05 < result.accuracy < 0.95
+    assert result.accuracy == pytest.approx(score, abs=1e-12)
+    by_name = {section["section"]: section for section in expected}
+    for section in result.sections:
+        theirs = by_name[section.name]
+        assert section.correct == len(theirs["correct"])
+        assert section.asked == len(theirs["correct"]) + len(theirs["incorrect"])
+
+
+def test_analogy_files_with_malformed_lines_are_refused(tmp_path):
+    from rustnce.word2vec.evaluation import AnalogyFileError, read_analogies
+
+    path = tmp_path / "q.txt"
+    path.write_text(": capitals\nathens greece oslo norway\nathens greece oslo\n")
+    with pytest.raises(AnalogyFileError, match="line 3 has 3 words"):
+        read_analogies(path)
+    path.write_text(": empty\n")
+    with pytest.raises(AnalogyFileError, match="no questions"):
+        read_analogies(path)
+
+
+def test_resuming_at_an_epochs_end_continues_as_the_uninterrupted_run():
+    vocabulary, corpus, _ = _tiny_planted(tokens=20_000)
+    config = TrainingConfig(dim=16, epochs=4, seed=3)
+    whole = train(corpus, vocabulary, config)
+    saved = []
+
+    def stop_after_two(result):
+        if result.epochs_done == 2:
+            saved.append(
+                TrainingResult(
+                    result.input_vectors.copy(),
+                    result.output_vectors.copy(),
+                    result.biases.copy(),
+                    epochs_done=2,
+                )
+            )
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(corpus, vocabulary, config, on_epoch_end=stop_after_two)
+    resumed = train(corpus, vocabulary, config, resume=saved[0])
+    assert resumed.epochs_done == 4 and resumed.epoch_losses == whole.epoch_losses[2:]
+    for got, expected in zip(
+        (resumed.input_vectors, resumed.output_vectors, resumed.biases),
+        (whole.input_vectors, whole.output_vectors, whole.biases),
+    ):
+        assert np.array_equal(got, expected)

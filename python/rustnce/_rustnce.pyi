@@ -2,7 +2,7 @@
 ``rustnce`` checks and converts user input before calling them."""
 
 from collections.abc import Sequence
-from typing import Any, Union, final
+from typing import Any, Literal, Union, final
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +15,7 @@ __all__ = [
     "PooledBuffer",
     "SampledLossGradients",
     "SkipGramTrainer",
+    "TrainingReport",
     "compute_accidental_hits",
     "embedding_lookup",
     "full_loss",
@@ -140,6 +141,27 @@ def skipgram_pairs(
 ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]: ...
 
 @final
+class TrainingReport:
+    """What one ``SkipGramTrainer.run`` call did."""
+
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def words(self) -> int: ...
+    @property
+    def pairs(self) -> int: ...
+    @property
+    def loss(self) -> float: ...
+    @property
+    def epoch_end(self) -> bool: ...
+    @property
+    def finished(self) -> bool: ...
+    @property
+    def diverged(self) -> float | None: ...
+    @property
+    def learning_rate(self) -> float: ...
+
+@final
 class SkipGramTrainer:
     def __new__(
         cls,
@@ -158,6 +180,8 @@ class SkipGramTrainer:
         learning_rate: float,
         subsample: float,
         seed: int,
+        update: Literal["bounded", "sum"] = "bounded",
+        start_epoch: int = 0,
     ) -> SkipGramTrainer: ...
     def run(
         self,
@@ -165,7 +189,7 @@ class SkipGramTrainer:
         output_vectors: npt.NDArray[Any],
         biases: npt.NDArray[Any],
         max_words: int,
-    ) -> tuple[int, int, int, float, bool, bool, float | None, float]: ...
+    ) -> TrainingReport: ...
     @property
     def total_words(self) -> int: ...
 

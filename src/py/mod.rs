@@ -34,6 +34,7 @@ fn _rustnce(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(get_num_threads, module)?)?;
     module.add_function(wrap_pyfunction!(skipgram::skipgram_sgd_step, module)?)?;
     module.add_class::<skipgram::SkipGramTrainer>()?;
+    module.add_class::<skipgram::TrainingReport>()?;
     module.add_function(wrap_pyfunction!(skipgram::skipgram_pairs, module)?)?;
     module.add_class::<gradients::SampledLossGradients>()?;
     module.add_class::<output::PooledBuffer>()?;

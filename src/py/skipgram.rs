@@ -17,6 +17,7 @@ use super::fork_gate::install_locked;
 use super::memory_locks::Access;
 use crate::skipgram::{
     self, Embeddings, NegativeSampler, PairBatch, SkipGramConfig, SkipGramLoss, SkipGramStep,
+    UpdateRule,
 };
 
 fn loss_kind(name: &str) -> PyResult<SkipGramLoss> {
@@ -260,6 +261,37 @@ pub fn skipgram_pairs<'py>(
     Ok((centers.into_pyarray(py), contexts.into_pyarray(py)))
 }
 
+/// What one `SkipGramTrainer.run` call did.
+#[pyclass(module = "rustnce._rustnce", frozen, get_all)]
+pub struct TrainingReport {
+    /// The epoch the call ended in (0-based).
+    epoch: usize,
+    /// Raw corpus words processed since training started (all epochs).
+    words: u64,
+    /// Pairs trained on in this call.
+    pairs: u64,
+    /// Summed loss of those pairs.
+    loss: f64,
+    /// The call stopped at the end of `epoch`.
+    epoch_end: bool,
+    /// Every epoch is done.
+    finished: bool,
+    /// The loss per pair of the batch that diverged (training stopped there), or None.
+    diverged: Option<f64>,
+    /// The learning rate of the last step.
+    learning_rate: f32,
+}
+
+#[pymethods]
+impl TrainingReport {
+    fn __repr__(&self) -> String {
+        format!(
+            "TrainingReport(epoch={}, words={}, pairs={}, loss={}, epoch_end={}, finished={}, diverged={:?}, learning_rate={})",
+            self.epoch, self.words, self.pairs, self.loss, self.epoch_end, self.finished, self.diverged, self.learning_rate
+        )
+    }
+}
+
 /// The skip-gram training loop over a corpus, run a slice of words at a time.
 #[pyclass(module = "rustnce._rustnce", frozen)]
 pub struct SkipGramTrainer {
@@ -270,7 +302,7 @@ pub struct SkipGramTrainer {
 impl SkipGramTrainer {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (ids, sentences, counts, *, dim, window, negatives, epochs, batch_pairs, loss, sampler, distortion, learning_rate, subsample, seed))]
+    #[pyo3(signature = (ids, sentences, counts, *, dim, window, negatives, epochs, batch_pairs, loss, sampler, distortion, learning_rate, subsample, seed, update = "bounded", start_epoch = 0))]
     fn new(
         ids: PyReadonlyArray1<'_, i32>,
         sentences: PyReadonlyArray1<'_, i32>,
@@ -286,7 +318,18 @@ impl SkipGramTrainer {
         learning_rate: f32,
         subsample: f64,
         seed: i64,
+        update: &str,
+        start_epoch: usize,
     ) -> PyResult<Self> {
+        let update = match update {
+            "bounded" => UpdateRule::Bounded,
+            "sum" => UpdateRule::Sum,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "update must be 'bounded' or 'sum', got {other:?}"
+                )))
+            }
+        };
         let sampler = match sampler {
             "log_uniform" => NegativeSampler::LogUniform,
             "unigram" => {
@@ -314,22 +357,22 @@ impl SkipGramTrainer {
             learning_rate,
             subsample,
             seed,
+            update,
         };
-        let trainer = skipgram::SkipGramTrainer::new(
+        let mut trainer = skipgram::SkipGramTrainer::new(
             &elements(&ids),
             &elements(&sentences),
             &elements(&counts),
             config,
         )?;
+        trainer.start_at_epoch(start_epoch)?;
         Ok(SkipGramTrainer {
             inner: Mutex::new(trainer),
         })
     }
 
     /// Trains at least `max_words` more raw corpus words (0: to the end of the epoch), stopping
-    /// early at the end of an epoch. Returns `(epoch, words, pairs, loss, epoch_end, finished,
-    /// diverged_loss_per_pair or None, learning_rate)`.
-    #[allow(clippy::type_complexity)]
+    /// early at the end of an epoch.
     fn run(
         &self,
         py: Python<'_>,
@@ -337,23 +380,23 @@ impl SkipGramTrainer {
         output_vectors: &Bound<'_, PyAny>,
         biases: &Bound<'_, PyAny>,
         max_words: u64,
-    ) -> PyResult<(usize, u64, u64, f64, bool, bool, Option<f64>, f32)> {
+    ) -> PyResult<TrainingReport> {
         let mut tables = Tables::extract(py, input_vectors, output_vectors, biases)?;
         let mut trainer = self.inner.try_lock().map_err(|_| {
             PyValueError::new_err("this trainer is already running in another thread")
         })?;
         let trainer: &mut skipgram::SkipGramTrainer = &mut trainer;
         let report = tables.update(py, |embeddings| trainer.run(embeddings, max_words, true))?;
-        Ok((
-            report.epoch,
-            report.words,
-            report.pairs,
-            report.loss,
-            report.epoch_end,
-            report.finished,
-            report.diverged,
-            report.learning_rate,
-        ))
+        Ok(TrainingReport {
+            epoch: report.epoch,
+            words: report.words,
+            pairs: report.pairs,
+            loss: report.loss,
+            epoch_end: report.epoch_end,
+            finished: report.finished,
+            diverged: report.diverged,
+            learning_rate: report.learning_rate,
+        })
     }
 
     /// Raw corpus words over all epochs.

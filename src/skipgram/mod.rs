@@ -9,5 +9,5 @@ mod step;
 mod trainer;
 
 pub use pairs::{keep_probabilities, Corpus, PairGenerator};
-pub use step::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep};
+pub use step::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep, UpdateRule};
 pub use trainer::{pair_stream, NegativeSampler, RunReport, SkipGramConfig, SkipGramTrainer};

@@ -5,17 +5,46 @@
 use ndarray::ArrayView2;
 
 use super::pairs::{keep_probabilities, Corpus, PairGenerator};
-use super::step::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep};
+use super::step::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep, UpdateRule};
 use crate::error::{NceError, Result};
 use crate::philox::{Philox4x32, RandomStream, Seed};
 use crate::samplers::{CandidateSampler, FixedUnigramConfig};
 
-/// The generator of subsampling and window draws for `seed`, apart from the sampler's.
+/// The generator of subsampling and window draws for `seed` in the first epoch, apart from
+/// the sampler's.
 pub fn pair_stream(seed: i64) -> RandomStream {
+    epoch_pair_stream(seed, 0)
+}
+
+/// As [`pair_stream`], for epoch `epoch`: every epoch starts its own streams, so training
+/// resumed at an epoch's start draws what an uninterrupted run draws.
+fn epoch_pair_stream(seed: i64, epoch: usize) -> RandomStream {
     RandomStream::new(Philox4x32::new(
         seed as u64 ^ 0x5EED_5EED_5EED_5EED,
-        0x736B_6970_6772_616D, // "skipgram"
+        0x736B_6970_6772_616D ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), // "skipgram"
     ))
+}
+
+/// The negative sampler of epoch `epoch`.
+fn epoch_sampler(
+    config: &SkipGramConfig,
+    counts: &[f32],
+    epoch: usize,
+) -> Result<CandidateSampler> {
+    let seed = Seed::Op(
+        config
+            .seed
+            .wrapping_add((epoch as i64).wrapping_mul(0x2545_F491)),
+    );
+    let range = counts.len() as i64;
+    match config.sampler {
+        NegativeSampler::LogUniform => CandidateSampler::log_uniform(range, seed),
+        NegativeSampler::Unigram { distortion } => {
+            let mut unigram = FixedUnigramConfig::from_counts(range, counts.to_vec());
+            unigram.distortion = distortion;
+            CandidateSampler::fixed_unigram(unigram, seed)
+        }
+    }
 }
 
 /// Where the negatives come from.
@@ -41,6 +70,8 @@ pub struct SkipGramConfig {
     pub learning_rate: f32,
     pub subsample: f64,
     pub seed: i64,
+    /// How a batch's gradients move the rows it touches.
+    pub update: UpdateRule,
 }
 
 /// The learning rate never falls below this fraction of its start (word2vec's floor).
@@ -70,6 +101,7 @@ pub struct RunReport {
 
 pub struct SkipGramTrainer {
     config: SkipGramConfig,
+    float_counts: Vec<f32>,
     corpus: Corpus,
     vocabulary: usize,
     sampler: CandidateSampler,
@@ -140,21 +172,11 @@ impl SkipGramTrainer {
             ));
         }
         let corpus = Corpus::new(ids, sentence_of_token, vocabulary)?;
-        let seed = Seed::Op(config.seed);
-        let range = vocabulary as i64;
-        let sampler = match config.sampler {
-            NegativeSampler::LogUniform => CandidateSampler::log_uniform(range, seed)?,
-            NegativeSampler::Unigram { distortion } => {
-                let mut unigram = FixedUnigramConfig::from_counts(
-                    range,
-                    counts.iter().map(|&count| count as f32).collect(),
-                );
-                unigram.distortion = distortion;
-                CandidateSampler::fixed_unigram(unigram, seed)?
-            }
-        };
+        let float_counts: Vec<f32> = counts.iter().map(|&count| count as f32).collect();
+        let sampler = epoch_sampler(&config, &float_counts, 0)?;
         let stream = pair_stream(config.seed);
         Ok(SkipGramTrainer {
+            float_counts,
             pairs: PairGenerator::new(config.window, keep_probabilities(counts, config.subsample)),
             config,
             corpus,
@@ -170,6 +192,31 @@ impl SkipGramTrainer {
             negative_log_q: Vec::new(),
             true_classes: Vec::new(),
         })
+    }
+
+    /// Starts at the beginning of epoch `epoch` (0-based), as if the epochs before it had
+    /// run: the learning rate and every random draw continue as in an uninterrupted run.
+    pub fn start_at_epoch(&mut self, epoch: usize) -> Result<()> {
+        if epoch > self.config.epochs {
+            return Err(NceError::invalid(
+                "start_epoch",
+                format!(
+                    "must be at most epochs ({}), got {epoch}",
+                    self.config.epochs
+                ),
+            ));
+        }
+        self.begin_epoch(epoch)
+    }
+
+    fn begin_epoch(&mut self, epoch: usize) -> Result<()> {
+        self.epoch = epoch;
+        self.pairs.restart();
+        self.stream = epoch_pair_stream(self.config.seed, epoch);
+        if epoch > 0 {
+            self.sampler = epoch_sampler(&self.config, &self.float_counts, epoch)?;
+        }
+        Ok(())
     }
 
     /// Raw corpus words over all epochs.
@@ -247,9 +294,14 @@ impl SkipGramTrainer {
                     negatives: &self.negatives,
                     negative_log_q: &self.negative_log_q,
                 };
-                let loss = self
-                    .step
-                    .run(embeddings, &batch, self.config.loss, rate, parallel);
+                let loss = self.step.run_with(
+                    embeddings,
+                    &batch,
+                    self.config.loss,
+                    rate,
+                    self.config.update,
+                    parallel,
+                );
                 let count = self.centers.len();
                 report.pairs += count as u64;
                 report.loss += loss;
@@ -264,8 +316,7 @@ impl SkipGramTrainer {
             if epoch_end {
                 report.epoch = self.epoch;
                 report.epoch_end = true;
-                self.epoch += 1;
-                self.pairs.restart();
+                self.begin_epoch(self.epoch + 1)?;
                 break;
             }
         }

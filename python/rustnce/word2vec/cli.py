@@ -10,6 +10,7 @@ path), 2 usage error (unknown or impossible options), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import sys
@@ -21,37 +22,51 @@ import numpy as np
 
 import rustnce
 
-from .._arguments import MAX_COUNT, check_memory
-from ..atomic_files import check_writable
 from ..distributed import cli as distributed_cli
-from .corpus import CorpusError, EncodedCorpus, Vocabulary, load_corpus, read_sentences
+from .atomic import check_writable
+from .corpus import (
+    CorpusError,
+    EncodedCorpus,
+    Vocabulary,
+    encode,
+    load_corpus,
+    read_sentences,
+)
 from .evaluation import (
+    ANALOGY_VOCABULARY,
+    AnalogyFileError,
+    AnalogyResult,
     Purity,
     SimilarityFileError,
     SimilarityResult,
     group_purity,
+    read_analogies,
     read_similarity_pairs,
+    word_analogies,
     word_similarity,
 )
 from .planted import planted_corpus
 from .training import (
     LOSSES,
     SAMPLERS,
+    UPDATES,
     Progress,
     TrainingConfig,
     TrainingDiverged,
     TrainingResult,
     train,
 )
-from .vectors import save_word2vec_format
+from .vectors import (
+    VectorFileError,
+    load_model,
+    save_model,
+    save_word2vec_binary,
+    save_word2vec_format,
+)
 
 PROGRAM = "rustnce"
-MAX_THREADS = 4096  # rustnce.set_num_threads refuses more
 DEFAULT_OUTPUT = "rustnce_vectors.txt"
 DEFAULT_PLANTED_TOKENS = 500_000
-MAX_PLANTED_TOKENS = 1_000_000_000
-MAX_DIM = 1 << 16
-MAX_EPOCHS = 1_000_000
 
 
 class UsageError(Exception):
@@ -67,14 +82,16 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _int_in(low: int, high: int) -> Callable[[str], int]:
-    """An integer option in ``[low, high]``: the range the trainer can hold."""
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[low, high]`` (what the trainer can hold)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected an integer in [{low:,}, {high:,}], got {text!r}"
+            ) from None
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"must be in [{low:,}, {high:,}], got {text}")
         return value
@@ -82,8 +99,27 @@ def _int_in(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-_positive_int = _int_in(1, MAX_COUNT)
-FLOAT32_MAX = float(np.finfo(np.float32).max)
+def _float32(positive: bool) -> Callable[[str], float]:
+    """An argparse type: a finite number >= 0 (``positive``: > 0) that stays so as the float32
+    the trainer computes with (1e39 overflows it, 1e-320 rounds to 0)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        as_float32 = float(np.float32(value)) if abs(value) < 3.5e38 else math.inf
+        if not (math.isfinite(value) and math.isfinite(as_float32) and value >= 0):
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number >= 0 within float32 (up to 3.4e38), got {text}"
+            )
+        if positive and as_float32 <= 0:
+            raise argparse.ArgumentTypeError(
+                f"must be positive as a float32 (at least 1.4e-45), got {text}"
+            )
+        return value
+
+    return parse
 
 
 def _non_negative_float(text: str) -> float:
@@ -96,19 +132,17 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
-def _float32_non_negative(text: str) -> float:
-    """A number the trainer holds as float32: finite there too."""
-    value = _non_negative_float(text)
-    if value > FLOAT32_MAX:
-        raise argparse.ArgumentTypeError(f"must be at most {FLOAT32_MAX:.4g} (float32), got {text}")
-    return value
-
-
-def _float32_positive(text: str) -> float:
-    value = _float32_non_negative(text)
-    if float(np.float32(value)) == 0:
-        raise argparse.ArgumentTypeError(f"must be positive in float32, got {text}")
-    return value
+#: Upper limits of the options: what the trainer's integer types and this machine's memory
+#: can hold (a table of MAX_DIM floats per word, seeds as int64, ...).
+MAX_DIM = 100_000
+MAX_WINDOW = 100_000
+MAX_EPOCHS = 100_000
+MAX_BATCH = 1 << 22
+MAX_NEGATIVES = 1 << 20
+MAX_THREADS = 1024
+MAX_SEED = 2**63 - 1
+MAX_PLANTED_TOKENS = 100_000_000
+MAX_MIN_COUNT = 2**62
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,15 +174,22 @@ def build_parser() -> argparse.ArgumentParser:
         "prints the Spearman correlation and the share of pairs out of vocabulary",
     )
     data.add_argument(
+        "--analogies",
+        metavar="FILE",
+        help="analogy questions in the layout of Google's questions-words.txt (': section' "
+        "lines, then 'a b c d'); prints the accuracy per section and overall, questions asked "
+        f"among the {ANALOGY_VOCABULARY:,} most frequent words as word2vec and gensim do",
+    )
+    data.add_argument(
         "--planted-tokens",
-        type=_int_in(1, MAX_PLANTED_TOKENS),
+        type=_integer(1, MAX_PLANTED_TOKENS),
         default=DEFAULT_PLANTED_TOKENS,
         metavar="N",
         help=f"size of the generated corpus (default {DEFAULT_PLANTED_TOKENS:,})",
     )
     data.add_argument(
         "--min-count",
-        type=_positive_int,
+        type=_integer(1, MAX_MIN_COUNT),
         default=5,
         metavar="N",
         help="ignore words seen fewer times (default 5)",
@@ -171,35 +212,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--distortion",
-        type=_float32_non_negative,
+        type=_float32(positive=False),
         default=None,
         metavar="P",
         help="unigram exponent (default 0.75; only with --sampler unigram)",
     )
     model.add_argument(
         "--dim",
-        type=_int_in(1, MAX_DIM),
+        type=_integer(1, MAX_DIM),
         default=defaults.dim,
         metavar="N",
         help=f"vector size (default {defaults.dim})",
     )
     model.add_argument(
         "--window",
-        type=_positive_int,
+        type=_integer(1, MAX_WINDOW),
         default=defaults.window,
         metavar="N",
         help=f"maximum context distance, shrunk at random per word (default {defaults.window})",
     )
     model.add_argument(
         "--negatives",
-        type=_positive_int,
+        type=_integer(1, MAX_NEGATIVES),
         default=defaults.negatives,
         metavar="N",
         help=f"negatives per batch (num_sampled; default {defaults.negatives})",
     )
     model.add_argument(
         "--epochs",
-        type=_int_in(1, MAX_EPOCHS),
+        type=_integer(1, MAX_EPOCHS),
         default=defaults.epochs,
         metavar="N",
         help=f"passes over the corpus (default {defaults.epochs})",
@@ -214,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--lr",
-        type=_float32_positive,
+        type=_float32(positive=True),
         default=None,
         metavar="RATE",
         help=f"starting learning rate per pair, decayed linearly to 0 as in word2vec "
@@ -222,21 +263,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--batch",
-        type=_positive_int,
+        type=_integer(1, MAX_BATCH),
         default=defaults.batch_pairs,
         metavar="PAIRS",
         help=f"pairs per SGD step (default {defaults.batch_pairs})",
     )
     model.add_argument(
+        "--update",
+        choices=UPDATES,
+        default=defaults.update,
+        help="bounded: each row's step per batch is bounded however many pairs touch it "
+        "(stable at any rate and batch size); sum: plain SGD on the batch's summed loss, which "
+        "blows up on real text with large batches (default bounded)",
+    )
+    model.add_argument(
         "--threads",
-        type=_int_in(0, MAX_THREADS),
+        type=_integer(0, MAX_THREADS),
         default=0,
         metavar="N",
         help="rustnce threads (default 0: all cores)",
     )
     model.add_argument(
         "--seed",
-        type=_int_in(0, 2**63 - 1),
+        type=_integer(0, MAX_SEED),
         default=defaults.seed,
         metavar="N",
         help=f"seed of the generated corpus, initial vectors, windows, subsampling and "
@@ -247,8 +296,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         metavar="FILE",
         default=None,
-        help=f"where to save the vectors (default {DEFAULT_OUTPUT}; with --compare-samplers "
-        "one file per sampler)",
+        help="where to save the vectors, written whole or not at all (default "
+        f"$XDG_CACHE_HOME/rustnce/{DEFAULT_OUTPUT}, out of the working tree; with "
+        "--compare-samplers one file per sampler)",
+    )
+    output.add_argument(
+        "--binary",
+        action="store_true",
+        help="save the vectors in word2vec's binary format instead of its text format",
+    )
+    output.add_argument(
+        "--save-model",
+        metavar="FILE",
+        help="also save the whole model (input and output vectors, biases, vocabulary, counts, "
+        "settings, epochs done) after every epoch, for --resume",
+    )
+    output.add_argument(
+        "--resume",
+        metavar="FILE",
+        help="continue training a model saved with --save-model where it stopped, on the same "
+        "corpus (its vocabulary and settings are the model's; training options are ignored)",
     )
     output.add_argument(
         "--compare-samplers",
@@ -272,6 +339,7 @@ class Dataset:
 class Evaluation:
     purity: Purity | None = None
     similarity: SimilarityResult | None = None
+    analogies: AnalogyResult | None = None
 
 
 def _config(args: argparse.Namespace, sampler: str) -> TrainingConfig:
@@ -288,6 +356,7 @@ def _config(args: argparse.Namespace, sampler: str) -> TrainingConfig:
         batch_pairs=args.batch,
         seed=args.seed,
         threads=args.threads,
+        update=args.update,
     )
 
 
@@ -298,17 +367,57 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UsageError("--distortion applies only to --sampler unigram")
 
 
-def _load_dataset(args: argparse.Namespace) -> Dataset:
-    if args.corpus is None:
-        # The generator's working arrays: a few 8-byte values per token.
-        check_memory(
-            32 * args.planted_tokens, f"a planted corpus of {args.planted_tokens:,} tokens"
+def _model_saver(
+    path: str, vocabulary: Vocabulary, config: TrainingConfig
+) -> Callable[[TrainingResult], None]:
+    """Saves the model (for ``--resume``) at the end of every epoch."""
+    settings = dataclasses.asdict(config)
+    settings.pop("threads")
+
+    def save(result: TrainingResult) -> None:
+        tables = (result.input_vectors, result.output_vectors, result.biases)
+        try:
+            save_model(
+                path, vocabulary.words, vocabulary.counts, tables, settings, result.epochs_done
+            )
+        except OSError as error:
+            raise InputError(f"cannot write {path!r}: {error.strerror or error}") from None
+
+    return save
+
+
+def _load_resume(args: argparse.Namespace) -> tuple[Vocabulary, TrainingConfig, TrainingResult]:
+    """The model to resume: its vocabulary, settings and tables."""
+    if args.compare_samplers:
+        raise UsageError("--resume continues one model; drop --compare-samplers")
+    try:
+        words, counts, tables, settings, epochs_done = load_model(args.resume)
+        config = TrainingConfig(**settings)
+        config.check(len(words))
+    except (VectorFileError, TypeError, ValueError) as error:
+        raise InputError(f"cannot resume from {args.resume!r}: {error}") from None
+    if epochs_done >= config.epochs:
+        raise InputError(
+            f"the model in {args.resume!r} has finished its {config.epochs} epochs; nothing to do"
         )
+    config.threads = args.threads
+    vocabulary = Vocabulary(tuple(words), counts)
+    return vocabulary, config, TrainingResult(*tables, epochs_done=epochs_done)
+
+
+def _load_dataset(args: argparse.Namespace, vocabulary: Vocabulary | None = None) -> Dataset:
+    """The corpus, encoded with ``vocabulary`` when given (resuming) or its own."""
+    if args.corpus is None:
         planted = planted_corpus(tokens=args.planted_tokens, seed=args.seed)
         try:
-            vocabulary, corpus, groups = planted.training_data(args.min_count)
+            own, corpus, groups = planted.training_data(args.min_count)
         except CorpusError as error:
             raise InputError(str(error)) from None
+        if vocabulary is None or vocabulary.words == own.words:
+            vocabulary = own
+        else:
+            corpus = encode(planted.sentence_tokens(), vocabulary)
+            groups = None
         name = (
             f"planted corpus: {len(planted):,} tokens, {planted.num_groups} groups of "
             f"{int((planted.groups == 0).sum())} words + {int((planted.groups < 0).sum())} "
@@ -317,7 +426,10 @@ def _load_dataset(args: argparse.Namespace) -> Dataset:
         return Dataset(name, vocabulary, corpus, groups)
     try:
         sentences = read_sentences(args.corpus)
-        vocabulary, corpus = load_corpus(sentences, args.min_count)
+        if vocabulary is None:
+            vocabulary, corpus = load_corpus(sentences, args.min_count)
+        else:
+            corpus = encode(sentences, vocabulary)
     except CorpusError as error:
         raise InputError(str(error)) from None
     name = f"{args.corpus}: {corpus.raw_tokens:,} tokens"
@@ -358,6 +470,7 @@ def _evaluate(
     dataset: Dataset,
     result: TrainingResult,
     pairs: list[tuple[str, str, float]] | None,
+    analogies: list[tuple[str, list[tuple[str, ...]]]] | None = None,
 ) -> Evaluation:
     vectors = result.input_vectors
     if not np.isfinite(vectors).all():
@@ -370,6 +483,8 @@ def _evaluate(
         evaluation.purity = group_purity(vectors, dataset.groups)
     if pairs is not None:
         evaluation.similarity = word_similarity(vectors, dataset.vocabulary, pairs)
+    if analogies is not None:
+        evaluation.analogies = word_analogies(vectors, dataset.vocabulary, analogies)
     return evaluation
 
 
@@ -394,12 +509,32 @@ def _describe(evaluation: Evaluation) -> list[str]:
             f"similarity: Spearman {rho} over {similarity.used:,} of {similarity.pairs:,} pairs "
             f"({similarity.oov_share:.1%} out of vocabulary)"
         )
+    analogies = evaluation.analogies
+    if analogies is not None:
+        lines.append(
+            f"analogies: accuracy {_share(analogies.accuracy)} ({analogies.correct:,} of "
+            f"{analogies.asked:,} asked; {analogies.questions - analogies.asked:,} of "
+            f"{analogies.questions:,} questions have a word outside the {ANALOGY_VOCABULARY:,} "
+            "most frequent)"
+        )
+        for section in analogies.sections:
+            lines.append(
+                f"  {section.name}: {_share(section.accuracy)} ({section.correct:,} of "
+                f"{section.asked:,} asked, {section.questions:,} questions)"
+            )
     return lines
 
 
-def _save(path: str, vocabulary: Vocabulary, result: TrainingResult) -> None:
+def _share(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3f}"
+
+
+def _save(path: str, vocabulary: Vocabulary, result: TrainingResult, binary: bool) -> None:
     try:
-        save_word2vec_format(path, vocabulary.words, result.input_vectors)
+        if binary:
+            save_word2vec_binary(path, vocabulary.words, result.input_vectors)
+        else:
+            save_word2vec_format(path, vocabulary.words, result.input_vectors)
     except OSError as error:
         raise InputError(f"cannot write {path!r}: {error.strerror or error}") from None
 
@@ -415,49 +550,74 @@ def _summary(config: TrainingConfig, result: TrainingResult) -> str:
     )
 
 
-def first_dim(configs: list[TrainingConfig]) -> int:
-    return configs[0].dim
+def default_output() -> str:
+    """Where vectors go without ``--output``: the user's cache directory, out of any
+    repository a run is started in (``$XDG_CACHE_HOME/rustnce/vectors.txt``)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "rustnce", DEFAULT_OUTPUT)
 
 
-def _outputs(args: argparse.Namespace, samplers: list[str]) -> dict[str, str]:
-    """Where each sampler's vectors go, checked before anything is read or trained: never onto
-    an input file (directly or through a link), and writable."""
-    if len(samplers) > 1:
-        outputs = {sampler: _output_for(args.output, sampler) for sampler in samplers}
-    else:
-        outputs = {samplers[0]: args.output or DEFAULT_OUTPUT}
-    inputs = {"--corpus": args.corpus, "--similarity": args.similarity}
-    for path in outputs.values():
-        for option, source in inputs.items():
-            if source is not None and _same_file(path, source):
-                raise UsageError(f"--output {path!r} would overwrite {option} {source!r}")
+def _output_for(base: str | None, sampler: str, several: bool) -> str:
+    if base is None:
+        base = default_output()
         try:
-            check_writable(path)
+            os.makedirs(os.path.dirname(base), exist_ok=True)
         except OSError as error:
-            raise InputError(f"cannot write {path!r}: {error.strerror or error}") from None
-    if len(set(map(os.path.realpath, outputs.values()))) < len(outputs):
-        raise UsageError("the outputs of the samplers would overwrite each other")
-    return outputs
-
-
-def _same_file(first: str, second: str) -> bool:
-    if os.path.realpath(first) == os.path.realpath(second):
-        return True
-    try:
-        return os.path.samefile(first, second)
-    except OSError:
-        return False
-
-
-def _output_for(base: str | None, sampler: str) -> str:
-    stem, extension = os.path.splitext(base or DEFAULT_OUTPUT)
+            raise InputError(f"cannot create {os.path.dirname(base)!r}: {error.strerror}") from None
+    if not several:
+        return base
+    stem, extension = os.path.splitext(base)
     return f"{stem}.{sampler}{extension or '.txt'}"
+
+
+def _inputs(args: argparse.Namespace) -> dict[str, str]:
+    """The files the run reads, by option."""
+    names = {
+        "--corpus": args.corpus,
+        "--similarity": args.similarity,
+        "--analogies": args.analogies,
+        "--resume": args.resume,
+    }
+    return {option: path for option, path in names.items() if path is not None}
+
+
+def _check_outputs(output_option: str, outputs: list[str], inputs: dict[str, str]) -> None:
+    """Before any work: every output can be written and is none of the inputs (by name, through
+    symbolic links or as a hard link)."""
+    for output in outputs:
+        for option, path in inputs.items():
+            same = os.path.realpath(output) == os.path.realpath(path)
+            if not same and os.path.exists(output) and os.path.exists(path):
+                same = os.path.samefile(output, path)
+            if same:
+                raise UsageError(
+                    f"{output_option} {output!r} is the {option} file; it would be overwritten"
+                )
+        try:
+            check_writable(output)
+        except OSError as error:
+            raise InputError(f"cannot write {output!r}: {error.strerror or error}") from None
+
+
+def _check_memory(words: int, dim: int) -> None:
+    """Refuses tables that cannot fit in this machine's memory before allocating them."""
+    needed = 2 * words * dim * 4
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return
+    if needed > physical:
+        raise UsageError(
+            f"--dim {dim} with {words:,} words needs {needed / 2**30:,.1f} GiB for the vectors, "
+            f"more than this machine's {physical / 2**30:,.1f} GiB"
+        )
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.workers is not None or distributed_cli.check_arguments(args):
-        # The same output checks (never onto an input, writable) before anything starts.
-        _outputs(args, [args.sampler or "log_uniform"])
+        # Distributed training (Ray), after the same output checks as below.
+        args.output = _output_for(args.output, args.sampler or "log_uniform", False)
+        _check_outputs("--output", [args.output], _inputs(args))
         return distributed_cli.run(args, out, err, ProgressBar, UsageError, InputError)
     _check_options(args)
     if args.similarity is not None:
@@ -467,20 +627,38 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise InputError(str(error)) from None
     else:
         pairs = None
+    analogies = None
+    if args.analogies is not None:
+        try:
+            analogies = read_analogies(args.analogies)
+        except AnalogyFileError as error:
+            raise InputError(str(error)) from None
     samplers = list(SAMPLERS) if args.compare_samplers else [args.sampler or "log_uniform"]
-    outputs = _outputs(args, samplers)
-    dataset = _load_dataset(args)
+    outputs = [_output_for(args.output, sampler, len(samplers) > 1) for sampler in samplers]
+    if args.save_model is not None and args.save_model in outputs:
+        raise UsageError(f"--save-model {args.save_model!r} is the --output file")
+    inputs = _inputs(args)
+    _check_outputs("--output", outputs, inputs)
+    if args.save_model is not None:
+        # Saving over the model being resumed is fine: it is read whole before training.
+        inputs.pop("--resume", None)
+        _check_outputs("--save-model", [args.save_model], inputs)
+    resume = _load_resume(args) if args.resume is not None else None
+    dataset = _load_dataset(args, None if resume is None else resume[0])
+    if not np.any(np.bincount(dataset.corpus.sentences) >= 2):
+        raise InputError(
+            f"the corpus has no training pairs: no line holds two words seen --min-count="
+            f"{args.min_count} times or more"
+        )
     configs = [_config(args, sampler) for sampler in samplers]
+    if resume is not None:
+        configs = [resume[1]]
+    _check_memory(len(dataset.vocabulary), configs[0].dim)
     try:
         for config in configs:
             config.check(len(dataset.vocabulary))
     except ValueError as error:
         raise UsageError(str(error)) from None
-    # The input and output vectors (float32) and the step's per-row scratch.
-    check_memory(
-        12 * len(dataset.vocabulary) * first_dim(configs),
-        f"vectors of {len(dataset.vocabulary):,} words x {first_dim(configs)} dimensions",
-    )
     first = configs[0]
     print(f"{PROGRAM} {rustnce.__version__}: skip-gram on {dataset.name}", file=out)
     print(
@@ -496,25 +674,35 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for config in configs:
         label = f"[{config.sampler}] " if len(configs) > 1 else ""
         bar = None if args.quiet else ProgressBar(err, label)
+        save_model_now = None
+        if args.save_model is not None:
+            save_model_now = _model_saver(args.save_model, dataset.vocabulary, config)
         try:
-            result = train(dataset.corpus, dataset.vocabulary, config, progress=bar)
+            result = train(
+                dataset.corpus,
+                dataset.vocabulary,
+                config,
+                progress=bar,
+                resume=None if resume is None else resume[2],
+                on_epoch_end=save_model_now,
+            )
         except TrainingDiverged as error:
             if bar is not None and bar.tty:
                 err.write("\n")
             raise InputError(f"{error} (--lr, --batch)") from None
         if result.pairs == 0:
-            raise InputError(
-                "the corpus gave no training pairs: no sentence has two words that occur at "
-                f"least --min-count {args.min_count} times; nothing was saved"
-            )
-        evaluation = _evaluate(dataset, result, pairs)
-        path = outputs[config.sampler]
-        _save(path, dataset.vocabulary, result)
+            raise InputError("no training pairs were left after subsampling; lower --subsample")
+        evaluation = _evaluate(dataset, result, pairs, analogies)
+        path = outputs[configs.index(config)]
+        _save(path, dataset.vocabulary, result, args.binary)
         rows.append((config, result, evaluation, path))
         print(_summary(config, result), file=out)
         for line in _describe(evaluation):
             print("  " + line, file=out)
-        print(f"  vectors saved to {path} (word2vec text format)", file=out)
+        kind = "binary" if args.binary else "text"
+        print(f"  vectors saved to {path} (word2vec {kind} format)", file=out)
+        if args.save_model is not None:
+            print(f"  model saved to {args.save_model} (--resume it)", file=out)
         out.flush()
     if len(rows) > 1:
         _print_comparison(rows, out)
@@ -572,9 +760,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as error:
         print(f"{PROGRAM}: error: {error}", file=err)
         return 1
+    except MemoryError:
+        print(
+            f"{PROGRAM}: error: out of memory; use a smaller corpus, --dim or vocabulary "
+            "(--min-count)",
+            file=err,
+        )
+        return 1
     except KeyboardInterrupt:
         print(f"\n{PROGRAM}: interrupted", file=err)
         return 130
-    except MemoryError as error:
-        print(f"{PROGRAM}: error: not enough memory: {error}", file=err)
-        return 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -84,12 +85,23 @@ def encode(sentences: Iterable[Sequence[str]], vocabulary: Vocabulary) -> Encode
     return EncodedCorpus(id_array, numbers, raw)
 
 
+def is_device(path: str) -> bool:
+    """Whether ``path`` is a character or block device (``/dev/zero`` would never end)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+
+
 def read_sentences(path: str | os.PathLike[str]) -> list[list[str]]:
     """Whitespace-tokenised text, one sentence per line (blank lines skipped). Raises
     :class:`CorpusError` for a missing, unreadable, non-text or empty file."""
     name = os.fspath(path)
     if os.path.isdir(name):
         raise CorpusError(f"corpus {name!r} is a directory, not a text file")
+    if is_device(name):
+        raise CorpusError(f"corpus {name!r} is a device, not a text file")
     try:
         with open(name, encoding="utf-8", errors="strict") as handle:
             sentences = [tokens for tokens in (line.split() for line in handle) if tokens]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .corpus import Vocabulary
+from .corpus import Vocabulary, is_device
 
 
 class SimilarityFileError(ValueError):
@@ -120,6 +120,8 @@ def read_similarity_pairs(path: str | os.PathLike[str]) -> list[tuple[str, str, 
     and lines whose third field is not a number (a header) are skipped. Lines without tabs are
     split on whitespace."""
     name = os.fspath(path)
+    if is_device(name):
+        raise SimilarityFileError(f"similarity file {name!r} is a device, not a text file")
     try:
         with open(name, encoding="utf-8") as handle:
             lines = handle.read().splitlines()
@@ -202,3 +204,120 @@ def word_similarity(
     human = np.array([s for _, _, s in found])
     cosine = np.einsum("ij,ij->i", unit[first], unit[second])
     return SimilarityResult(spearman(cosine, human), len(pairs), len(found))
+
+
+class AnalogyFileError(ValueError):
+    """An analogy file that cannot be read or holds no questions."""
+
+
+#: Analogy questions are asked among this many most frequent words, as word2vec's
+#: compute-accuracy does (gensim's ``evaluate_word_analogies(restrict_vocab=30000)``).
+ANALOGY_VOCABULARY = 30_000
+
+
+def read_analogies(path: str | os.PathLike[str]) -> list[tuple[str, list[tuple[str, ...]]]]:
+    """Google's analogy file layout (``questions-words.txt``): ``: section`` lines, then one
+    question ``a b c d`` per line (``a`` is to ``b`` as ``c`` is to ``d``). Returns the sections
+    with their questions; lines of other lengths are refused with their number."""
+    name = os.fspath(path)
+    if is_device(name):
+        raise AnalogyFileError(f"analogy file {name!r} is a device, not a text file")
+    try:
+        with open(name, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        raise AnalogyFileError(f"analogy file {name!r} does not exist") from None
+    except IsADirectoryError:
+        raise AnalogyFileError(f"analogy file {name!r} is a directory") from None
+    except UnicodeDecodeError as error:
+        raise AnalogyFileError(
+            f"analogy file {name!r} is not UTF-8 text ({error.reason})"
+        ) from None
+    except OSError as error:
+        raise AnalogyFileError(
+            f"cannot read analogy file {name!r}: {error.strerror or error}"
+        ) from None
+    sections: list[tuple[str, list[tuple[str, ...]]]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if line.startswith(":"):
+            sections.append((line[1:].strip(), []))
+            continue
+        words = tuple(line.split())
+        if len(words) != 4:
+            raise AnalogyFileError(
+                f"analogy file {name!r}: line {number} has {len(words)} words, expected 4"
+            )
+        if not sections:
+            sections.append(("questions", []))
+        sections[-1][1].append(words)
+    if not any(questions for _, questions in sections):
+        raise AnalogyFileError(f"analogy file {name!r} holds no questions (expected 'a b c d')")
+    return sections
+
+
+@dataclass(frozen=True)
+class AnalogySection:
+    name: str
+    correct: int
+    asked: int  # questions whose four words are among the most frequent words
+    questions: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.asked if self.asked else math.nan
+
+
+@dataclass(frozen=True)
+class AnalogyResult:
+    sections: tuple[AnalogySection, ...]
+
+    @property
+    def correct(self) -> int:
+        return sum(section.correct for section in self.sections)
+
+    @property
+    def asked(self) -> int:
+        return sum(section.asked for section in self.sections)
+
+    @property
+    def questions(self) -> int:
+        return sum(section.questions for section in self.sections)
+
+    @property
+    def accuracy(self) -> float:
+        """Correct answers over the questions asked, all sections together."""
+        return self.correct / self.asked if self.asked else math.nan
+
+
+def word_analogies(
+    vectors: np.ndarray,
+    vocabulary: Vocabulary,
+    sections: list[tuple[str, list[tuple[str, ...]]]],
+    restrict: int = ANALOGY_VOCABULARY,
+    block: int = 256,
+) -> AnalogyResult:
+    """Accuracy on analogy questions by 3CosAdd, as gensim's ``evaluate_word_analogies``: a
+    question ``a b c d`` is asked when all four words are among the ``restrict`` most frequent
+    (matched case-insensitively); the answer is the word, other than ``a``, ``b`` and ``c``,
+    whose unit vector is nearest (cosine) to ``unit(b) − unit(a) + unit(c)``."""
+    index: dict[str, int] = {}
+    for i, word in enumerate(vocabulary.words[:restrict]):
+        index.setdefault(word.lower(), i)
+    unit = unit_rows(np.asarray(vectors)[: min(restrict, len(vocabulary))])
+    results = []
+    for name, questions in sections:
+        ids = [tuple(index.get(word.lower(), -1) for word in q) for q in questions]
+        asked = np.array([q for q in ids if min(q) >= 0], dtype=np.int64).reshape(-1, 4)
+        correct = 0
+        for start in range(0, len(asked), block):
+            part = asked[start : start + block]
+            target = unit[part[:, 1]] - unit[part[:, 0]] + unit[part[:, 2]]
+            similarity = target @ unit.T
+            rows = np.arange(len(part))
+            for column in range(3):
+                similarity[rows, part[:, column]] = -np.inf
+            correct += int((similarity.argmax(axis=1) == part[:, 3]).sum())
+        results.append(AnalogySection(name, correct, len(asked), len(questions)))
+    return AnalogyResult(tuple(results))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .atomic import replaced_atomically
 from .corpus import CorpusError, EncodedCorpus, Vocabulary
 
 
@@ -50,7 +51,7 @@ class PlantedCorpus:
 
     def write(self, path: str | os.PathLike[str]) -> None:
         """Writes the corpus as text, one sentence per line (what ``--corpus`` reads)."""
-        with open(path, "w", encoding="utf-8") as handle:
+        with replaced_atomically(path, "w", encoding="utf-8") as handle:
             for tokens in self.sentence_tokens():
                 handle.write(" ".join(tokens))
                 handle.write("\n")

@@ -23,16 +23,20 @@ Samplers: ``log_uniform`` (TensorFlow's default; ids are frequency ranks, as the
 sorted by decreasing count) or ``unigram`` (``count ** distortion``, word2vec's 0.75), both
 drawing ``negatives`` distinct ids per batch (``unique=True``), shared by its pairs.
 
-Why these settings. A shared negative row receives the summed gradient of every pair in the
-batch at once, and a frequent word's rows that of all its pairs; word2vec applies the same
-updates one pair at a time, each seeing the previous one. With word2vec's per-pair rate of
-0.025 that sum stays stable up to batches of about 512 pairs (1024 diverged on the enwiki test
-corpus), so batches are small and the kernel's per-call cost matters. Because negatives are
+Why it is stable. A batch's pairs share its negatives, so a negative's output row (and bias) is
+touched by every pair of the batch, and a frequent word's rows by many. Plain SGD on the summed
+loss moves such a row by the sum of all those gradients at the per-pair rate, all taken at the
+same stale parameters, where word2vec's one-pair-at-a-time updates would have saturated: on real
+text that overshoot blows up within the first epoch whatever the corpus. The step therefore bounds
+each row's move (``update="bounded"``, see ``docs/word2vec.md``): a row moves by its summed
+gradient at the per-pair rate while that is small against the curvature of the batch's loss along
+the row, and by at most ``NEWTON_STEPS`` (16) Newton steps of that curvature's bound otherwise, so
+the step a row takes per batch is bounded however many pairs touch it. ``update="sum"`` is the
+plain SGD step (``rustnce.skipgram_sgd_step``'s), kept for comparison. Because negatives are
 shared they are cheap, and 10 per batch train as well as 25 and clearly better than 5. For
 ``nce`` and ``sampled_softmax`` the output biases start at ``ln p(w)`` (the unigram model):
 starting at 0, every rare sampled word's ``-ln Q`` makes its logit large and the first steps
-push hard; TensorFlow's own word2vec tutorial starts at 0 with a much smaller rate per pair.
-A loss that blows up anyway stops the run with :class:`TrainingDiverged`.
+push hard. A loss that blows up anyway stops the run with :class:`TrainingDiverged`.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from .corpus import EncodedCorpus, Vocabulary
 
 LOSSES = ("nce", "sampled_softmax", "neg")
 SAMPLERS = ("log_uniform", "unigram")
+UPDATES = ("bounded", "sum")
 
 #: Starting learning rate per loss (per pair: the step uses ``upstream="sum"``).
 DEFAULT_LEARNING_RATES = {"nce": 0.025, "sampled_softmax": 0.025, "neg": 0.025}
@@ -71,6 +76,7 @@ class TrainingConfig:
     bias_init: str | None = None  # "log_unigram" or "zeros"; None: zeros for neg
     seed: int = 1
     threads: int = 0  # 0: rustnce's default (all cores)
+    update: str = "bounded"  # "bounded": each row's step bounded per batch; "sum": plain SGD
 
     def check(self, vocabulary_size: int | None = None) -> None:
         """Raises ``ValueError`` naming the option for impossible settings."""
@@ -84,6 +90,8 @@ class TrainingConfig:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.update not in UPDATES:
+            raise ValueError(f"update must be one of {', '.join(UPDATES)}, got {self.update!r}")
         if not (math.isfinite(self.subsample) and self.subsample >= 0):
             raise ValueError(f"subsample must be >= 0, got {self.subsample}")
         if not (math.isfinite(self.distortion) and self.distortion >= 0):
@@ -139,6 +147,7 @@ class TrainingResult:
     seconds: float = 0.0
     words: int = 0  # raw words processed (corpus words times epochs)
     pairs: int = 0
+    epochs_done: int = 0  # epochs completed, those before a resumption included
 
     @property
     def words_per_second(self) -> float:
@@ -177,18 +186,24 @@ def train(
     config: TrainingConfig,
     progress: Callable[[Progress], None] | None = None,
     progress_interval: float = 0.25,
+    resume: TrainingResult | None = None,
+    on_epoch_end: Callable[[TrainingResult], None] | None = None,
 ) -> TrainingResult:
     """Trains skip-gram vectors on ``corpus``; returns the vectors and the loss per epoch.
     ``progress`` is called about every ``progress_interval`` seconds and at every epoch's end.
     Raises ``ValueError`` for impossible settings and :class:`TrainingDiverged` if the loss
-    blows up."""
+    blows up. ``resume``: the tables and ``epochs_done`` of a run of the same configuration
+    stopped at an epoch's end; training continues from there exactly as the uninterrupted run
+    would (every epoch draws from its own random streams). ``on_epoch_end`` is called with the
+    result so far (its tables are the live ones) after every epoch."""
     config.check(len(vocabulary))
+    arguments = (corpus, vocabulary, config, progress, progress_interval, resume, on_epoch_end)
     if not config.threads:
-        return _train(corpus, vocabulary, config, progress, progress_interval)
+        return _train(*arguments)
     previous = rustnce.get_num_threads()
     rustnce.set_num_threads(config.threads)
     try:
-        return _train(corpus, vocabulary, config, progress, progress_interval)
+        return _train(*arguments)
     finally:
         rustnce.set_num_threads(previous)
 
@@ -199,12 +214,27 @@ def _train(
     config: TrainingConfig,
     progress: Callable[[Progress], None] | None,
     progress_interval: float,
+    resume: TrainingResult | None,
+    on_epoch_end: Callable[[TrainingResult], None] | None,
 ) -> TrainingResult:
     size, dim = len(vocabulary), config.dim
-    rng = np.random.default_rng(config.seed)
-    emb_in = ((rng.random((size, dim), dtype=np.float32) - 0.5) / dim).astype(np.float32)
-    emb_out = np.zeros((size, dim), dtype=np.float32)
-    biases = initial_biases(vocabulary.counts, config.bias_start)
+    if resume is None:
+        rng = np.random.default_rng(config.seed)
+        emb_in = ((rng.random((size, dim), dtype=np.float32) - 0.5) / dim).astype(np.float32)
+        emb_out = np.zeros((size, dim), dtype=np.float32)
+        biases = initial_biases(vocabulary.counts, config.bias_start)
+        start_epoch = 0
+    else:
+        emb_in, emb_out, biases = (
+            np.array(table, dtype=np.float32, order="C", copy=True)
+            for table in (resume.input_vectors, resume.output_vectors, resume.biases)
+        )
+        if emb_in.shape != (size, dim) or emb_out.shape != (size, dim) or biases.shape != (size,):
+            raise ValueError(
+                f"resume tables must be [{size}, {dim}] and [{size}], got {emb_in.shape}, "
+                f"{emb_out.shape} and {biases.shape}"
+            )
+        start_epoch = resume.epochs_done
     trainer = SkipGramTrainer(
         np.ascontiguousarray(corpus.ids, dtype=np.int32),
         np.ascontiguousarray(corpus.sentences, dtype=np.int32),
@@ -220,9 +250,13 @@ def _train(
         learning_rate=config.rate,
         subsample=config.subsample,
         seed=config.seed,
+        update=config.update,
+        start_epoch=start_epoch,
     )
     total_words = max(trainer.total_words, 1)
-    result = TrainingResult(emb_in, emb_out, biases)
+    result = TrainingResult(emb_in, emb_out, biases, epochs_done=start_epoch)
+    if start_epoch >= config.epochs:
+        return result
     epoch_loss = 0.0
     epoch_pairs = 0
     running = math.nan
@@ -231,43 +265,45 @@ def _train(
     slice_words = 50_000
     while True:
         slice_start = time.perf_counter()
-        epoch, words, pairs, loss, epoch_end, finished, diverged, rate = trainer.run(
-            emb_in, emb_out, biases, slice_words
-        )
+        report = trainer.run(emb_in, emb_out, biases, slice_words)
         elapsed = time.perf_counter() - slice_start
-        if diverged is not None:
+        words, pairs = report.words, report.pairs
+        if report.diverged is not None:
             raise TrainingDiverged(
                 f"training diverged at {words / total_words:.0%} (loss per pair "
-                f"{diverged:.3g}); lower the learning rate or the batch size"
+                f"{report.diverged:.3g}); lower the learning rate or the batch size"
             )
         if pairs:
-            epoch_loss += loss
+            epoch_loss += report.loss
             epoch_pairs += pairs
-            mean = loss / pairs
+            mean = report.loss / pairs
             running = mean if math.isnan(running) else 0.8 * running + 0.2 * mean
         if elapsed > 0 and pairs:
             speed = slice_words / elapsed
             slice_words = int(min(max(speed * progress_interval / 2, 10_000), 5_000_000))
-        if epoch_end:
+        if report.epoch_end:
             result.epoch_losses.append(epoch_loss / epoch_pairs if epoch_pairs else math.nan)
             result.pairs += epoch_pairs
+            result.epochs_done = report.epoch + 1
             epoch_loss, epoch_pairs = 0.0, 0
+            if on_epoch_end is not None:
+                on_epoch_end(result)
         now = time.perf_counter()
-        if progress is not None and (epoch_end or now - last_report >= progress_interval):
+        if progress is not None and (report.epoch_end or now - last_report >= progress_interval):
             last_report = now
             progress(
                 Progress(
-                    epoch + 1,
+                    report.epoch + 1,
                     config.epochs,
                     min(words / total_words, 1.0),
                     words,
                     now - started,
                     running,
-                    rate,
-                    epoch_end=epoch_end,
+                    report.learning_rate,
+                    epoch_end=report.epoch_end,
                 )
             )
-        if finished:
+        if report.finished:
             break
     result.seconds = time.perf_counter() - started
     result.words = words
