@@ -525,29 +525,40 @@ def run_torch_autograd(torch: Any, config: Config, data: dict, repeats: int, res
         g = rustnce.nce_loss_and_gradients(w, b, y, x, s, c, num_true=t, sampled_values=sv)
         return g.loss, g.inputs, g.weights, g.biases
 
-    ratios = interleaved_ratios(
-        forward_backward, {"plain": plain, "hand": torch_hand_written(torch, config, data)}, repeats
-    )
+    hand_written = torch_hand_written(torch, config, data)
+    # PyTorch's OpenMP threads keep spinning after its ops and slow the rustnce call that
+    # follows (benches/torch_threads.py): measured with PyTorch's default pool and with one
+    # intra-op thread.
+    threads = torch.get_num_threads()
+    for torch_threads in sorted({threads, 1}, reverse=True):
+        torch.set_num_threads(torch_threads)
+        ratios = interleaved_ratios(
+            forward_backward, {"plain": plain, "hand": hand_written}, repeats
+        )
+        result.notes.append(
+            f"rustnce.torch autograd, interleaved medians, torch threads {torch_threads}: "
+            f"{ratios['plain']:.2f}x the plain rustnce.nce_loss_and_gradients call (target "
+            f">= 0.95), {ratios['hand']:.2f}x the hand-written PyTorch loss (target >= 1.3)"
+        )
+    torch.set_num_threads(threads)
     weights.grad = biases.grad = inputs.grad = None
-    result.notes.append(
-        f"rustnce.torch autograd, interleaved medians: {ratios['plain']:.2f}x the plain "
-        f"rustnce.nce_loss_and_gradients call (target >= 0.95), {ratios['hand']:.2f}x the "
-        "hand-written PyTorch loss (target >= 1.3)"
-    )
 
 
 def interleaved_ratios(
     mine: Callable[[], Any], others: dict[str, Callable[[], Any]], repeats: int
 ) -> dict[str, float]:
-    """``median(other) / median(mine)`` with the calls alternating (at least 30 rounds)."""
+    """``median(other) / median(mine)`` with the calls alternating (at least 30 rounds). The
+    order rotates from round to round: a call right after PyTorch's finds its OpenMP threads
+    still spinning, and each function should get that turn as often as the others."""
     samples: dict[str, list[float]] = {name: [] for name in ["mine", *others]}
-    functions = {"mine": mine, **others}
+    functions = list({"mine": mine, **others}.items())
     GATE.wait()
     for _ in range(2):
-        for fn in functions.values():
+        for _, fn in functions:
             fn()
-    for _ in range(max(repeats, 30)):
-        for name, fn in functions.items():
+    for round_number in range(max(repeats, 30)):
+        shift = round_number % len(functions)
+        for name, fn in functions[shift:] + functions[:shift]:
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)

@@ -86,8 +86,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="PyTorch intra-op threads (default 1: this model's own PyTorch ops are small, and "
+        "a larger OpenMP pool keeps spinning on the cores rustnce's loss needs next)",
+    )
     args = parser.parse_args(argv)
 
+    torch.set_num_threads(args.torch_threads)
     torch.manual_seed(args.seed)
     ids, table, probabilities = make_corpus(args.vocabulary, args.words, args.successors, args.seed)
     split = int(0.9 * len(ids))
