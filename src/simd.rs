@@ -55,6 +55,10 @@ impl InstructionSet {
     pub fn has_avx2_fma(self) -> bool {
         self.0 != Kind::Generic
     }
+
+    pub(crate) fn kind(self) -> Kind {
+        self.0
+    }
 }
 
 /// Defines `$avx2`, the `#[inline(always)]` function `$name` compiled for AVX2 + FMA. Call it

@@ -4,13 +4,20 @@
 //!
 //! Every function here is `#[inline(always)]` and meant to be inlined into a kernel compiled
 //! with the matching `#[target_feature]` (see `step.rs`), which is what makes the intrinsics
-//! legal and fast.
+//! fast. They are all `unsafe`: safe code cannot run a set's instructions without an
+//! `InstructionSet` (`crate::simd`) proving the processor has them.
 
 // Indexed loops over the small fixed-size accumulator arrays keep them in registers.
 #![allow(clippy::needless_range_loop)]
 
 /// Sixteen float32 lanes.
-pub trait Lanes: Copy {
+///
+/// # Safety
+/// Every method, and every function here generic over `Lanes`, executes the instructions of
+/// the implementing type's instruction set: callers must ensure the processor supports it (the
+/// skip-gram kernels run them only under a detected `crate::simd::InstructionSet`; `Scalar`
+/// runs anywhere). Implementations must only use instructions of their set.
+pub unsafe trait Lanes: Copy {
     /// # Safety
     /// `p` must point to 16 readable floats.
     unsafe fn load(p: *const f32) -> Self;
@@ -27,12 +34,22 @@ pub trait Lanes: Copy {
     /// # Safety
     /// `p` must point to `n` writable floats.
     unsafe fn store_partial(self, p: *mut f32, n: usize);
-    fn zero() -> Self;
-    fn splat(value: f32) -> Self;
+    /// # Safety
+    /// The processor supports the lanes' instruction set (as for every method).
+    unsafe fn zero() -> Self;
+    /// # Safety
+    /// As `zero`.
+    unsafe fn splat(value: f32) -> Self;
     /// `self * a + b`.
-    fn mul_add(self, a: Self, b: Self) -> Self;
+    ///
+    /// # Safety
+    /// As `zero`.
+    unsafe fn mul_add(self, a: Self, b: Self) -> Self;
     /// The sum of the lanes, in a fixed order.
-    fn sum(self) -> f32;
+    ///
+    /// # Safety
+    /// As `zero`.
+    unsafe fn sum(self) -> f32;
 }
 
 pub const WIDTH: usize = 16;
@@ -41,7 +58,9 @@ pub const WIDTH: usize = 16;
 #[derive(Clone, Copy)]
 pub struct Scalar([f32; WIDTH]);
 
-impl Lanes for Scalar {
+// SAFETY: uses only the instructions of its own set (see the trait).
+
+unsafe impl Lanes for Scalar {
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
         Scalar(std::ptr::read_unaligned(p as *const [f32; WIDTH]))
@@ -61,15 +80,15 @@ impl Lanes for Scalar {
         std::ptr::copy_nonoverlapping(self.0.as_ptr(), p, n);
     }
     #[inline(always)]
-    fn zero() -> Self {
+    unsafe fn zero() -> Self {
         Scalar([0.0; WIDTH])
     }
     #[inline(always)]
-    fn splat(value: f32) -> Self {
+    unsafe fn splat(value: f32) -> Self {
         Scalar([value; WIDTH])
     }
     #[inline(always)]
-    fn mul_add(self, a: Self, b: Self) -> Self {
+    unsafe fn mul_add(self, a: Self, b: Self) -> Self {
         let mut out = b.0;
         for ((out, x), y) in out.iter_mut().zip(self.0).zip(a.0) {
             *out += x * y;
@@ -77,7 +96,7 @@ impl Lanes for Scalar {
         Scalar(out)
     }
     #[inline(always)]
-    fn sum(self) -> f32 {
+    unsafe fn sum(self) -> f32 {
         let mut v = self.0;
         let mut width = WIDTH / 2;
         while width > 0 {
@@ -102,7 +121,9 @@ mod x86 {
     #[derive(Clone, Copy)]
     pub struct Avx512(__m512);
 
-    impl Lanes for Avx512 {
+    // SAFETY: uses only the instructions of its own set (see the trait).
+
+    unsafe impl Lanes for Avx512 {
         #[inline(always)]
         unsafe fn load(p: *const f32) -> Self {
             Avx512(_mm512_loadu_ps(p))
@@ -120,22 +141,22 @@ mod x86 {
             _mm512_mask_storeu_ps(p, ((1u32 << n) - 1) as __mmask16, self.0)
         }
         #[inline(always)]
-        fn zero() -> Self {
+        unsafe fn zero() -> Self {
             // SAFETY: only reached inside kernels compiled for AVX-512.
             unsafe { Avx512(_mm512_setzero_ps()) }
         }
         #[inline(always)]
-        fn splat(value: f32) -> Self {
+        unsafe fn splat(value: f32) -> Self {
             // SAFETY: as above.
             unsafe { Avx512(_mm512_set1_ps(value)) }
         }
         #[inline(always)]
-        fn mul_add(self, a: Self, b: Self) -> Self {
+        unsafe fn mul_add(self, a: Self, b: Self) -> Self {
             // SAFETY: as above.
             unsafe { Avx512(_mm512_fmadd_ps(self.0, a.0, b.0)) }
         }
         #[inline(always)]
-        fn sum(self) -> f32 {
+        unsafe fn sum(self) -> f32 {
             // The same pairwise order as `Scalar::sum`: lanes l + 8, then l + 4, l + 2, l + 1.
             // SAFETY: only reached inside kernels compiled for AVX-512.
             unsafe {
@@ -150,7 +171,9 @@ mod x86 {
     #[derive(Clone, Copy)]
     pub struct Avx2(__m256, __m256);
 
-    impl Lanes for Avx2 {
+    // SAFETY: uses only the instructions of its own set (see the trait).
+
+    unsafe impl Lanes for Avx2 {
         #[inline(always)]
         unsafe fn load(p: *const f32) -> Self {
             Avx2(_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
@@ -175,17 +198,17 @@ mod x86 {
             _mm256_maskstore_ps(p.add(8), high, self.1);
         }
         #[inline(always)]
-        fn zero() -> Self {
+        unsafe fn zero() -> Self {
             // SAFETY: only reached inside kernels compiled for AVX2 + FMA.
             unsafe { Avx2(_mm256_setzero_ps(), _mm256_setzero_ps()) }
         }
         #[inline(always)]
-        fn splat(value: f32) -> Self {
+        unsafe fn splat(value: f32) -> Self {
             // SAFETY: as above.
             unsafe { Avx2(_mm256_set1_ps(value), _mm256_set1_ps(value)) }
         }
         #[inline(always)]
-        fn mul_add(self, a: Self, b: Self) -> Self {
+        unsafe fn mul_add(self, a: Self, b: Self) -> Self {
             // SAFETY: as above.
             unsafe {
                 Avx2(
@@ -195,7 +218,7 @@ mod x86 {
             }
         }
         #[inline(always)]
-        fn sum(self) -> f32 {
+        unsafe fn sum(self) -> f32 {
             // SAFETY: only reached inside kernels compiled for AVX2 (or AVX-512).
             unsafe { self.sum_halves() }
         }
@@ -231,7 +254,9 @@ mod x86 {
 
 /// `x · rows[r]` for `N` rows side by side (independent chains hide the latency).
 #[inline(always)]
-pub fn dot_group<L: Lanes, const N: usize>(x: &[f32], rows: [&[f32]; N]) -> [f32; N] {
+/// # Safety
+/// The processor supports `L`'s instruction set.
+pub unsafe fn dot_group<L: Lanes, const N: usize>(x: &[f32], rows: [&[f32]; N]) -> [f32; N] {
     let dim = x.len();
     for row in rows {
         assert_eq!(row.len(), dim);
@@ -268,7 +293,9 @@ pub fn dot_group<L: Lanes, const N: usize>(x: &[f32], rows: [&[f32]; N]) -> [f32
 
 /// `out[r] = x · rows[r]` for every row, four at a time.
 #[inline(always)]
-pub fn dots<L: Lanes>(x: &[f32], rows: &[&[f32]], out: &mut [f32]) {
+/// # Safety
+/// The processor supports `L`'s instruction set.
+pub unsafe fn dots<L: Lanes>(x: &[f32], rows: &[&[f32]], out: &mut [f32]) {
     let mut r = 0;
     while r + 4 <= rows.len() {
         let values = dot_group::<L, 4>(x, [rows[r], rows[r + 1], rows[r + 2], rows[r + 3]]);
@@ -320,7 +347,9 @@ macro_rules! chunk_groups {
 
 /// `g = Σ_r d[r] · rows[r]`, each group of column chunks summed in registers.
 #[inline(always)]
-pub fn combine<L: Lanes>(g: &mut [f32], d: &[f32], rows: &[&[f32]]) {
+/// # Safety
+/// The processor supports `L`'s instruction set.
+pub unsafe fn combine<L: Lanes>(g: &mut [f32], d: &[f32], rows: &[&[f32]]) {
     let dim = g.len();
     assert_eq!(d.len(), rows.len());
     for row in rows {
@@ -343,7 +372,9 @@ pub fn combine<L: Lanes>(g: &mut [f32], d: &[f32], rows: &[&[f32]]) {
 }
 
 #[inline(always)]
-fn combine_columns<L: Lanes, const C: usize>(
+/// # Safety
+/// The processor supports `L`'s instruction set.
+unsafe fn combine_columns<L: Lanes, const C: usize>(
     g: &mut [f32],
     d: &[f32],
     rows: &[&[f32]],
@@ -368,7 +399,9 @@ fn combine_columns<L: Lanes, const C: usize>(
 
 /// `y += a x`.
 #[inline(always)]
-pub fn axpy<L: Lanes>(y: &mut [f32], a: f32, x: &[f32]) {
+/// # Safety
+/// The processor supports `L`'s instruction set.
+pub unsafe fn axpy<L: Lanes>(y: &mut [f32], a: f32, x: &[f32]) {
     let dim = y.len();
     assert_eq!(x.len(), dim);
     let full = dim / WIDTH * WIDTH;
@@ -399,7 +432,9 @@ pub fn axpy<L: Lanes>(y: &mut [f32], a: f32, x: &[f32]) {
 /// `out = Σ_i coefficient(i) · xs(i)`, summed in order of `i`. Every `xs(i)` must have
 /// `out.len()` columns.
 #[inline(always)]
-pub fn weighted_sum<'a, L: Lanes>(
+/// # Safety
+/// The processor supports `L`'s instruction set.
+pub unsafe fn weighted_sum<'a, L: Lanes>(
     out: &mut [f32],
     count: usize,
     xs: impl Fn(usize) -> &'a [f32],
@@ -430,7 +465,9 @@ pub fn weighted_sum<'a, L: Lanes>(
 }
 
 #[inline(always)]
-fn weighted_columns<'a, L: Lanes, const C: usize>(
+/// # Safety
+/// The processor supports `L`'s instruction set.
+unsafe fn weighted_columns<'a, L: Lanes, const C: usize>(
     out: &mut [f32],
     count: usize,
     xs: &impl Fn(usize) -> &'a [f32],

@@ -17,11 +17,13 @@
 //! with their contributions in pair order, so the result does not depend on the number of
 //! threads. (Different instruction sets round differently: fused multiply-adds.)
 
+use std::marker::PhantomData;
+
 use rayon::prelude::*;
 
 use super::lanes::{self, axpy, combine, dot_group, dots, prefetch, weighted_sum, Lanes};
 use crate::fast_math::FastMath;
-use crate::simd::InstructionSet;
+use crate::simd::{InstructionSet, Kind};
 
 /// Which sampled loss a skip-gram step trains with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,38 +131,13 @@ pub struct SkipGramStep {
     input_weight: Vec<f32>,
 }
 
-/// The instruction sets the kernels are compiled for, picked at run time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Isa {
-    Generic,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
-
-impl Isa {
-    fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let set = InstructionSet::detect();
-            if set.has_avx2_fma() {
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    return Isa::Avx512;
-                }
-                return Isa::Avx2;
-            }
-        }
-        Isa::Generic
-    }
-}
-
-/// Defines `$name(isa, args...)`, calling `$kernel::<L>` with the lanes of the chosen
-/// instruction set, compiled for it.
+/// Defines `$name(isa, args...)`, calling `$kernel::<L>` with the lanes of the instruction set
+/// `isa`, compiled for it. An `InstructionSet` exists only for a set the processor has, which is
+/// what makes these calls sound.
 macro_rules! dispatched {
     ($name:ident => $kernel:ident, ($($arg:ident: $type:ty),*) -> $ret:ty) => {
         #[allow(clippy::too_many_arguments)]
-        fn $name(isa: Isa, $($arg: $type),*) -> $ret {
+        fn $name(isa: InstructionSet, $($arg: $type),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             {
                 #[allow(clippy::too_many_arguments)]
@@ -173,15 +150,16 @@ macro_rules! dispatched {
                 unsafe fn avx512($($arg: $type),*) -> $ret {
                     $kernel::<lanes::Avx512>($($arg),*)
                 }
-                match isa {
-                    // SAFETY: `Isa::detect` chose these only where the processor has them.
-                    Isa::Avx512 => return unsafe { avx512($($arg),*) },
-                    Isa::Avx2 => return unsafe { avx2($($arg),*) },
-                    Isa::Generic => {}
+                match isa.kind() {
+                    // SAFETY: `isa` exists only where the processor has these instructions.
+                    Kind::Avx512 => return unsafe { avx512($($arg),*) },
+                    Kind::Avx2Fma => return unsafe { avx2($($arg),*) },
+                    Kind::Generic => {}
                 }
             }
             let _ = isa;
-            $kernel::<lanes::Scalar>($($arg),*)
+            // SAFETY: plain arrays run on any processor.
+            unsafe { $kernel::<lanes::Scalar>($($arg),*) }
         }
     };
 }
@@ -198,7 +176,7 @@ impl SkipGramStep {
         parallel: bool,
     ) -> f64 {
         self.run_on(
-            Isa::detect(),
+            InstructionSet::detect(),
             embeddings,
             batch,
             loss,
@@ -218,13 +196,21 @@ impl SkipGramStep {
         rule: UpdateRule,
         parallel: bool,
     ) -> f64 {
-        self.run_on(Isa::detect(), embeddings, batch, loss, rate, rule, parallel)
+        self.run_on(
+            InstructionSet::detect(),
+            embeddings,
+            batch,
+            loss,
+            rate,
+            rule,
+            parallel,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
     fn run_on(
         &mut self,
-        isa: Isa,
+        isa: InstructionSet,
         embeddings: &mut Embeddings<'_>,
         batch: &PairBatch<'_>,
         loss: SkipGramLoss,
@@ -481,7 +467,10 @@ dispatched!(chunk_dispatch => chunk_work, (tables: &Tables<'_>, batch: &PairBatc
 
 /// Everything one chunk of pairs computes (see `ChunkOutputs`); returns its summed loss.
 #[inline(always)]
-fn chunk_work<L: Lanes>(
+///
+/// # Safety
+/// The processor supports `L`'s instruction set (see `dispatched!`).
+unsafe fn chunk_work<L: Lanes>(
     tables: &Tables<'_>,
     batch: &PairBatch<'_>,
     loss: SkipGramLoss,
@@ -523,7 +512,10 @@ fn chunk_work<L: Lanes>(
 
 /// Logits, loss and `∂loss/∂logit` of the pairs `pairs`, and `∂loss/∂x_i = Σ_j ∂l_ij · w_j`.
 #[inline(always)]
-fn pair_chunk<L: Lanes>(
+///
+/// # Safety
+/// The processor supports `L`'s instruction set (see `dispatched!`).
+unsafe fn pair_chunk<L: Lanes>(
     tables: &Tables<'_>,
     batch: &PairBatch<'_>,
     loss: SkipGramLoss,
@@ -648,28 +640,31 @@ enum Side {
 /// The parameter tables as raw rows, shared by the update pieces. Each piece writes only rows
 /// it owns (see `owns`), and a pass reads only the table no pass writes at that time.
 #[derive(Clone, Copy)]
-struct SharedTables {
+struct SharedTables<'a> {
     input: *mut f32,
     output: *mut f32,
     biases: *mut f32,
     dim: usize,
     vocabulary: usize,
+    /// The tables stay mutably borrowed for as long as the raw pointers live.
+    _borrow: PhantomData<&'a mut [f32]>,
 }
 
-// SAFETY: the pointers come from `&mut` slices held for the whole update, and the pieces write
-// disjoint rows (by id modulo `UPDATE_PIECES`).
-unsafe impl Send for SharedTables {}
+// SAFETY: the pointers come from `&mut` slices borrowed for `'a`, and the pieces write disjoint
+// rows (by id modulo `UPDATE_PIECES`).
+unsafe impl Send for SharedTables<'_> {}
 // SAFETY: as above.
-unsafe impl Sync for SharedTables {}
+unsafe impl Sync for SharedTables<'_> {}
 
-impl SharedTables {
-    fn new(embeddings: &mut Embeddings<'_>) -> Self {
+impl<'a> SharedTables<'a> {
+    fn new(embeddings: &'a mut Embeddings<'_>) -> Self {
         SharedTables {
             input: embeddings.input.as_mut_ptr(),
             output: embeddings.output.as_mut_ptr(),
             biases: embeddings.biases.as_mut_ptr(),
             dim: embeddings.dim,
             vocabulary: embeddings.vocabulary(),
+            _borrow: PhantomData,
         }
     }
 
@@ -715,13 +710,16 @@ fn owns(piece: usize, id: u32) -> bool {
     id as usize % UPDATE_PIECES == piece
 }
 
-dispatched!(update_dispatch => update, (tables: &SharedTables, batch: &PairBatch<'_>, step: &SkipGramStep, width: usize, rate: f32, side: Side, piece: usize) -> ());
+dispatched!(update_dispatch => update, (tables: &SharedTables<'_>, batch: &PairBatch<'_>, step: &SkipGramStep, width: usize, rate: f32, side: Side, piece: usize) -> ());
 
 /// One piece of one side of the updates (see `SkipGramStep::run_on`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn update<L: Lanes>(
-    tables: &SharedTables,
+///
+/// # Safety
+/// The processor supports `L`'s instruction set (see `dispatched!`).
+unsafe fn update<L: Lanes>(
+    tables: &SharedTables<'_>,
     batch: &PairBatch<'_>,
     step: &SkipGramStep,
     width: usize,
@@ -814,7 +812,7 @@ mod tests {
 
     fn run(
         problem: &Problem,
-        isa: Isa,
+        isa: InstructionSet,
         loss: SkipGramLoss,
         parallel: bool,
     ) -> (f64, [Vec<f32>; 3]) {
@@ -823,7 +821,7 @@ mod tests {
 
     fn run_rule(
         problem: &Problem,
-        isa: Isa,
+        isa: InstructionSet,
         loss: SkipGramLoss,
         rule: UpdateRule,
         rate: f32,
@@ -855,18 +853,8 @@ mod tests {
         (total, [input, output, biases])
     }
 
-    fn isas() -> Vec<Isa> {
-        let mut isas = vec![Isa::Generic];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if InstructionSet::detect().has_avx2_fma() {
-                isas.push(Isa::Avx2);
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    isas.push(Isa::Avx512);
-                }
-            }
-        }
-        isas
+    fn isas() -> Vec<InstructionSet> {
+        InstructionSet::supported()
     }
 
     #[test]
@@ -878,7 +866,8 @@ mod tests {
                 SkipGramLoss::SampledSoftmax,
                 SkipGramLoss::Neg,
             ] {
-                let (expected_total, expected) = run(&problem, Isa::Generic, loss, false);
+                let (expected_total, expected) =
+                    run(&problem, InstructionSet::generic(), loss, false);
                 for isa in isas() {
                     let (total, tables) = run(&problem, isa, loss, false);
                     assert!((total - expected_total).abs() <= 1e-5 * expected_total.abs());
@@ -929,7 +918,7 @@ mod tests {
         }
         problem.context_log_q.fill(0.0);
         problem.negative_log_q.fill(0.0);
-        let (nce, _) = run(&problem, Isa::detect(), SkipGramLoss::Nce, false);
+        let (nce, _) = run(&problem, InstructionSet::detect(), SkipGramLoss::Nce, false);
         assert!((nce - 10.0 * 6.0 * std::f64::consts::LN_2).abs() < 1e-4);
         // Contexts 3 (pair 0) and 21 (pair 3) are negatives too: `Neg` leaves them out.
         let hits = problem
@@ -938,7 +927,7 @@ mod tests {
             .filter(|context| problem.negatives.contains(context))
             .count();
         assert_eq!(hits, 2);
-        let (neg, _) = run(&problem, Isa::detect(), SkipGramLoss::Neg, false);
+        let (neg, _) = run(&problem, InstructionSet::detect(), SkipGramLoss::Neg, false);
         assert!((neg - (60 - hits) as f64 * std::f64::consts::LN_2).abs() < 1e-4);
     }
 
@@ -1040,7 +1029,7 @@ mod tests {
                 let expected = bounded_oracle(&problem, loss, rate as f64);
                 let (_, got) = run_rule(
                     &problem,
-                    Isa::detect(),
+                    InstructionSet::detect(),
                     loss,
                     UpdateRule::Bounded,
                     rate,
@@ -1064,8 +1053,14 @@ mod tests {
         // number of pairs once it reaches the bound, where the plain sum grows linearly.
         let moved = |pairs: usize, rule: UpdateRule| {
             let problem = problem(16, pairs);
-            let (_, tables) =
-                run_rule(&problem, Isa::detect(), SkipGramLoss::Nce, rule, 1.0, false);
+            let (_, tables) = run_rule(
+                &problem,
+                InstructionSet::detect(),
+                SkipGramLoss::Nce,
+                rule,
+                1.0,
+                false,
+            );
             let id = problem.negatives[4] as usize; // 40: no pair's context (ids i*7 % 50)
             let before = &problem.tables[1][id * 16..(id + 1) * 16];
             let after = &tables[1][id * 16..(id + 1) * 16];
