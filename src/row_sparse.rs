@@ -13,6 +13,10 @@ use crate::parallelism;
 use crate::sharding::{ShardLayout, ShardedRowsMut};
 use crate::workspace;
 
+/// Rows per piece of parallel work when gradient rows are formed: one row is too little work
+/// to hand to another thread.
+const ROWS_PER_TASK: usize = 64;
+
 /// The positions of `ids` grouped by id: ids ascending, positions ascending within a group.
 #[derive(Clone, Debug)]
 pub struct RowGroups {
@@ -67,7 +71,10 @@ impl<F: Real> SampledGradients<F> {
         if parallelism::inline() {
             rows.enumerate().for_each(row_pass);
         } else {
-            rows.into_par_iter().enumerate().for_each(row_pass);
+            rows.into_par_iter()
+                .with_min_len(ROWS_PER_TASK)
+                .enumerate()
+                .for_each(row_pass);
         }
         values
     }
@@ -103,7 +110,11 @@ impl<F: Real> SampledGradients<F> {
         if parallelism::inline() {
             group_rows.enumerate().for_each(group_pass);
         } else {
-            group_rows.into_par_iter().enumerate().for_each(group_pass);
+            group_rows
+                .into_par_iter()
+                .with_min_len(ROWS_PER_TASK)
+                .enumerate()
+                .for_each(group_pass);
         }
         let biases = (0..groups.len())
             .map(|group| self.summed_bias(&groups, group))
