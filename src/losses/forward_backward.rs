@@ -77,16 +77,26 @@ impl<F: Real> SampledGradients<F> {
     /// Adds `scale ·` the weight-gradient row of position `position` of `ids` to `out`.
     pub fn add_weight_row(&self, position: usize, inputs: &ArrayView2<F>, scale: F, out: &mut [F]) {
         let true_rows = self.batch() * self.num_true;
-        if position < true_rows {
+        let (factor, row) = if position < true_rows {
             let (i, t) = (position / self.num_true, position % self.num_true);
-            let factor = scale * self.true_logit_gradient[[i, t]];
-            for (slot, &x) in out.iter_mut().zip(inputs.row(i)) {
-                *slot = *slot + factor * x;
-            }
+            (scale * self.true_logit_gradient[[i, t]], inputs.row(i))
         } else {
-            let row = self.sampled_weight_gradient.row(position - true_rows);
-            for (slot, &g) in out.iter_mut().zip(row) {
-                *slot = *slot + scale * g;
+            (
+                scale,
+                self.sampled_weight_gradient.row(position - true_rows),
+            )
+        };
+        // Contiguous rows (the usual case) as slices, so that the loop is vectorised.
+        match row.as_slice() {
+            Some(values) => {
+                for (slot, &value) in out.iter_mut().zip(values) {
+                    *slot = *slot + factor * value;
+                }
+            }
+            None => {
+                for (slot, &value) in out.iter_mut().zip(row) {
+                    *slot = *slot + factor * value;
+                }
             }
         }
     }
