@@ -127,6 +127,9 @@ class _Call:
     single_biases: bool
     sparse_grad: bool
     gradients: SampledLossGradients | None = None
+    # The merged rows of `gradients` (sparse gradients), formed in forward while the fused
+    # pass's data is still in cache: backward then only wraps them.
+    merged: tuple[Any, Any] | None = None
     parameter_versions: tuple[int, ...] = ()
     inputs_gradient_given: bool = False
 
@@ -149,6 +152,8 @@ class _SampledLoss(torch.autograd.Function):
         ctx: Any, call: _Call, inputs: torch.Tensor, *parameters: torch.Tensor
     ) -> torch.Tensor:
         call.gradients = call.run("sum")
+        if call.sparse_grad and any(p.requires_grad for p in parameters):
+            call.merged = call.gradients.merged()
         call.parameter_versions = tuple(p._version for p in parameters)
         ctx.call = call
         ctx.parameters = parameters
@@ -229,7 +234,10 @@ def _sparse_gradients(
     call: _Call, gradients: SampledLossGradients, scale: float
 ) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
     """Coalesced sparse COO gradients: one row per distinct id, ids ascending, per shard."""
-    merged_weights, merged_biases = gradients.merged()
+    if gradients is call.gradients and call.merged is not None:
+        merged_weights, merged_biases = call.merged
+    else:
+        merged_weights, merged_biases = gradients.merged()
     ids = merged_weights.indices
     rows = torch.from_numpy(merged_weights.values)
     bias_values = torch.from_numpy(merged_biases.values)
