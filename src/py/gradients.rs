@@ -121,7 +121,7 @@ fn merged<'py, F: Real + PooledElement>(
     let ids: Vec<i64> = ids.into_iter().map(|id| id as i64).collect();
     Ok((
         ids.into_pyarray(py),
-        rows.into_pyarray(py),
+        to_numpy(py, rows)?,
         biases.into_pyarray(py),
     )
         .into_pyobject(py)?
