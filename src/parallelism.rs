@@ -124,8 +124,11 @@ pub fn inline() -> bool {
 /// Runs `work` of about `work_estimate` multiply-adds: on the calling thread when it is small
 /// (see `INLINE_WORK`), else on rustnce's pool.
 pub fn install_sized<R: Send>(work_estimate: usize, work: impl FnOnce() -> R + Send) -> R {
-    if work_estimate > INLINE_WORK || inline() {
-        return if inline() { work() } else { install(work) };
+    if inline() {
+        return work();
+    }
+    if work_estimate > INLINE_WORK {
+        return install(work);
     }
     struct Reset;
     impl Drop for Reset {

@@ -26,10 +26,7 @@ pub struct Saved<F: Pooled> {
 
 impl<F: Pooled> Drop for Saved<F> {
     fn drop(&mut self) {
-        workspace::recycle(std::mem::replace(
-            &mut self.inputs,
-            Array2::from_shape_vec((0, 0), Vec::new()).expect("empty"),
-        ));
+        workspace::recycle(std::mem::take(&mut self.inputs));
     }
 }
 

@@ -175,15 +175,7 @@ impl SkipGramStep {
         rate: f32,
         parallel: bool,
     ) -> f64 {
-        self.run_on(
-            InstructionSet::detect(),
-            embeddings,
-            batch,
-            loss,
-            rate,
-            UpdateRule::Sum,
-            parallel,
-        )
+        self.run_with(embeddings, batch, loss, rate, UpdateRule::Sum, parallel)
     }
 
     /// As [`SkipGramStep::run`], with the updates made by `rule`.

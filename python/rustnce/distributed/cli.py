@@ -92,22 +92,6 @@ def check_arguments(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _config(args: argparse.Namespace) -> TrainingConfig:
-    return TrainingConfig(
-        dim=args.dim,
-        window=args.window,
-        negatives=args.negatives,
-        epochs=args.epochs,
-        subsample=args.subsample,
-        learning_rate=args.lr,
-        loss=args.loss,
-        sampler=args.sampler or "log_uniform",
-        distortion=0.75 if args.distortion is None else args.distortion,
-        batch_pairs=args.batch,
-        seed=args.seed,
-    )
-
-
 def _save(path: str, words: tuple[str, ...], vectors: np.ndarray) -> None:
     """The word2vec text file, written to a temporary name beside it and renamed into place."""
     save_word2vec_format(path, words, vectors)
@@ -127,7 +111,7 @@ def run(
     problem = check_arguments(args)
     if problem is not None:
         raise usage_error(problem)
-    config = _config(args)
+    config = TrainingConfig.from_options(args, args.sampler or "log_uniform")
     distributed = DistributedConfig(
         workers=args.workers,
         shards=args.shards or args.workers,

@@ -342,24 +342,6 @@ class Evaluation:
     analogies: AnalogyResult | None = None
 
 
-def _config(args: argparse.Namespace, sampler: str) -> TrainingConfig:
-    return TrainingConfig(
-        dim=args.dim,
-        window=args.window,
-        negatives=args.negatives,
-        epochs=args.epochs,
-        subsample=args.subsample,
-        learning_rate=args.lr,
-        loss=args.loss,
-        sampler=sampler,
-        distortion=0.75 if args.distortion is None else args.distortion,
-        batch_pairs=args.batch,
-        seed=args.seed,
-        threads=args.threads,
-        update=args.update,
-    )
-
-
 def _check_options(args: argparse.Namespace) -> None:
     if args.compare_samplers and args.sampler is not None:
         raise UsageError("--compare-samplers trains with both samplers; drop --sampler")
@@ -650,7 +632,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"the corpus has no training pairs: no line holds two words seen --min-count="
             f"{args.min_count} times or more"
         )
-    configs = [_config(args, sampler) for sampler in samplers]
+    configs = [TrainingConfig.from_options(args, sampler) for sampler in samplers]
     if resume is not None:
         configs = [resume[1]]
     _check_memory(len(dataset.vocabulary), configs[0].dim)

@@ -114,29 +114,31 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(rx @ ry) / denominator
 
 
+def _text_lines(name: str, kind: str, error_class: type[ValueError]) -> list[str]:
+    """The lines of a small UTF-8 evaluation file; each way it can fail is an ``error_class``
+    whose message names the ``kind`` of file and its path."""
+    if is_device(name):
+        raise error_class(f"{kind} file {name!r} is a device, not a text file")
+    try:
+        with open(name, encoding="utf-8") as handle:
+            return handle.read().splitlines()
+    except FileNotFoundError:
+        raise error_class(f"{kind} file {name!r} does not exist") from None
+    except IsADirectoryError:
+        raise error_class(f"{kind} file {name!r} is a directory") from None
+    except UnicodeDecodeError as error:
+        raise error_class(f"{kind} file {name!r} is not UTF-8 text ({error.reason})") from None
+    except OSError as error:
+        raise error_class(f"cannot read {kind} file {name!r}: {error.strerror or error}") from None
+
+
 def read_similarity_pairs(path: str | os.PathLike[str]) -> list[tuple[str, str, float]]:
     """Word pairs with a human score, one per line, tab-separated (WordSim-353 / SimLex-999
     layout: ``word1<TAB>word2<TAB>score[<TAB>...]``). Lines starting with ``#``, blank lines
     and lines whose third field is not a number (a header) are skipped. Lines without tabs are
     split on whitespace."""
     name = os.fspath(path)
-    if is_device(name):
-        raise SimilarityFileError(f"similarity file {name!r} is a device, not a text file")
-    try:
-        with open(name, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except FileNotFoundError:
-        raise SimilarityFileError(f"similarity file {name!r} does not exist") from None
-    except IsADirectoryError:
-        raise SimilarityFileError(f"similarity file {name!r} is a directory") from None
-    except UnicodeDecodeError as error:
-        raise SimilarityFileError(
-            f"similarity file {name!r} is not UTF-8 text ({error.reason})"
-        ) from None
-    except OSError as error:
-        raise SimilarityFileError(
-            f"cannot read similarity file {name!r}: {error.strerror or error}"
-        ) from None
+    lines = _text_lines(name, "similarity", SimilarityFileError)
     pairs = []
     for line in lines:
         if not line.strip() or line.lstrip().startswith("#"):
@@ -220,23 +222,7 @@ def read_analogies(path: str | os.PathLike[str]) -> list[tuple[str, list[tuple[s
     question ``a b c d`` per line (``a`` is to ``b`` as ``c`` is to ``d``). Returns the sections
     with their questions; lines of other lengths are refused with their number."""
     name = os.fspath(path)
-    if is_device(name):
-        raise AnalogyFileError(f"analogy file {name!r} is a device, not a text file")
-    try:
-        with open(name, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except FileNotFoundError:
-        raise AnalogyFileError(f"analogy file {name!r} does not exist") from None
-    except IsADirectoryError:
-        raise AnalogyFileError(f"analogy file {name!r} is a directory") from None
-    except UnicodeDecodeError as error:
-        raise AnalogyFileError(
-            f"analogy file {name!r} is not UTF-8 text ({error.reason})"
-        ) from None
-    except OSError as error:
-        raise AnalogyFileError(
-            f"cannot read analogy file {name!r}: {error.strerror or error}"
-        ) from None
+    lines = _text_lines(name, "analogy", AnalogyFileError)
     sections: list[tuple[str, list[tuple[str, ...]]]] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():

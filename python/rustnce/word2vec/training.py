@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -77,6 +77,26 @@ class TrainingConfig:
     seed: int = 1
     threads: int = 0  # 0: rustnce's default (all cores)
     update: str = "bounded"  # "bounded": each row's step bounded per batch; "sum": plain SGD
+
+    @classmethod
+    def from_options(cls, options: Any, sampler: str) -> TrainingConfig:
+        """The settings the command line's options name (an ``argparse.Namespace``), with
+        ``sampler``; the distortion defaults to word2vec's 0.75."""
+        return cls(
+            dim=options.dim,
+            window=options.window,
+            negatives=options.negatives,
+            epochs=options.epochs,
+            subsample=options.subsample,
+            learning_rate=options.lr,
+            loss=options.loss,
+            sampler=sampler,
+            distortion=0.75 if options.distortion is None else options.distortion,
+            batch_pairs=options.batch,
+            seed=options.seed,
+            threads=options.threads,
+            update=options.update,
+        )
 
     def check(self, vocabulary_size: int | None = None) -> None:
         """Raises ``ValueError`` naming the option for impossible settings."""
