@@ -6,12 +6,19 @@
 //! the read side of `FORK_GATE` for its whole duration, and a fork takes the write side first
 //! (`os.register_at_fork`, registered once when the module is imported), so a fork waits for the
 //! work in flight and none starts until the fork is done.
+//!
+//! pyo3 and rust-numpy fill some caches on first use (NumPy's C API and its shared borrow
+//! flags, the class behind arrays made from Rust buffers, interned attribute names). Filling one
+//! marks it as being filled and briefly releases the interpreter, so another thread can fork
+//! right then, and a child that later needs the same cache waits forever for a filling thread
+//! it does not have. `warm_up` fills them all when the module is imported, before any call.
 
 use std::cell::RefCell;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyFloat, PyTypeMethods};
 
 use super::memory_locks::{self, Region};
 use crate::parallelism;
@@ -81,8 +88,36 @@ fn after_fork() {
     FORK_HOLD.with(|slot| slot.borrow_mut().take());
 }
 
-/// Registers the fork handlers with `os.register_at_fork` (where the platform has it).
+/// Fills, while the module is imported, the lazily filled caches of pyo3 and rust-numpy that
+/// rustnce's calls reach (see the module's documentation).
+fn warm_up(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
+    // NumPy's C API, the shared borrow flags, read-only and writable borrows.
+    let floats = PyArray1::<f32>::zeros(py, 1, false);
+    drop(floats.readonly());
+    drop(floats.readwrite());
+    drop(PyArray1::<i64>::zeros(py, 1, false).readonly());
+    // The Python class that owns the buffers of arrays made from Rust vectors.
+    drop(vec![0f32].into_pyarray(py));
+    drop(vec![0i64].into_pyarray(py));
+    // The attribute names behind type names in error messages, `bool` from NumPy's booleans,
+    // and the note naming the argument of a failed conversion.
+    let float_type = py.get_type::<PyFloat>();
+    float_type.name()?;
+    float_type.qualname()?;
+    float_type.module()?;
+    float_type.fully_qualified_name()?;
+    let numpy_true = py.import("numpy")?.getattr("bool_")?.call1((true,))?;
+    numpy_true.extract::<bool>()?;
+    let refused = module.getattr("set_num_threads")?.call1(("not a number",));
+    debug_assert!(refused.is_err());
+    Ok(())
+}
+
+/// Fills the lazy caches (`warm_up`) and registers the fork handlers with
+/// `os.register_at_fork` (where the platform has it). Called at the end of the module's set-up.
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    warm_up(module)?;
     let py = module.py();
     let os = py.import("os")?;
     if !os.hasattr("register_at_fork")? {
