@@ -55,16 +55,20 @@ class DistributedConfig:
     partition_strategy: str = "mod"
     min_count: int = 5
     block_tokens: int = 200_000  # tokens per unit of work (what a dead worker redoes)
-    chunk_batches: int = 4  # batches per pull/push round (the staleness unit)
+    chunk_words: int = 20_000  # corpus words per pull/push round (the staleness unit)
+    head_rows: int = 0  # most frequent rows pulled with every chunk besides its words
+    overlap: bool = False  # pull the next chunk's rows while training this one (staler)
     threads_per_worker: int = 0  # 0: the cluster's CPUs / workers
     checkpoint_dir: str | None = None  # None: a temporary directory, removed at the end
     checkpoint_seconds: float = 5.0
 
     def check(self) -> None:
-        for name in ("workers", "shards", "min_count", "block_tokens", "chunk_batches"):
+        for name in ("workers", "shards", "min_count", "block_tokens", "chunk_words"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.head_rows, int) or self.head_rows < 0:
+            raise ValueError(f"head_rows must be a non-negative integer, got {self.head_rows!r}")
         if self.partition_strategy not in ("div", "mod"):
             raise ValueError(
                 f"partition_strategy must be 'div' or 'mod', got {self.partition_strategy!r}"
@@ -184,8 +188,10 @@ def train_distributed(
                 config,
                 table,
                 distributed.block_tokens,
-                distributed.chunk_batches,
+                distributed.chunk_words,
                 threads,
+                distributed.head_rows,
+                distributed.overlap,
             )
             for index, part in enumerate(parts)
         ]

@@ -1,34 +1,41 @@
 """One data-parallel skip-gram worker (the class behind each worker Ray actor).
 
 It reads its byte range of the corpus, encodes it with the shared vocabulary and cuts it into
-blocks of whole sentences. Training a block (one unit of work, redone whole if the worker dies)
-for one epoch: the Rust pair generator (``rustnce._rustnce.skipgram_pairs``) makes its
-(center, context) pairs, cut into batches of ``batch_pairs``; each batch draws its negatives.
-Batches are grouped in chunks of ``chunk_batches``. For each chunk the worker
+blocks of whole sentences. A unit of work is one block for one epoch (redone whole if the worker
+dies). The worker keeps a local copy of the three tables (input vectors, output vectors,
+biases) and trains a unit with the single-process trainer's Rust loop
+(``rustnce._rustnce.SkipGramTrainer``: subsampling, pairs, negatives, the fused bounded
+skip-gram step, the learning-rate schedule), called for one chunk of about ``chunk_words``
+corpus words at a time. Per chunk it
 
-1. pulls from the shards only the rows the chunk touches (input rows of its centers, output
-   rows and biases of its contexts and negatives) into small local tables, renumbered;
-2. runs rustnce's fused skip-gram step (``skipgram_sgd_step``) on every batch of the chunk,
-   locally;
-3. pushes the row-sparse deltas (local rows after minus before) back, without waiting.
+1. pushes the chunk before's row-sparse delta (the rows whose values the chunk changed, and by
+   how much) and pulls the rows the chunk after next will touch, in one message per shard,
+   without waiting;
+2. trains the chunk on the local copy;
+3. receives the pulled rows, adds the chunk's own changes to the rows both touch (the pull left
+   before the chunk ran), and writes them into the local copy.
 
-The pull for chunk ``k + 1`` is sent before chunk ``k`` is trained, so it overlaps the
-compute; the rows it returns then miss chunk ``k``'s own updates, which the worker adds to them
-locally before training chunk ``k + 1``.
+The rows a chunk touches are its words (centers and contexts: the corpus slice it covers, with a
+margin) and the ``head_rows`` most frequent words (where most negatives fall: ids are frequency
+ranks). A negative outside them is read from the local copy, refreshed whole at the start of
+every unit. Deltas are found by comparing the local copy with the values last synchronised, so
+every change the trainer makes is pushed once, whichever rows it touched.
 
-Staleness bound: every row a step reads holds all of this worker's earlier updates, and every
-other worker's updates that reached its shard before the row was fetched, which is at most two
-chunks (``2 * chunk_batches`` batches) of this worker's time before the step. Updates other
-workers push later are missed until the next fetch; with workers of equal speed that is at most
-``2 * chunk_batches`` of each other worker's batches.
+Staleness bound. A step reads its rows as pulled at most two chunks of this worker's time
+before it (rows outside the chunk's words and the head: at most one unit), with all of this
+worker's own earlier changes. Another worker's changes reach the shards one chunk after it makes
+them, so with workers of equal speed a step misses at most the last ``3 * chunk_words`` words
+of each other worker's training (``2 * chunk_words`` plus the push's lag).
+
+The learning rate decays as in the single-process trainer with the share of the worker's own
+range done: the trainer of unit (epoch ``e``, block ``b`` of ``B``) runs its block as epoch
+``e * B + b`` of ``epochs * B``, which is the same linear schedule when blocks are equal.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -38,11 +45,9 @@ from rustnce import _rustnce
 from ..word2vec.corpus import Vocabulary, encode
 from ..word2vec.training import TrainingConfig, TrainingDiverged
 from .corpus_ranges import ByteRange, read_range
-from .shards import ShardedTable
+from .shards import PendingPull, ShardedTable
 
-#: The learning rate never falls below this fraction of its start (as the single-process
-#: trainer and word2vec).
-MIN_RATE_FRACTION = 1e-4
+TABLES = ("input", "output", "bias")
 
 
 @dataclass
@@ -54,19 +59,21 @@ class UnitStats:
     block: int
     words: int = 0
     pairs: int = 0
-    batches: int = 0
     loss: float = 0.0
     chunks: int = 0
     messages: int = 0  # calls to shard actors
-    rows_pulled: int = 0  # rows of the input and output tables (biases ride with outputs)
-    bytes_pulled: int = 0
+    rows_pulled: int = 0  # rows of each table pulled for chunks (biases ride with outputs)
+    rows_pushed: int = 0  # rows of the three tables pushed
+    refresh_bytes: int = 0  # the whole tables pulled at the unit's start
+    bytes_pulled: int = 0  # for chunks
     bytes_pushed: int = 0
     seconds: float = 0.0
-    pair_seconds: float = 0.0  # generating pairs
-    sample_seconds: float = 0.0  # drawing negatives
-    step_seconds: float = 0.0  # the fused steps
-    wait_seconds: float = 0.0  # waiting for pulled rows
-    pack_seconds: float = 0.0  # renumbering, deltas, sending pushes
+    refresh_seconds: float = 0.0  # pulling the whole tables at the start
+    train_seconds: float = 0.0  # the Rust trainer: pairs, negatives, fused steps
+    diff_seconds: float = 0.0  # finding the changed rows and their deltas
+    send_seconds: float = 0.0  # splitting rows by shard and submitting the messages
+    wait_seconds: float = 0.0  # waiting for pulled rows (and the last push)
+    merge_seconds: float = 0.0  # writing pulled rows into the local copy
     rate: float = 0.0  # the learning rate of the last step
 
 
@@ -88,7 +95,8 @@ def _blocks(sentences: np.ndarray, block_tokens: int) -> list[tuple[int, int]]:
 
 
 class SkipGramWorker:
-    """A worker: its corpus range, encoded, and the training of one block at a time."""
+    """A worker: its corpus range, encoded, a local copy of the tables, and the training of one
+    unit at a time."""
 
     def __init__(
         self,
@@ -98,19 +106,31 @@ class SkipGramWorker:
         config: TrainingConfig,
         table: ShardedTable,
         block_tokens: int,
-        chunk_batches: int,
+        chunk_words: int,
         threads: int,
+        head_rows: int = 0,
+        overlap: bool = False,
     ) -> None:
         self.index = index
         self.config = config
         self.table = table
-        self.chunk_batches = chunk_batches
+        self.chunk_words = chunk_words
+        self.overlap = overlap
         self.vocabulary_size = len(vocabulary)
+        self.head = np.arange(min(head_rows, self.vocabulary_size), dtype=np.int64)
         self.counts = np.ascontiguousarray(vocabulary.counts, dtype=np.int64)
         corpus = encode(read_range(part), vocabulary)
         self.ids = np.ascontiguousarray(corpus.ids, dtype=np.int32)
         self.sentences = np.ascontiguousarray(corpus.sentences, dtype=np.int32)
         self.block_bounds = _blocks(self.sentences, block_tokens)
+        size, dim = self.vocabulary_size, config.dim
+        # The local copy, and its values as last synchronised with the shards.
+        self.local = {
+            "input": np.zeros((size, dim), np.float32),
+            "output": np.zeros((size, dim), np.float32),
+            "bias": np.zeros(size, np.float32),
+        }
+        self.synced = {name: values.copy() for name, values in self.local.items()}
         if threads:
             rustnce.set_num_threads(threads)
 
@@ -118,204 +138,156 @@ class SkipGramWorker:
         """Tokens (after dropping rare words) and blocks of this worker's range."""
         return {"tokens": int(self.ids.size), "blocks": len(self.block_bounds)}
 
-    def _sampler(self, epoch: int, block: int) -> rustnce.CandidateSampler:
-        seed = (self.config.seed, (epoch * 1_000_003 + block) * 4099 + self.index)
-        if self.config.sampler == "log_uniform":
-            return rustnce.LogUniformSampler(self.vocabulary_size, seed=seed)
-        return rustnce.FixedUnigramSampler(
-            self.vocabulary_size,
-            distortion=self.config.distortion,
-            unigrams=self.counts.astype(np.float64).tolist(),
-            seed=seed,
+    def _trainer(self, epoch: int, block: int) -> _rustnce.SkipGramTrainer:
+        config = self.config
+        start, end = self.block_bounds[block]
+        blocks = len(self.block_bounds)
+        return _rustnce.SkipGramTrainer(
+            self.ids[start:end],
+            np.ascontiguousarray(self.sentences[start:end] - self.sentences[start]),
+            self.counts,
+            dim=config.dim,
+            window=config.window,
+            negatives=config.negatives,
+            epochs=config.epochs * blocks,
+            batch_pairs=config.batch_pairs,
+            loss=config.loss,
+            sampler=config.sampler,
+            distortion=config.distortion,
+            learning_rate=config.rate,
+            subsample=config.subsample,
+            seed=(config.seed * 1_000_003 + self.index * 7_919) % (2**62),
+            update=config.update,
+            start_epoch=epoch * blocks + block,
         )
+
+    def _chunk_rows(self, start: int, end: int, low: int, high: int) -> np.ndarray:
+        """Ids a chunk covering block tokens ``[low, high)`` touches as centers or contexts
+        (with the window's reach on both sides), and the frequent head."""
+        reach = self.config.window
+        words = self.ids[max(start + low - reach, start) : min(start + high + reach, end)]
+        return np.union1d(np.unique(words).astype(np.int64), self.head)
+
+    def _take_changes(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The rows the local copy changed since it was last synchronised, and by how much;
+        marks them synchronised."""
+        changes = {}
+        for name in TABLES:
+            local, synced = self.local[name], self.synced[name]
+            differs = local != synced
+            rows = np.flatnonzero(differs.any(axis=1) if differs.ndim == 2 else differs)
+            changes[name] = (rows, local[rows] - synced[rows])
+            synced[rows] = local[rows]
+        return changes
+
+    def _merge(
+        self,
+        ids: np.ndarray,
+        pulled: dict[str, np.ndarray],
+        unsent: dict[str, tuple[np.ndarray, np.ndarray]],
+    ) -> None:
+        """Writes rows pulled before the changes ``unsent`` were pushed: the shard's values plus
+        those changes."""
+        for name in TABLES:
+            rows = pulled[name]
+            changed, delta = unsent[name]
+            _, here, there = np.intersect1d(ids, changed, assume_unique=True, return_indices=True)
+            rows[here] += delta[there]
+            self.local[name][ids] = rows
+            self.synced[name][ids] = rows
+
+    def _refresh(self) -> int:
+        """Pulls the whole tables into the local copy; returns the bytes pulled."""
+        everything = np.arange(self.vocabulary_size, dtype=np.int64)
+        pulled = self.table.pull({name: everything for name in TABLES})
+        for name in TABLES:
+            self.local[name][...] = pulled[name]
+            self.synced[name][...] = pulled[name]
+        return sum(values.nbytes for values in pulled.values())
 
     def train_block(self, epoch: int, block: int) -> UnitStats:
         """Trains block ``block`` of this worker's range for epoch ``epoch`` (0-based)."""
         started = time.perf_counter()
-        config = self.config
         stats = UnitStats(self.index, epoch, block)
         start, end = self.block_bounds[block]
-        tokens_before = start
-        total_tokens = max(self.ids.size, 1)
+        length = end - start
+        blocks = len(self.block_bounds)
         clock = time.perf_counter()
-        sentences = self.sentences[start:end] - self.sentences[start]
-        centers, contexts = _rustnce.skipgram_pairs(
-            self.ids[start:end],
-            np.ascontiguousarray(sentences, dtype=np.int32),
-            self.counts,
-            config.window,
-            config.subsample,
-            (config.seed * 7919 + epoch * 104_729 + self.index * 1_299_709 + block) % (2**62),
-        )
-        stats.pair_seconds += time.perf_counter() - clock
-        stats.words = end - start
-        npairs = centers.size
-        if npairs == 0:
-            stats.seconds = time.perf_counter() - started
-            return stats
-        sampler = self._sampler(epoch, block)
-        uses_counts = config.loss != "neg"
-        batch = config.batch_pairs
-        starts = list(range(0, npairs, batch))
-        chunks = [
-            starts[i : i + self.chunk_batches] for i in range(0, len(starts), self.chunk_batches)
-        ]
-        block_tokens = end - start
+        stats.refresh_bytes = self._refresh()
+        stats.refresh_seconds = time.perf_counter() - clock
+        trainer = self._trainer(epoch, block)
+        words_before = (epoch * blocks + block) * length
+        chunk = self.chunk_words
 
-        def prepare(chunk: list[int], updates: dict[str, Any]) -> dict[str, Any]:
-            """Negatives of the chunk's batches, the rows it touches and its pull (sent
-            with the previous chunk's ``updates``)."""
+        def send(
+            updates: dict[str, tuple[np.ndarray, np.ndarray]], low: int
+        ) -> tuple[np.ndarray, PendingPull | None]:
+            """Pushes ``updates`` and starts pulling the rows of the chunk from ``low`` on."""
             clock = time.perf_counter()
-            negatives, true_counts, sampled_counts = [], [], []
-            for first in chunk:
-                contexts_b = contexts[first : first + batch]
-                if uses_counts:
-                    drawn, true_c, sampled_c = sampler.sample(
-                        contexts_b.astype(np.int64)[:, None], 1, config.negatives, True
-                    )
-                    true_counts.append(true_c.reshape(-1))
-                    sampled_counts.append(sampled_c)
-                else:
-                    drawn, _, _ = sampler.sample(
-                        np.zeros((1, 1), np.int64), 1, config.negatives, True
-                    )
-                negatives.append(drawn)
-            sample_time = time.perf_counter() - clock
-            clock = time.perf_counter()
-            low, high = chunk[0], min(chunk[-1] + batch, npairs)
-            all_negatives = np.concatenate(negatives)
-            input_ids = np.unique(centers[low:high]).astype(np.int64)
-            output_ids = np.unique(np.concatenate([contexts[low:high], all_negatives]))
-            # The fused step wants input and output tables of one shape: both are numbered
-            # over every touched id; an input row no center uses is never read (left zero).
-            local_ids = np.union1d(input_ids, output_ids)
-            pending = self.table.exchange_async(
-                updates, {"input": input_ids, "output": output_ids, "bias": output_ids}
-            )
-            return {
-                "chunk": chunk,
-                "low": low,
-                "high": high,
-                "negatives": [np.searchsorted(local_ids, n).astype(np.int64) for n in negatives],
-                "true_counts": true_counts,
-                "sampled_counts": sampled_counts,
-                "local_ids": local_ids,
-                "input_ids": input_ids,
-                "output_ids": output_ids,
-                "input_at": np.searchsorted(local_ids, input_ids),
-                "output_at": np.searchsorted(local_ids, output_ids),
-                "center_local": np.searchsorted(local_ids, centers[low:high]).astype(np.int64),
-                "context_local": np.searchsorted(local_ids, contexts[low:high]).astype(np.int64),
-                "pending": pending,
-                "sample_time": sample_time,
-                "pack_time": time.perf_counter() - clock,
-            }
-
-        previous: dict[str, Any] | None = None
-        current = prepare(chunks[0], {})
-        unsent: dict[str, Any] = {}
-        for number in range(len(chunks)):
-            following = None
-            if number + 1 < len(chunks):
-                following = prepare(chunks[number + 1], unsent)
-            elif unsent:
-                stats.messages += len(self.table.push(unsent))
-            unsent = {}
-            stats.messages += current["pending"].messages
-            stats.sample_seconds += current["sample_time"]
-            stats.pack_seconds += current["pack_time"]
-            clock = time.perf_counter()
-            rows = current["pending"].result()
-            stats.wait_seconds += time.perf_counter() - clock
-            clock = time.perf_counter()
-            if previous is not None:
-                _add_own_updates(rows, current, previous)
-            size = current["local_ids"].size
-            local_in = np.zeros((size, config.dim), dtype=np.float32)
-            local_out = np.zeros((size, config.dim), dtype=np.float32)
-            local_bias = np.zeros(size, dtype=np.float32)
-            input_at, output_at = current["input_at"], current["output_at"]
-            local_in[input_at] = rows["input"]
-            local_out[output_at] = rows["output"]
-            local_bias[output_at] = rows["bias"]
-            stats.rows_pulled += input_at.size + output_at.size
-            row_bytes = rows["input"].nbytes + rows["output"].nbytes + rows["bias"].nbytes
-            stats.bytes_pulled += row_bytes
-            stats.pack_seconds += time.perf_counter() - clock
-            clock = time.perf_counter()
-            low = current["low"]
-            for position, first in enumerate(current["chunk"]):
-                last = min(first + batch, npairs)
-                done = tokens_before + block_tokens * (first / npairs)
-                progress = (epoch + done / total_tokens) / config.epochs
-                rate = config.rate * max(1.0 - progress, MIN_RATE_FRACTION)
-                negatives_local = current["negatives"][position]
-                count = last - first
-                if uses_counts:
-                    true_c = current["true_counts"][position]
-                    sampled_c = current["sampled_counts"][position]
-                else:
-                    true_c = np.ones(count, dtype=np.float32)
-                    sampled_c = np.ones(negatives_local.size, dtype=np.float32)
-                loss = _rustnce.skipgram_sgd_step(
-                    local_in,
-                    local_out,
-                    local_bias,
-                    current["center_local"][first - low : last - low],
-                    current["context_local"][first - low : last - low],
-                    negatives_local,
-                    true_c,
-                    sampled_c,
-                    rate,
-                    config.loss,
+            ids = np.empty(0, np.int64)
+            if low < length:
+                # The trainer stops after the batch that reaches the chunk's end: a margin.
+                ids = self._chunk_rows(start, end, low, low + chunk + chunk // 8 + 1024)
+            pending = None
+            if ids.size or any(rows.size for rows, _ in updates.values()):
+                pending = self.table.exchange_async(
+                    {name: change for name, change in updates.items() if change[0].size},
+                    {name: ids for name in TABLES} if ids.size else {},
                 )
-                limit = 100.0 * (config.negatives + 1) * count
-                if math.isnan(loss) or loss >= limit:
-                    raise TrainingDiverged(
-                        f"training diverged in worker {self.index}, epoch {epoch + 1} (loss per "
-                        f"pair {loss / count:.3g}); lower the learning rate or the batch size"
-                    )
-                stats.loss += loss
-                stats.pairs += count
-                stats.batches += 1
-                stats.rate = rate
-            stats.step_seconds += time.perf_counter() - clock
+                stats.messages += pending.messages
+                stats.rows_pulled += ids.size
+                stats.rows_pushed += sum(rows.size for rows, _ in updates.values())
+                stats.bytes_pushed += sum(delta.nbytes for _, delta in updates.values())
+            stats.send_seconds += time.perf_counter() - clock
+            return ids, pending
+
+        empty = {name: (np.empty(0, np.int64), np.empty(0, np.float32)) for name in TABLES}
+        unsent = empty
+        # The first chunk trains on the refreshed copy; with overlap, the second's pull leaves now.
+        ids, pending = send(empty, chunk) if self.overlap else (np.empty(0, np.int64), None)
+        while True:
             clock = time.perf_counter()
-            current["delta"] = (
-                local_in[input_at] - rows["input"],
-                local_out[output_at] - rows["output"],
-                local_bias[output_at] - rows["bias"],
-            )
-            # Sent with the next pull (or alone after the last chunk).
-            unsent = {
-                "input": (current["input_ids"], current["delta"][0]),
-                "output": (current["output_ids"], current["delta"][1]),
-                "bias": (current["output_ids"], current["delta"][2]),
-            }
-            stats.bytes_pushed += row_bytes
+            report = trainer.run(*(self.local[name] for name in TABLES), chunk)
+            stats.train_seconds += time.perf_counter() - clock
+            if report.diverged is not None:
+                raise TrainingDiverged(
+                    f"training diverged in worker {self.index}, epoch {epoch + 1} (loss per "
+                    f"pair {report.diverged:.3g}); lower the learning rate or the batch size"
+                )
             stats.chunks += 1
-            stats.pack_seconds += time.perf_counter() - clock
-            previous, current = current, following  # type: ignore[assignment]
-        clock = time.perf_counter()
-        if unsent:
-            stats.messages += len(self.table.push(unsent, wait=True))
-        stats.wait_seconds += time.perf_counter() - clock
+            stats.pairs += report.pairs
+            stats.loss += report.loss
+            stats.rate = report.learning_rate
+            position = min(report.words - words_before, length)
+            clock = time.perf_counter()
+            unsent = self._take_changes()
+            stats.diff_seconds += time.perf_counter() - clock
+            last = report.epoch_end or position >= length
+            if not self.overlap:
+                if last:
+                    break
+                # Push this chunk's changes and pull the next chunk's rows, then wait.
+                ids, pending = send(unsent, position)
+                unsent = empty
+            if pending is not None:
+                clock = time.perf_counter()
+                pulled = pending.result()
+                stats.wait_seconds += time.perf_counter() - clock
+                if ids.size:
+                    clock = time.perf_counter()
+                    self._merge(ids, pulled, unsent)
+                    stats.bytes_pulled += sum(values.nbytes for values in pulled.values())
+                    stats.merge_seconds += time.perf_counter() - clock
+            if self.overlap:
+                if last:
+                    break
+                # Push this chunk's changes with the pull for the chunk after the next one.
+                ids, pending = send(unsent, position + chunk)
+        _, pending = send(unsent, length)
+        if pending is not None:
+            clock = time.perf_counter()
+            pending.result()
+            stats.wait_seconds += time.perf_counter() - clock
+        stats.words = length
         stats.seconds = time.perf_counter() - started
         return stats
-
-
-def _add_own_updates(
-    rows: dict[str, np.ndarray], current: dict[str, Any], previous: dict[str, Any]
-) -> None:
-    """Rows of ``current`` fetched before ``previous``'s push reached the shards: add
-    ``previous``'s deltas to the rows both chunks touch."""
-    delta_in, delta_out, delta_bias = previous["delta"]
-    _, here, there = np.intersect1d(
-        current["input_ids"], previous["input_ids"], assume_unique=True, return_indices=True
-    )
-    rows["input"][here] += delta_in[there]
-    _, here, there = np.intersect1d(
-        current["output_ids"], previous["output_ids"], assume_unique=True, return_indices=True
-    )
-    rows["output"][here] += delta_out[there]
-    rows["bias"][here] += delta_bias[there]
