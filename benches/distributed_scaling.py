@@ -1,16 +1,18 @@
 """Distributed skip-gram (rustnce.distributed on Ray) against the single-process trainer on this
-machine, and the local terms of the throughput model in docs/scaling.md.
+machine: words/s and quality against the chunk size, and the local terms of the throughput
+model in docs/scaling.md.
 
     python -m pip install 'rustnce[ray]' && python benches/distributed_scaling.py
 
-Runs, interleaved ``--repeats`` times on the same planted corpus: the single-process trainer
-(``--threads`` threads), then the distributed trainer with 1 and 2 workers over ``--shards``
-shards on a local Ray of ``--cpus`` CPUs. Prints words/s (training only: after the corpus is
-counted and the actors started; and end to end) with ratios to the single-process trainer from
-the same run, then the model's local terms measured in the 2-worker run (time per batch in the
-fused step, sampling and pair generation; the worker's CPU time per shard message; bytes moved
-per batch and per word), checks that those terms add up to the measured time per batch, and
-projects words/s for N nodes on 10 and 25 GbE with the model of docs/scaling.md.
+Runs, interleaved ``--repeats`` times on the same planted corpus (the quality test's: 200,000
+tokens, 3 epochs): the single-process trainer (``--threads`` threads), then the distributed
+trainer with 1 and 2 workers over ``--shards`` shards for each chunk size of ``--chunks`` (corpus
+words per pull/push round), on a local Ray of ``--cpus`` CPUs, and once with 8 shards at the
+default chunk. Prints words/s (training only: after the corpus is counted and the actors
+started) with ratios to the single-process trainer of the same run, and nearest-neighbour group
+purity against the single-process trainer's; then where a worker's time goes per chunk
+(training, finding changed rows, sending, waiting, merging), the messages and bytes per chunk,
+and the model's projection for N nodes on 10 and 25 GbE.
 """
 
 from __future__ import annotations
@@ -25,7 +27,16 @@ import numpy as np
 
 import rustnce
 from rustnce.distributed import DistributedConfig, UnitStats, train_distributed
-from rustnce.word2vec import TrainingConfig, load_corpus, planted_corpus, read_sentences, train
+from rustnce.word2vec import (
+    TrainingConfig,
+    group_purity,
+    load_corpus,
+    planted_corpus,
+    read_sentences,
+    train,
+)
+
+TERMS = ("train", "diff", "send", "wait", "merge", "refresh")
 
 
 def training_seconds(result) -> float:
@@ -33,46 +44,32 @@ def training_seconds(result) -> float:
 
 
 def sums(units: list[UnitStats]) -> dict[str, float]:
-    names = [
-        "words",
-        "pairs",
-        "batches",
-        "chunks",
-        "messages",
-        "bytes_pulled",
-        "bytes_pushed",
-        "seconds",
-        "step_seconds",
-        "sample_seconds",
-        "pair_seconds",
-        "wait_seconds",
-        "pack_seconds",
-    ]
+    names = ["words", "chunks", "messages", "bytes_pulled", "bytes_pushed", "refresh_bytes"]
+    names += ["seconds"] + [f"{term}_seconds" for term in TERMS]
     return {name: float(sum(getattr(unit, name) for unit in units)) for name in names}
 
 
-def projection(terms: dict[str, float], nodes: int, gbit: float, threads_speedup: float) -> float:
+def projection(terms: dict[str, float], nodes: int, gbit: float) -> float:
     """Words/s of ``nodes`` nodes, one worker and one shard each (docs/scaling.md): each node is
-    limited by its CPU (compute per word, plus the per-message costs of talking to ``nodes``
-    shards and of serving ``nodes`` workers) and by its network link (the pulled and pushed
-    rows that cross it)."""
-    compute = terms["compute_per_word"] / threads_speedup
-    messages = nodes * (terms["client_per_message"] + terms["server_per_message"])
-    cpu_per_word = compute + messages / terms["words_per_chunk"]
+    limited by its CPU (training per word, the fixed costs per chunk, and the per-message costs
+    of talking to ``nodes`` shards and of serving ``nodes`` workers) and by its network link
+    (the pulled and pushed rows that cross it)."""
+    per_chunk = terms["chunk_fixed"] + nodes * (terms["client_message"] + terms["server_message"])
+    cpu_per_word = terms["train_per_word"] + per_chunk / terms["words_per_chunk"]
     off_node = (nodes - 1) / nodes
-    link = gbit * 1e9 / 8
-    network_per_word = 2 * terms["bytes_per_word_each_way"] * off_node / link
+    network_per_word = 2 * terms["bytes_per_word_each_way"] * off_node / (gbit * 1e9 / 8)
     return nodes / max(cpu_per_word, network_per_word)
 
 
 def server_cost(ray, table_rows: int, dim: int, rows_per_message: int, rounds: int) -> float:
-    """CPU seconds a shard actor spends per exchange of ``rows_per_message`` rows each way,
-    measured from its own process time."""
+    """CPU seconds a shard actor spends per exchange of ``rows_per_message`` rows of the three
+    tables each way, measured from its own process time."""
 
     @ray.remote(num_cpus=0)
     class Probe:
         def __init__(self) -> None:
             self.tables = {
+                "input": np.zeros((table_rows, dim), np.float32),
                 "output": np.zeros((table_rows, dim), np.float32),
                 "bias": np.zeros(table_rows, np.float32),
             }
@@ -89,10 +86,11 @@ def server_cost(ray, table_rows: int, dim: int, rows_per_message: int, rounds: i
     rng = np.random.default_rng(0)
     local = np.unique(rng.integers(0, table_rows, rows_per_message))
     updates = {
+        "input": (local, np.ones((local.size, dim), np.float32)),
         "output": (local, np.ones((local.size, dim), np.float32)),
         "bias": (local, np.ones(local.size, np.float32)),
     }
-    rows = {"output": local, "bias": local}
+    rows = {"input": local, "output": local, "bias": local}
     ray.get(probe.exchange.remote(updates, rows))
     start = ray.get(probe.cpu.remote())
     ray.get([probe.exchange.remote(updates, rows) for _ in range(rounds)])
@@ -103,127 +101,120 @@ def server_cost(ray, table_rows: int, dim: int, rows_per_message: int, rounds: i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tokens", type=int, default=500_000)
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--tokens", type=int, default=200_000)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--shards", type=int, default=8)
+    parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--chunks", default="500,1000,2000,5000,20000,50000")
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--partition-strategy", default="mod", choices=["div", "mod"])
     args = parser.parse_args()
     import ray
 
+    chunks = [int(chunk) for chunk in args.chunks.split(",")]
+    default_chunk = DistributedConfig().chunk_words
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     scratch = tempfile.mkdtemp(prefix="rustnce-bench-")
     path = os.path.join(scratch, "planted.txt")
-    planted_corpus(tokens=args.tokens, seed=0).write(path)
+    planted = planted_corpus(tokens=args.tokens, seed=3)
+    planted.write(path)
+    groups_of = dict(zip(planted.words, planted.groups.tolist()))
     vocabulary, corpus = load_corpus(read_sentences(path), 5)
+    groups = np.array([groups_of.get(word, -1) for word in vocabulary.words])
     config = TrainingConfig(epochs=args.epochs, seed=1)
+    runs = [(workers, args.shards, chunk) for chunk in chunks for workers in (1, 2)]
+    runs.append((1, 8, default_chunk))
     speeds: dict[str, list[float]] = {}
-    ends: dict[str, list[float]] = {}
-    last = {}
+    purity: dict[str, list[float]] = {}
+    last: dict[tuple[int, int, int], object] = {}
     for _ in range(args.repeats):
         rustnce.set_num_threads(args.threads)
         single = train(corpus, vocabulary, config)
         speeds.setdefault("single process", []).append(single.words_per_second)
-        ends.setdefault("single process", []).append(single.words_per_second)
-        for workers, shards in ((1, args.shards), (2, args.shards), (1, 1)):
-            name = f"{workers} worker{'s' if workers > 1 else ''}, {shards} shard(s)"
+        purity.setdefault("single process", []).append(
+            group_purity(single.input_vectors, groups).at_1
+        )
+        for workers, shards, chunk in runs:
+            name = f"{workers} worker{'s' if workers > 1 else ''}, {shards} shards, chunk {chunk}"
             result = train_distributed(
                 path,
                 config,
-                DistributedConfig(
-                    workers=workers,
-                    shards=shards,
-                    partition_strategy=args.partition_strategy,
-                ),
+                DistributedConfig(workers=workers, shards=shards, chunk_words=chunk),
             )
             speeds.setdefault(name, []).append(result.words / training_seconds(result))
-            ends.setdefault(name, []).append(result.words_per_second)
-            last[workers, shards] = result
+            purity.setdefault(name, []).append(group_purity(result.input_vectors, groups).at_1)
+            last[workers, shards, chunk] = result
     base = statistics.median(speeds["single process"])
+    base_purity = statistics.median(purity["single process"])
     print(
         f"planted corpus, {len(corpus):,} tokens x {args.epochs} epochs; local Ray with "
-        f"{args.cpus} CPUs, {args.partition_strategy!r} partitioning; single process on "
-        f"{args.threads} threads; median of "
+        f"{args.cpus} CPUs; single process on {args.threads} threads; median of "
         f"{args.repeats} interleaved runs (machine shared with other work)"
     )
-    print(f"  {'':28} {'training words/s':>17} {'ratio':>7} {'end-to-end words/s':>19}")
+    print(f"  {'':36} {'words/s':>10} {'ratio':>7} {'purity@1':>9} {'vs single':>10}")
     for name in speeds:
         speed = statistics.median(speeds[name])
-        end = statistics.median(ends[name])
-        print(f"  {name:28} {speed:17,.0f} {speed / base:7.3f} {end:19,.0f}")
-
-    for workers in (1, 2):
-        result = last[workers, args.shards]
-        total = sums(result.units)
-        batches = total["batches"]
-        print(f"\nlocal terms, {workers} worker(s), {args.shards} shards (sums over workers):")
-        for term in ("step", "sample", "pair", "pack", "wait"):
-            seconds = total[f"{term}_seconds"]
-            print(
-                f"  {term:6} {seconds:7.2f} s  {seconds / batches * 1e6:8.1f} us/batch  "
-                f"{seconds / total['seconds']:5.1%} of worker time"
-            )
-        accounted = sum(total[f"{t}_seconds"] for t in ("step", "sample", "pair", "pack", "wait"))
+        score = statistics.median(purity[name])
         print(
-            f"  terms add up to {accounted:.2f} s of {total['seconds']:.2f} s measured "
-            f"({accounted / total['seconds']:.1%})"
+            f"  {name:36} {speed:10,.0f} {speed / base:7.3f} {score:9.3f} "
+            f"{score - base_purity:+10.3f}"
         )
-        print(
-            f"  {total['words'] / batches:.0f} words, {total['pairs'] / batches:.0f} pairs, "
-            f"{total['messages'] / batches:.2f} messages and "
-            f"{(total['bytes_pulled'] + total['bytes_pushed']) / batches / 1024:.1f} KiB "
-            "(pulled + pushed) per batch"
-        )
-        status = result.shard_status
-        read = np.array([s["rows_read"] for s in status], dtype=float)
-        print(f"  rows read per shard, max / mean: {read.max() / read.mean():.2f}")
 
-    total = sums(
-        last[1, args.shards].units
-    )  # one worker on this machine's cores: the node of the model
-    words_per_chunk = total["words"] / total["chunks"]
-    rows_per_message = (total["bytes_pulled"] / total["messages"]) / (4 * (100 + 100 + 1))
+    print("\nper chunk (sums over workers and units, last repeat):")
+    print(
+        f"  {'workers, shards, chunk':24} {'words':>6} {'msgs':>5} {'KiB in':>7} {'KiB out':>8} "
+        + " ".join(f"{term + ' ms':>10}" for term in TERMS)
+    )
+    for (workers, shards, chunk), result in last.items():
+        total = sums(result.units)  # type: ignore[attr-defined]
+        count = total["chunks"]
+        print(
+            f"  {f'{workers}, {shards}, {chunk}':24} {total['words'] / count:6.0f} "
+            f"{total['messages'] / count:5.1f} {total['bytes_pulled'] / count / 1024:7.0f} "
+            f"{total['bytes_pushed'] / count / 1024:8.0f} "
+            + " ".join(f"{total[f'{term}_seconds'] / count * 1e3:10.2f}" for term in TERMS)
+        )
+
+    # The model's node: one worker on this machine's cores, with one shard, default chunk.
+    total = sums(last[1, args.shards, default_chunk].units)  # type: ignore[attr-defined]
+    eight = sums(last[1, 8, default_chunk].units)  # type: ignore[attr-defined]
+    # The client's cost per message, from the extra messages of 8 shards over args.shards.
+    extra_messages = eight["messages"] - total["messages"]
+    extra_seconds = eight["send_seconds"] - total["send_seconds"]
+    client_message = max(extra_seconds / extra_messages, 0.0) if extra_messages > 0 else 0.0
+    rows_per_message = (total["bytes_pulled"] / total["messages"]) / (4 * (2 * config.dim + 1))
+    chunk_seconds = sum(total[f"{term}_seconds"] for term in TERMS if term != "train")
     terms = {
-        "compute_per_word": (
-            total["step_seconds"] + total["sample_seconds"] + total["pair_seconds"]
-        )
-        / total["words"],
-        "client_per_message": total["pack_seconds"] / total["messages"],
-        "server_per_message": server_cost(
-            ray, len(vocabulary) // args.shards + 1, 100, max(int(rows_per_message), 1), 300
+        "train_per_word": total["train_seconds"] / total["words"],
+        "chunk_fixed": chunk_seconds / total["chunks"]
+        - client_message * total["messages"] / total["chunks"],
+        "client_message": client_message,
+        "server_message": server_cost(
+            ray,
+            len(vocabulary) // args.shards + 1,
+            config.dim,
+            max(int(rows_per_message), 1),
+            200,
         ),
-        "words_per_chunk": words_per_chunk,
+        "words_per_chunk": total["words"] / total["chunks"],
         "bytes_per_word_each_way": total["bytes_pulled"] / total["words"],
     }
-    print("\nmodel terms (docs/scaling.md), from the 1-worker run:")
+    print(f"\nmodel terms (docs/scaling.md), 1 worker, chunk {default_chunk}:")
     for name, value in terms.items():
-        unit = (
-            " bytes" if "bytes" in name else " s" if "message" in name or "compute" in name else ""
-        )
-        print(f"  {name:26} {value:.4g}{unit}")
-    predicted_local = 1.0 / (
-        terms["compute_per_word"] + terms["client_per_message"] * total["messages"] / total["words"]
-    )
-    measured_local = total["words"] / total["seconds"]
+        print(f"  {name:24} {value:.4g}")
+    measured = total["words"] / total["seconds"]
+    accounted = sum(total[f"{term}_seconds"] for term in TERMS) / total["seconds"]
     print(
-        f"  one worker's words/s predicted from its CPU terms {predicted_local:,.0f}, measured "
-        f"{measured_local:,.0f} (the rest is waiting for rows: {total['wait_seconds']:.1f} s)"
+        f"  the terms cover {accounted:.1%} of the worker's time; its words/s {measured:,.0f}; "
+        f"the model's N = 1 node predicts {projection(terms, 1, 10):,.0f}"
     )
-    one_shard = last[1, 1]
-    print(
-        f"  N = 1 (one worker, one shard) predicted {projection(terms, 1, 10, 1.0):,.0f} words/s, "
-        f"measured {one_shard.words / training_seconds(one_shard):,.0f} (median "
-        f"{statistics.median(speeds['1 worker, 1 shard(s)']):,.0f})"
-    )
-    speedup = 1.0  # the compute term was measured on this run's threads per worker
-    print("\nprojected words/s, N nodes like this one, with one worker and one shard each:")
+    print("\nprojected words/s, N nodes like this one, one worker and one shard each:")
     print(f"  {'N':>4} {'10 GbE':>12} {'25 GbE':>12}")
     for nodes in (1, 2, 4, 8, 16, 32, 64):
-        ten = projection(terms, nodes, 10, speedup)
-        twenty_five = projection(terms, nodes, 25, speedup)
-        print(f"  {nodes:4} {ten:12,.0f} {twenty_five:12,.0f}")
+        print(
+            f"  {nodes:4} {projection(terms, nodes, 10):12,.0f} "
+            f"{projection(terms, nodes, 25):12,.0f}"
+        )
     ray.shutdown()
 
 

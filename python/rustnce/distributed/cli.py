@@ -183,11 +183,11 @@ def describe(result: DistributedResult, distributed: DistributedConfig) -> list[
     units = result.units
     total = sum(unit.seconds for unit in units) or 1.0
     shares = {
-        "steps": sum(u.step_seconds for u in units),
-        "negatives": sum(u.sample_seconds for u in units),
-        "pairs": sum(u.pair_seconds for u in units),
+        "training": sum(u.train_seconds for u in units),
+        "finding changes": sum(u.diff_seconds for u in units),
+        "sending": sum(u.send_seconds for u in units),
         "waiting for rows": sum(u.wait_seconds for u in units),
-        "packing and sending": sum(u.pack_seconds for u in units),
+        "merging rows": sum(u.merge_seconds + u.refresh_seconds for u in units),
     }
     pulled = sum(u.bytes_pulled for u in units)
     lines = [

@@ -55,7 +55,7 @@ class DistributedConfig:
     partition_strategy: str = "mod"
     min_count: int = 5
     block_tokens: int = 200_000  # tokens per unit of work (what a dead worker redoes)
-    chunk_words: int = 20_000  # corpus words per pull/push round (the staleness unit)
+    chunk_words: int = 2_000  # corpus words per pull/push round (the staleness unit)
     head_rows: int = 0  # most frequent rows pulled with every chunk besides its words
     overlap: bool = False  # pull the next chunk's rows while training this one (staler)
     threads_per_worker: int = 0  # 0: the cluster's CPUs / workers

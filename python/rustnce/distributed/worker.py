@@ -191,8 +191,11 @@ class SkipGramWorker:
         for name in TABLES:
             rows = pulled[name]
             changed, delta = unsent[name]
-            _, here, there = np.intersect1d(ids, changed, assume_unique=True, return_indices=True)
-            rows[here] += delta[there]
+            if changed.size:
+                _, here, there = np.intersect1d(
+                    ids, changed, assume_unique=True, return_indices=True
+                )
+                rows[here] += delta[there]
             self.local[name][ids] = rows
             self.synced[name][ids] = rows
 
