@@ -228,6 +228,32 @@ def test_sharded_step_equals_the_same_step_on_the_whole_table(cluster, loss, str
 # ---------------------------------------------------------------- skip-gram
 
 
+@pytest.mark.parametrize("chunk_words, overlap", [(700, True), (5_000, False)])
+def test_one_worker_reproduces_the_single_process_trainer(cluster, planted, chunk_words, overlap):
+    """One worker draws the single-process trainer's random streams from the same initial
+    tables, so pulling rows, training chunks on the local copy, finding the changed rows and
+    pushing their deltas must give the single-process vectors up to float32 rounding (a delta
+    pushed twice or lost would not)."""
+    path, _ = planted
+    config = TrainingConfig(epochs=2, seed=1)
+    vocabulary, corpus = load_corpus(read_sentences(path), 5)
+    single = train(corpus, vocabulary, config)
+    result = train_distributed(
+        path,
+        config,
+        DistributedConfig(workers=1, shards=3, chunk_words=chunk_words, overlap=overlap),
+    )
+    # Many exchanges (a chunk ends after the batch that reaches chunk_words).
+    assert sum(unit.chunks for unit in result.units) >= len(corpus) // chunk_words
+    for got, want in [
+        (result.input_vectors, single.input_vectors),
+        (result.output_vectors, single.output_vectors),
+        (result.biases, single.biases),
+    ]:
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(result.epoch_losses, single.epoch_losses, rtol=1e-7)
+
+
 def test_planted_quality_matches_the_single_process_trainer(cluster, planted):
     path, groups_of = planted
     config = TrainingConfig(epochs=3, seed=1)

@@ -10,10 +10,11 @@
    training is redone; the run reports which units were redone and which shards were restored.
 5. The vectors are gathered from the shards.
 
-Workers run the same steps as the single-process trainer (:mod:`rustnce.word2vec.training`):
-the same pair generator, batch size, samplers, losses and learning-rate schedule (per worker,
-by the share of its range done). What differs: negatives are drawn per worker, and rows are
-read with the staleness described in :mod:`rustnce.distributed.worker`.
+Workers run the single-process trainer's own Rust loop (``SkipGramTrainer``: the same pair
+generator, batch size, samplers, losses, bounded update and learning-rate schedule, per worker
+by the share of its range done) on a local copy of the tables, a chunk of ``chunk_words`` words
+at a time. What differs: each worker draws from its own random streams, and rows are read with
+the staleness described in :mod:`rustnce.distributed.worker`.
 """
 
 from __future__ import annotations
@@ -118,6 +119,15 @@ class DistributedResult(TrainingResult):
         return lines
 
 
+def initial_inputs(rows: int, config: TrainingConfig) -> np.ndarray:
+    """The input vectors' starting values, the single-process trainer's: uniform in
+    ``[-0.5 / dim, 0.5 / dim)`` from ``config.seed``."""
+    rng = np.random.default_rng(config.seed)
+    return ((rng.random((rows, config.dim), dtype=np.float32) - 0.5) / config.dim).astype(
+        np.float32
+    )
+
+
 def _worker_class(ray: Any) -> Any:
     return ray.remote(SkipGramWorker).options(max_restarts=-1, max_task_retries=0, num_cpus=1)
 
@@ -165,7 +175,9 @@ def train_distributed(
     table = ShardedTable(
         layout,
         {
-            "input": TableSpec(config.dim, "uniform", scale=1.0 / config.dim),
+            "input": TableSpec(
+                config.dim, "values", values=initial_inputs(len(vocabulary), config)
+            ),
             "output": TableSpec(config.dim, "zeros"),
             "bias": TableSpec(
                 None, "values", values=initial_biases(vocabulary.counts, config.bias_start)

@@ -6,26 +6,29 @@ dies). The worker keeps a local copy of the three tables (input vectors, output 
 biases) and trains a unit with the single-process trainer's Rust loop
 (``rustnce._rustnce.SkipGramTrainer``: subsampling, pairs, negatives, the fused bounded
 skip-gram step, the learning-rate schedule), called for one chunk of about ``chunk_words``
-corpus words at a time. Per chunk it
+corpus words at a time. After each chunk it pushes the chunk's row-sparse delta (the rows whose
+values the chunk changed, and by how much) and pulls the rows the next chunk will touch, in one
+message per shard (the shard applies the push, then reads), and writes them into the local copy.
 
-1. pushes the chunk before's row-sparse delta (the rows whose values the chunk changed, and by
-   how much) and pulls the rows the chunk after next will touch, in one message per shard,
-   without waiting;
-2. trains the chunk on the local copy;
-3. receives the pulled rows, adds the chunk's own changes to the rows both touch (the pull left
-   before the chunk ran), and writes them into the local copy.
+With ``overlap`` the pull for chunk ``k + 1`` leaves before chunk ``k`` is trained, in the same
+message as chunk ``k - 1``'s push, so the wait is hidden behind the training; the rows then miss
+chunk ``k``'s own changes, which the worker adds to the rows both chunks touch. It is off by
+default: the rows are a chunk staler, and on the planted corpus that costs more quality than
+the hidden wait gains speed (``docs/scaling.md``).
 
-The rows a chunk touches are its words (centers and contexts: the corpus slice it covers, with a
-margin) and the ``head_rows`` most frequent words (where most negatives fall: ids are frequency
-ranks). A negative outside them is read from the local copy, refreshed whole at the start of
-every unit. Deltas are found by comparing the local copy with the values last synchronised, so
-every change the trainer makes is pushed once, whichever rows it touched.
+The rows a chunk touches are its words (centers and contexts: the corpus slice it covers, with
+a margin for the window and the last batch) and the ``head_rows`` most frequent words (ids are
+frequency ranks; by default none, as a chunk's own words hold the frequent ones). A negative
+outside them is read from the local copy, refreshed whole at the start of every unit. Deltas
+are found by comparing the local copy with the values last synchronised, so every change the
+trainer makes is pushed exactly once, whichever rows it touched.
 
-Staleness bound. A step reads its rows as pulled at most two chunks of this worker's time
-before it (rows outside the chunk's words and the head: at most one unit), with all of this
-worker's own earlier changes. Another worker's changes reach the shards one chunk after it makes
-them, so with workers of equal speed a step misses at most the last ``3 * chunk_words`` words
-of each other worker's training (``2 * chunk_words`` plus the push's lag).
+Staleness bound. A step reads the rows of its chunk's words as pulled at the chunk's start
+(with ``overlap``, one chunk earlier), holding all of this worker's own earlier changes; other
+rows as of the unit's start plus this worker's changes. Another worker's changes reach the
+shards at the end of its chunk, so with workers of equal speed a step misses at most the last
+``2 * chunk_words`` words of each other worker's training (``3 * chunk_words`` with
+``overlap``).
 
 The learning rate decays as in the single-process trainer with the share of the worker's own
 range done: the trainer of unit (epoch ``e``, block ``b`` of ``B``) runs its block as epoch
@@ -156,7 +159,8 @@ class SkipGramWorker:
             distortion=config.distortion,
             learning_rate=config.rate,
             subsample=config.subsample,
-            seed=(config.seed * 1_000_003 + self.index * 7_919) % (2**62),
+            # Worker 0 draws the single-process trainer's streams (one worker reproduces it).
+            seed=(config.seed + self.index * 1_000_003) % (2**62),
             update=config.update,
             start_epoch=epoch * blocks + block,
         )
@@ -230,7 +234,8 @@ class SkipGramWorker:
             ids = np.empty(0, np.int64)
             if low < length:
                 # The trainer stops after the batch that reaches the chunk's end: a margin.
-                ids = self._chunk_rows(start, end, low, low + chunk + chunk // 8 + 1024)
+                margin = chunk // 8 + self.config.batch_pairs
+                ids = self._chunk_rows(start, end, low, low + chunk + margin)
             pending = None
             if ids.size or any(rows.size for rows, _ in updates.values()):
                 pending = self.table.exchange_async(
@@ -246,7 +251,7 @@ class SkipGramWorker:
 
         empty = {name: (np.empty(0, np.int64), np.empty(0, np.float32)) for name in TABLES}
         unsent = empty
-        # The first chunk trains on the refreshed copy; with overlap, the second's pull leaves now.
+        # The first chunk trains on the refreshed copy; with overlap the second's pull leaves now.
         ids, pending = send(empty, chunk) if self.overlap else (np.empty(0, np.int64), None)
         while True:
             clock = time.perf_counter()
