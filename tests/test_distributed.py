@@ -290,13 +290,14 @@ def _enwiki(tmp_path_factory):
     return str(path), pairs
 
 
-def test_enwiki_quality_is_within_the_single_process_trainers_seed_spread(
-    cluster, tmp_path_factory
-):
-    """One run's WordSim-353 score moves by about 0.04 from seed to seed of the same trainer
-    (3 epochs), more than the 0.03 asked for, so a single distributed run is held to the
-    single-process runs' range over three seeds: it must not fall more than 0.03 below their
-    lowest score (nor rise more than 0.10 above the highest)."""
+def test_enwiki_quality_is_not_below_the_single_process_trainers(cluster, tmp_path_factory):
+    """On gensim's enwiki sample (3 epochs) one run's WordSim-353 score moves by 0.03-0.06 (one
+    standard deviation) from seed to seed, for either trainer; over 5 seeds the means differed by
+    +0.013 (WordSim-353) and +0.028 (SimLex-999), distributed above single-process (see
+    docs/scaling.md). A test of a few runs cannot hold a two-sided 0.03 bound against that
+    spread, so it holds the mean of 2 distributed runs to no more than 0.03 below the mean of 3
+    single-process runs (a lost or doubled delta costs far more), and to no more than 0.10
+    above it."""
     path, pairs = _enwiki(tmp_path_factory)
     vocabulary, corpus = load_corpus(read_sentences(path), 5)
     single = {name: [] for name in pairs}
@@ -304,14 +305,18 @@ def test_enwiki_quality_is_within_the_single_process_trainers_seed_spread(
         vectors = train(corpus, vocabulary, TrainingConfig(epochs=3, seed=seed)).input_vectors
         for name, pair_list in pairs.items():
             single[name].append(word_similarity(vectors, vocabulary, pair_list).spearman)
-    result = train_distributed(
-        path, TrainingConfig(epochs=3, seed=1), DistributedConfig(workers=2, shards=2)
-    )
-    assert result.vocabulary.words == vocabulary.words
-    for name, pair_list in pairs.items():
-        score = word_similarity(result.input_vectors, vocabulary, pair_list).spearman
-        assert score >= min(single[name]) - 0.03, (name, score, single[name])
-        assert score <= max(single[name]) + 0.10, (name, score, single[name])
+    distributed = {name: [] for name in pairs}
+    for seed in (1, 2):
+        result = train_distributed(
+            path, TrainingConfig(epochs=3, seed=seed), DistributedConfig(workers=2, shards=2)
+        )
+        assert result.vocabulary.words == vocabulary.words
+        for name, pair_list in pairs.items():
+            score = word_similarity(result.input_vectors, vocabulary, pair_list).spearman
+            distributed[name].append(score)
+    for name in pairs:
+        got, want = np.mean(distributed[name]), np.mean(single[name])
+        assert want - 0.03 <= got <= want + 0.10, (name, distributed[name], single[name])
 
 
 def test_a_killed_worker_is_restarted_and_its_block_redone(cluster, planted):
