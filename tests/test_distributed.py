@@ -400,6 +400,8 @@ def test_cli_trains_with_workers_and_saves_word2vec_text(cluster, planted, tmp_p
             "2",
             "--shards",
             "3",
+            "--chunk-words",
+            "5000",
             "--epochs",
             "1",
             "--dim",
@@ -421,6 +423,8 @@ def test_cli_trains_with_workers_and_saves_word2vec_text(cluster, planted, tmp_p
 def test_cli_distribution_options_need_workers(capsys):
     assert main(["--shards", "4"]) == 2
     assert "--shards needs --workers" in capsys.readouterr().err
+    assert main(["--chunk-words", "5000"]) == 2
+    assert "--chunk-words needs --workers" in capsys.readouterr().err
 
 
 def test_cli_without_ray_installed_says_how_to_install_it(monkeypatch, planted, capsys):

@@ -60,6 +60,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="split the vectors over M shard actors (default: one per worker; with --workers)",
     )
     group.add_argument(
+        "--chunk-words",
+        type=_count,
+        default=None,
+        metavar="W",
+        help="corpus words a worker trains between exchanges with the shards (default 2000; "
+        "larger is faster but staler, see docs/scaling.md; with --workers)",
+    )
+    group.add_argument(
         "--ray-address",
         default=None,
         metavar="ADDRESS",
@@ -79,6 +87,7 @@ def check_arguments(args: argparse.Namespace) -> str | None:
     if args.workers is None:
         for option, value in (
             ("--shards", args.shards),
+            ("--chunk-words", args.chunk_words),
             ("--ray-address", args.ray_address),
             ("--partition-strategy", args.partition_strategy),
         ):
@@ -117,6 +126,7 @@ def run(
         shards=args.shards or args.workers,
         partition_strategy=args.partition_strategy or "mod",
         min_count=args.min_count,
+        chunk_words=args.chunk_words or DistributedConfig.chunk_words,
         threads_per_worker=getattr(args, "threads", 0) or 0,
     )
     pairs = None
@@ -192,7 +202,8 @@ def describe(result: DistributedResult, distributed: DistributedConfig) -> list[
     pulled = sum(u.bytes_pulled for u in units)
     lines = [
         f"{distributed.workers} workers, {distributed.shards} shards "
-        f"({distributed.partition_strategy}): {result.seconds:.1f} s "
+        f"({distributed.partition_strategy}), chunks of {distributed.chunk_words:,} words: "
+        f"{result.seconds:.1f} s "
         f"({result.setup_seconds:.1f} s setting up), {result.words_per_second:,.0f} words/s, "
         f"loss per pair {result.epoch_losses[0]:.4f} -> {result.epoch_losses[-1]:.4f}",
         "  worker time: "
