@@ -228,8 +228,10 @@ def test_sharded_step_equals_the_same_step_on_the_whole_table(cluster, loss, str
 # ---------------------------------------------------------------- skip-gram
 
 
-@pytest.mark.parametrize("chunk_words, overlap", [(700, True), (5_000, False)])
-def test_one_worker_reproduces_the_single_process_trainer(cluster, planted, chunk_words, overlap):
+@pytest.mark.parametrize("chunk_words, overlap, head_rows", [(700, True, 0), (5_000, False, 64)])
+def test_one_worker_reproduces_the_single_process_trainer(
+    cluster, planted, chunk_words, overlap, head_rows
+):
     """One worker draws the single-process trainer's random streams from the same initial
     tables, so pulling rows, training chunks on the local copy, finding the changed rows and
     pushing their deltas must give the single-process vectors up to float32 rounding (a delta
@@ -241,7 +243,9 @@ def test_one_worker_reproduces_the_single_process_trainer(cluster, planted, chun
     result = train_distributed(
         path,
         config,
-        DistributedConfig(workers=1, shards=3, chunk_words=chunk_words, overlap=overlap),
+        DistributedConfig(
+            workers=1, shards=3, chunk_words=chunk_words, overlap=overlap, head_rows=head_rows
+        ),
     )
     # Many exchanges (a chunk ends after the batch that reaches chunk_words).
     assert sum(unit.chunks for unit in result.units) >= len(corpus) // chunk_words

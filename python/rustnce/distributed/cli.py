@@ -1,6 +1,7 @@
-"""``python -m rustnce --workers N [--shards M] [--ray-address ADDRESS]``: the word2vec command
-line, trained on Ray (see :mod:`rustnce.distributed.training`). The model options are the
-single-process command's; this module adds the distribution options and runs the training.
+"""``python -m rustnce --workers N [--shards M] [--chunk-words W] [--ray-address ADDRESS]``: the
+word2vec command line, trained on Ray (see :mod:`rustnce.distributed.training`). The model
+options are the single-process command's; this module adds the distribution options and runs
+the training.
 
 Without ``--ray-address`` a local Ray is started, sized to the machine, and shut down at the
 end; with one, the run joins that cluster and leaves it running. Without ``--corpus`` the
