@@ -7,12 +7,12 @@ model in docs/scaling.md.
 Runs, interleaved ``--repeats`` times on the same planted corpus (the quality test's: 200,000
 tokens, 3 epochs): the single-process trainer (``--threads`` threads), then the distributed
 trainer with 1 and 2 workers over ``--shards`` shards for each chunk size of ``--chunks`` (corpus
-words per pull/push round), on a local Ray of ``--cpus`` CPUs, and once with 8 shards at the
-default chunk. Prints words/s (training only: after the corpus is counted and the actors
-started) with ratios to the single-process trainer of the same run, and nearest-neighbour group
-purity against the single-process trainer's; then where a worker's time goes per chunk
-(training, finding changed rows, sending, waiting, merging), the messages and bytes per chunk,
-and the model's projection for N nodes on 10 and 25 GbE.
+words per pull/push round), on a local Ray of ``--cpus`` CPUs; once with 8 shards, and with
+``overlap``, at the default chunk. Prints words/s (training only: after the corpus is counted
+and the actors started) with ratios to the single-process trainer of the same run, and
+nearest-neighbour group purity against the single-process trainer's; then where a worker's time
+goes per chunk (training, finding changed rows, sending, waiting, merging), the messages and
+bytes per chunk, and the model's projection for N nodes on 10 and 25 GbE.
 """
 
 from __future__ import annotations
@@ -122,11 +122,12 @@ def main() -> None:
     vocabulary, corpus = load_corpus(read_sentences(path), 5)
     groups = np.array([groups_of.get(word, -1) for word in vocabulary.words])
     config = TrainingConfig(epochs=args.epochs, seed=1)
-    runs = [(workers, args.shards, chunk) for chunk in chunks for workers in (1, 2)]
-    runs.append((1, 8, default_chunk))
+    runs = [(workers, args.shards, chunk, False) for chunk in chunks for workers in (1, 2)]
+    runs.append((1, 8, default_chunk, False))
+    runs += [(workers, args.shards, default_chunk, True) for workers in (1, 2)]
     speeds: dict[str, list[float]] = {}
     purity: dict[str, list[float]] = {}
-    last: dict[tuple[int, int, int], object] = {}
+    last: dict[tuple[int, int, int, bool], object] = {}
     for _ in range(args.repeats):
         rustnce.set_num_threads(args.threads)
         single = train(corpus, vocabulary, config)
@@ -134,16 +135,19 @@ def main() -> None:
         purity.setdefault("single process", []).append(
             group_purity(single.input_vectors, groups).at_1
         )
-        for workers, shards, chunk in runs:
+        for workers, shards, chunk, overlap in runs:
             name = f"{workers} worker{'s' if workers > 1 else ''}, {shards} shards, chunk {chunk}"
+            name += ", overlap" if overlap else ""
             result = train_distributed(
                 path,
                 config,
-                DistributedConfig(workers=workers, shards=shards, chunk_words=chunk),
+                DistributedConfig(
+                    workers=workers, shards=shards, chunk_words=chunk, overlap=overlap
+                ),
             )
             speeds.setdefault(name, []).append(result.words / training_seconds(result))
             purity.setdefault(name, []).append(group_purity(result.input_vectors, groups).at_1)
-            last[workers, shards, chunk] = result
+            last[workers, shards, chunk, overlap] = result
     base = statistics.median(speeds["single process"])
     base_purity = statistics.median(purity["single process"])
     print(
@@ -165,19 +169,20 @@ def main() -> None:
         f"  {'workers, shards, chunk':24} {'words':>6} {'msgs':>5} {'KiB in':>7} {'KiB out':>8} "
         + " ".join(f"{term + ' ms':>10}" for term in TERMS)
     )
-    for (workers, shards, chunk), result in last.items():
+    for (workers, shards, chunk, overlap), result in last.items():
         total = sums(result.units)  # type: ignore[attr-defined]
         count = total["chunks"]
+        label = f"{workers}, {shards}, {chunk}" + (", overlap" if overlap else "")
         print(
-            f"  {f'{workers}, {shards}, {chunk}':24} {total['words'] / count:6.0f} "
+            f"  {label:24} {total['words'] / count:6.0f} "
             f"{total['messages'] / count:5.1f} {total['bytes_pulled'] / count / 1024:7.0f} "
             f"{total['bytes_pushed'] / count / 1024:8.0f} "
             + " ".join(f"{total[f'{term}_seconds'] / count * 1e3:10.2f}" for term in TERMS)
         )
 
     # The model's node: one worker on this machine's cores, with one shard, default chunk.
-    total = sums(last[1, args.shards, default_chunk].units)  # type: ignore[attr-defined]
-    eight = sums(last[1, 8, default_chunk].units)  # type: ignore[attr-defined]
+    total = sums(last[1, args.shards, default_chunk, False].units)  # type: ignore[attr-defined]
+    eight = sums(last[1, 8, default_chunk, False].units)  # type: ignore[attr-defined]
     # The client's cost per message, from the extra messages of 8 shards over args.shards.
     extra_messages = eight["messages"] - total["messages"]
     extra_seconds = eight["send_seconds"] - total["send_seconds"]
