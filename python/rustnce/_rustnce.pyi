@@ -17,6 +17,7 @@ __all__ = [
     "PooledBuffer",
     "SampledLossGradients",
     "SkipGramTrainer",
+    "TextCorpus",
     "TrainingReport",
     "compute_accidental_hits",
     "embedding_lookup",
