@@ -9,7 +9,9 @@ length changes. Each measurement runs in a fresh Python process that counts the 
 ``--epochs`` epochs of skip-gram (dim ``--dim``) and prints its peak RSS
 (``ru_maxrss``), its RSS before reading the corpus, and the training speed. The in-memory path
 is only run up to ``--in-memory-max-mb`` (it needs tens of bytes per token). With
-``--gzip``, the largest corpus that both paths read is also read gzip-compressed.
+``--gzip``, the largest corpus that both paths read is also read gzip-compressed. With
+``--repeats``, the modes run interleaved that many times (speeds: medians; peak RSS: the
+largest).
 
     python benches/word2vec_memory.py                       # 50 MB, 200 MB and 2.5 GB
     python benches/word2vec_memory.py --sizes-mb 20 100 --epochs 1
@@ -23,6 +25,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -112,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--gzip", action="store_true")
+    parser.add_argument("--repeats", type=int, default=1, help="interleaved runs per mode")
     parser.add_argument("--scratch", default="/tmp/rustnce-word2vec-memory")
     parser.add_argument("--keep", action="store_true", help="keep the generated corpora")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -137,12 +141,21 @@ def main(argv: list[str] | None = None) -> int:
             ):
                 compressed = path + ".gz"
                 if not os.path.exists(compressed):
-                    with open(path, "rb") as source, gzip.open(compressed, "wb", 1) as target:
+                    partial = compressed + ".partial"
+                    with open(path, "rb") as source, gzip.open(partial, "wb", 1) as target:
                         shutil.copyfileobj(source, target, 1 << 20)
+                    os.replace(partial, compressed)
                 modes.append("streaming_gzip")
                 paths["streaming_gzip"] = compressed
+            runs: dict[str, list[dict]] = {mode: [] for mode in modes}
+            for _ in range(args.repeats):  # interleaved: the machine's load hits every mode
+                for mode in modes:
+                    runs[mode].append(measure(mode, paths[mode], args))
             for mode in modes:
-                row = measure(mode, paths[mode], args)
+                row = dict(runs[mode][0])
+                row["peak_mb"] = max(run["peak_mb"] for run in runs[mode])
+                for key in ("words_per_second", "read_seconds"):
+                    row[key] = statistics.median(run[key] for run in runs[mode])
                 row.update(mode=mode, size_mb=os.path.getsize(path) / 1e6)
                 rows.append(row)
                 print(

@@ -10,12 +10,16 @@
 //! its last whitespace before that length into several sentences (gensim also cuts long
 //! sentences), so that a file without line ends cannot fill the memory.
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::SystemTime;
+
+/// Word tables: foldhash, randomly seeded per process (SipHash was a third of the reading).
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use super::corpus::Sentences;
 use crate::error::{NceError, Result};
@@ -313,7 +317,7 @@ impl Vocabulary {
         if words.len() > u32::MAX as usize {
             return Err(NceError::invalid("words", "more than 2**32 - 1 words"));
         }
-        let mut index = HashMap::with_capacity(words.len());
+        let mut index = HashMap::with_capacity_and_hasher(words.len(), Default::default());
         for (id, word) in words.iter().enumerate() {
             if index.insert(word.clone(), id as u32).is_some() {
                 return Err(NceError::invalid(
@@ -370,7 +374,7 @@ impl TextCorpus {
         min_count: u64,
         interrupted: &mut dyn FnMut() -> bool,
     ) -> Result<Self> {
-        let mut seen: HashMap<Box<str>, Seen> = HashMap::new();
+        let mut seen: HashMap<Box<str>, Seen> = HashMap::default();
         let mut distinct = 0u64;
         let files = Self::read_all(paths, interrupted, |sentence| {
             for word in words(sentence) {
@@ -474,8 +478,8 @@ impl TextCorpus {
 /// Whether some sentence of `corpus` holds two vocabulary words (a training pair): reads
 /// until the first such sentence, so only a corpus without pairs is read whole.
 pub fn has_pairs(corpus: &Arc<TextCorpus>) -> Result<bool> {
-    let mut stream = TextStream::new(Arc::clone(corpus));
-    while let Some(sentence) = stream.next_sentence()? {
+    let mut reader = SentenceReader::new(Arc::clone(corpus));
+    while let Some(sentence) = reader.next_sentence()? {
         if sentence.len() >= 2 {
             return Ok(true);
         }
@@ -485,7 +489,7 @@ pub fn has_pairs(corpus: &Arc<TextCorpus>) -> Result<bool> {
 
 /// Reads a [`TextCorpus`] sentence by sentence, encoded with its vocabulary (other words
 /// dropped), checking that every file still holds what was counted.
-pub struct TextStream {
+struct SentenceReader {
     corpus: Arc<TextCorpus>,
     /// The file being read (an index into `corpus.files`).
     file: usize,
@@ -495,9 +499,9 @@ pub struct TextStream {
     sentence: Vec<u32>,
 }
 
-impl TextStream {
-    pub fn new(corpus: Arc<TextCorpus>) -> Self {
-        TextStream {
+impl SentenceReader {
+    fn new(corpus: Arc<TextCorpus>) -> Self {
+        SentenceReader {
             corpus,
             file: 0,
             lines: None,
@@ -528,17 +532,7 @@ impl TextStream {
     }
 }
 
-impl Sentences for TextStream {
-    fn tokens(&self) -> u64 {
-        self.corpus.tokens
-    }
-
-    fn rewind(&mut self) -> Result<()> {
-        self.file = 0;
-        self.lines = None;
-        Ok(())
-    }
-
+impl SentenceReader {
     fn next_sentence(&mut self) -> Result<Option<&[u32]>> {
         loop {
             if self.file >= self.corpus.files.len() {
@@ -575,6 +569,166 @@ impl Sentences for TextStream {
                 return Ok(Some(&self.sentence));
             }
         }
+    }
+}
+
+/// Sentences per message from the reading thread: about this many tokens.
+const CHUNK_TOKENS: usize = 1 << 16;
+
+/// Chunks the reading thread may be ahead of training.
+const CHUNKS_AHEAD: usize = 4;
+
+/// Encoded sentences, back to back.
+#[derive(Default)]
+struct Chunk {
+    ids: Vec<u32>,
+    /// Exclusive end of each sentence in `ids`.
+    ends: Vec<usize>,
+}
+
+enum Message {
+    Sentences(Chunk),
+    Failed(NceError),
+    Done,
+}
+
+/// A [`TextCorpus`] as the trainer reads it: a thread reads and encodes the files a few chunks
+/// of sentences ahead (one pass per epoch), so that decompressing, splitting and looking up
+/// words overlap training.
+pub struct TextStream {
+    corpus: Arc<TextCorpus>,
+    reading: Option<(Receiver<Message>, JoinHandle<()>)>,
+    chunk: Chunk,
+    /// The next sentence of `chunk`.
+    next: usize,
+    /// The epoch's reading is over (done or failed).
+    over: bool,
+}
+
+impl TextStream {
+    pub fn new(corpus: Arc<TextCorpus>) -> Self {
+        TextStream {
+            corpus,
+            reading: None,
+            chunk: Chunk::default(),
+            next: 0,
+            over: false,
+        }
+    }
+
+    fn start(&mut self) -> Result<()> {
+        let (sender, receiver) = sync_channel(CHUNKS_AHEAD);
+        let corpus = Arc::clone(&self.corpus);
+        let worker = std::thread::Builder::new()
+            .name("rustnce-corpus".into())
+            .spawn(move || read_ahead(corpus, sender))
+            .map_err(|error| {
+                NceError::invalid(
+                    "corpus",
+                    format!("cannot start its reading thread: {error}"),
+                )
+            })?;
+        self.reading = Some((receiver, worker));
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        if let Some((receiver, worker)) = self.reading.take() {
+            drop(receiver); // a reader blocked on a full channel wakes up and returns
+            let _ = worker.join();
+        }
+        self.chunk = Chunk::default();
+        self.next = 0;
+        self.over = false;
+    }
+}
+
+/// The reading thread: the epoch's sentences in chunks, then `Done` (or `Failed`); returns
+/// early when the stream stops listening.
+fn read_ahead(corpus: Arc<TextCorpus>, sender: SyncSender<Message>) {
+    let mut reader = SentenceReader::new(corpus);
+    let mut chunk = Chunk::default();
+    loop {
+        match reader.next_sentence() {
+            Ok(Some(sentence)) => {
+                chunk.ids.extend_from_slice(sentence);
+                chunk.ends.push(chunk.ids.len());
+                if chunk.ids.len() >= CHUNK_TOKENS {
+                    let full = std::mem::take(&mut chunk);
+                    if sender.send(Message::Sentences(full)).is_err() {
+                        return;
+                    }
+                }
+            }
+            Ok(None) => {
+                if !chunk.ends.is_empty() && sender.send(Message::Sentences(chunk)).is_err() {
+                    return;
+                }
+                let _ = sender.send(Message::Done);
+                return;
+            }
+            Err(error) => {
+                // Sentences read before the failure are delivered first.
+                if chunk.ends.is_empty() || sender.send(Message::Sentences(chunk)).is_ok() {
+                    let _ = sender.send(Message::Failed(error));
+                }
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for TextStream {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Sentences for TextStream {
+    fn tokens(&self) -> u64 {
+        self.corpus.tokens
+    }
+
+    fn rewind(&mut self) -> Result<()> {
+        self.stop();
+        Ok(())
+    }
+
+    fn next_sentence(&mut self) -> Result<Option<&[u32]>> {
+        while self.next >= self.chunk.ends.len() {
+            if self.over {
+                return Ok(None);
+            }
+            if self.reading.is_none() {
+                self.start()?;
+            }
+            let (receiver, _) = self.reading.as_ref().expect("started above");
+            match receiver.recv() {
+                Ok(Message::Sentences(chunk)) => {
+                    self.chunk = chunk;
+                    self.next = 0;
+                }
+                Ok(Message::Done) => self.over = true,
+                Ok(Message::Failed(error)) => {
+                    self.over = true;
+                    return Err(error);
+                }
+                Err(_) => {
+                    self.over = true;
+                    return Err(NceError::invalid(
+                        "corpus",
+                        "its reading thread stopped unexpectedly",
+                    ));
+                }
+            }
+        }
+        let start = match self.next {
+            0 => 0,
+            k => self.chunk.ends[k - 1],
+        };
+        let end = self.chunk.ends[self.next];
+        self.next += 1;
+        Ok(Some(&self.chunk.ids[start..end]))
     }
 }
 
