@@ -33,6 +33,7 @@ the median over ``--repeats`` interleaved runs; quality is the mean over those r
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -119,6 +120,7 @@ class Outcome:
     seconds: list[float] = field(default_factory=list)
     foreign: list[float] = field(default_factory=list)
     scores: dict[str, list[float]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
 
     def add(self, seconds: float, foreign: float | None, scores: dict[str, float]) -> None:
         self.seconds.append(seconds)
@@ -203,9 +205,7 @@ def run_gensim(
     return seconds, model.wv.vectors, Vocabulary(tuple(words), counts)
 
 
-def run_fasttext(
-    corpus: Corpus, args: argparse.Namespace, seed: int
-) -> tuple[float, np.ndarray, Vocabulary]:
+def run_fasttext(corpus: Corpus, args: argparse.Namespace) -> tuple[float, np.ndarray, Vocabulary]:
     import fasttext
 
     start = time.perf_counter()
@@ -222,14 +222,13 @@ def run_fasttext(
         maxn=0,
         t=args.subsample,
         thread=args.threads,
-        seed=seed,
-        verbose=0,
+        verbose=0,  # no seed option: every repeat runs fastText's fixed seed
     )
     seconds = time.perf_counter() - start
     words, counts = model.get_words(include_freq=True)
     vectors = np.asarray(model.get_input_matrix())[: len(words)]
     if not np.all(np.isfinite(vectors)):
-        print(f"  fastText vectors not finite on {corpus.name} (seed {seed})", file=sys.stderr)
+        print(f"  fastText vectors not finite on {corpus.name}", file=sys.stderr)
     keep = [k for k, word in enumerate(words) if word != "</s>"]
     vocabulary = Vocabulary(tuple(words[k] for k in keep), np.asarray(counts)[keep])
     return seconds, vectors[keep], vocabulary
@@ -342,7 +341,11 @@ def main(argv: list[str] | None = None) -> int:
                 if loss is None:
                     seconds, vectors, vocabulary = run_gensim(corpus, args, seed)
                 elif loss == "fasttext":
-                    seconds, vectors, vocabulary = run_fasttext(corpus, args, seed)
+                    try:
+                        seconds, vectors, vocabulary = run_fasttext(corpus, args)
+                    except RuntimeError as error:  # "Encountered NaN."
+                        outcomes[name].failures.append(str(error))
+                        continue
                 else:
                     seconds, vectors, vocabulary = run_rustnce(corpus, args, seed, loss, negatives)
                 foreign = load.cores()
@@ -351,12 +354,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{corpus.name}: {words:,} tokens, {len(corpus.sentences):,} sentences")
         reference = statistics.median(outcomes[contenders[0][0]].seconds)
         score_names = [s for s in next(iter(outcomes.values())).scores if not s.endswith("pairs")]
-        fasttext_seconds = statistics.median(outcomes[contenders[1][0]].seconds)
+        fasttext_times = outcomes[contenders[1][0]].seconds
+        fasttext_seconds = statistics.median(fasttext_times) if fasttext_times else math.nan
         header = f"  {'':34s} {'words/s':>10s} {'vs gensim':>9s} {'vs fastText':>11s}" + "".join(
             f" {s + ' (sd)':>12s}" for s in score_names
         )
         print(header + f" {'others':>7s}")
         for name, outcome in outcomes.items():
+            if not outcome.seconds:
+                print(f"  {name:34s} failed in every run: {outcome.failures[0]}")
+                continue
+            if outcome.failures:
+                print(f"  ({name}: {len(outcome.failures)} runs failed: {outcome.failures[0]})")
             seconds = statistics.median(outcome.seconds)
             speed = words * args.epochs / seconds
             cells = "".join(
