@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
 import os
 import resource
 import shutil
@@ -81,7 +82,10 @@ def child(mode: str, path: str, dim: int, epochs: int, threads: int) -> None:
         vocabulary, corpus = open_corpus(path, min_count=5)
     counted = time.perf_counter() - started
     config = TrainingConfig(dim=dim, epochs=epochs, threads=threads)
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
     result = train(corpus, vocabulary, config)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_seconds = (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
     print(
         json.dumps(
             {
@@ -92,6 +96,9 @@ def child(mode: str, path: str, dim: int, epochs: int, threads: int) -> None:
                 "read_seconds": counted,
                 "train_seconds": result.seconds,
                 "words_per_second": result.words_per_second,
+                # CPU time of training per corpus word (all threads): less disturbed than
+                # words/s by other processes on a shared machine.
+                "cpu_us_per_word": cpu_seconds / max(result.words, 1) * 1e6,
                 "loss": result.epoch_losses[-1],
             }
         )
@@ -154,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             for mode in modes:
                 row = dict(runs[mode][0])
                 row["peak_mb"] = max(run["peak_mb"] for run in runs[mode])
-                for key in ("words_per_second", "read_seconds"):
+                for key in ("words_per_second", "read_seconds", "cpu_us_per_word"):
                     row[key] = statistics.median(run[key] for run in runs[mode])
                 row.update(mode=mode, size_mb=os.path.getsize(path) / 1e6)
                 rows.append(row)
@@ -162,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{row['size_mb']:8.0f} MB  {mode:15s} tokens {row['tokens']:>12,}  "
                     f"vocabulary {row['words']:>8,}  peak RSS {row['peak_mb']:8.0f} MB "
                     f"(before reading {row['before_mb']:.0f} MB)  read {row['read_seconds']:6.1f} s"
-                    f"  train {row['words_per_second']:>10,.0f} words/s",
+                    f"  train {row['words_per_second']:>10,.0f} words/s "
+                    f"({row.get('cpu_us_per_word', math.nan):.2f} CPU us/word)",
                     flush=True,
                 )
     finally:
@@ -181,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{row['size_mb']:.0f} MB: in-memory peak RSS / streaming = "
             f"{row['peak_mb'] / same['peak_mb']:.2f}; words/s streaming / in-memory = "
-            f"{same['words_per_second'] / row['words_per_second']:.2f}"
+            f"{same['words_per_second'] / row['words_per_second']:.2f}; CPU per word streaming / "
+            f"in-memory = {same['cpu_us_per_word'] / row['cpu_us_per_word']:.2f}"
         )
     return 0
 
