@@ -215,3 +215,62 @@ def test_a_resumed_model_reads_the_corpus_with_its_own_vocabulary(tmp_path, text
     assert corpus.raw_tokens == sum(len(s) for s in read_sentences(path)) + 90
     with pytest.raises(ValueError, match="give both or neither"):
         TextCorpus([str(path)], 1, words=["a"])
+
+
+def test_a_child_forked_mid_epoch_gets_an_error_instead_of_waiting_forever(tmp_path, text):
+    import signal
+    import time
+
+    from rustnce._rustnce import SkipGramTrainer
+
+    path = tmp_path / "corpus.txt"
+    _write(path, text * 4, "plain")
+    vocabulary, corpus = open_corpus(path, min_count=3)
+    trainer = SkipGramTrainer(
+        corpus,
+        dim=8,
+        window=2,
+        negatives=5,
+        epochs=1,
+        batch_pairs=64,
+        loss="neg",
+        sampler="unigram",
+        distortion=0.75,
+        learning_rate=0.025,
+        subsample=0.0,
+        seed=1,
+    )
+    size = len(vocabulary)
+    tables = (
+        np.zeros((size, 8), np.float32),
+        np.zeros((size, 8), np.float32),
+        np.zeros(size, np.float32),
+    )
+    assert not trainer.run(*tables, 1000).finished  # the reading thread runs ahead
+    pid = os.fork()
+    if pid == 0:  # the child: an error, at once, then the trainer can be dropped
+        code = 3
+        try:
+            trainer.run(*tables, 10**9)
+        except ValueError as error:
+            code = 0 if "forked" in str(error) else 4
+        except BaseException:
+            code = 5
+        try:
+            del trainer
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
+        time.sleep(0.05)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    # The parent's trainer goes on to the end.
+    while not trainer.run(*tables, 10**9).finished:
+        pass

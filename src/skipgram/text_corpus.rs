@@ -598,6 +598,8 @@ enum Message {
 pub struct TextStream {
     corpus: Arc<TextCorpus>,
     reading: Option<(Receiver<Message>, JoinHandle<()>)>,
+    /// The process that started the reading thread: a child forked since has no such thread.
+    reader_process: u32,
     chunk: Chunk,
     /// The next sentence of `chunk`.
     next: usize,
@@ -610,6 +612,7 @@ impl TextStream {
         TextStream {
             corpus,
             reading: None,
+            reader_process: std::process::id(),
             chunk: Chunk::default(),
             next: 0,
             over: false,
@@ -629,10 +632,21 @@ impl TextStream {
                 )
             })?;
         self.reading = Some((receiver, worker));
+        self.reader_process = std::process::id();
         Ok(())
     }
 
+    /// Whether this process is a child forked while the reading thread ran (it has no such
+    /// thread: waiting for it would never end).
+    fn forked(&self) -> bool {
+        self.reading.is_some() && self.reader_process != std::process::id()
+    }
+
     fn stop(&mut self) {
+        if self.forked() {
+            // The thread and its channel's other end live in the parent only.
+            std::mem::forget(self.reading.take());
+        }
         if let Some((receiver, worker)) = self.reading.take() {
             drop(receiver); // a reader blocked on a full channel wakes up and returns
             let _ = worker.join();
@@ -698,6 +712,13 @@ impl Sentences for TextStream {
         while self.next >= self.chunk.ends.len() {
             if self.over {
                 return Ok(None);
+            }
+            if self.forked() {
+                return Err(NceError::invalid(
+                    "corpus",
+                    "this trainer was reading its corpus in the parent process when it forked; \
+                     create a new trainer in the child",
+                ));
             }
             if self.reading.is_none() {
                 self.start()?;

@@ -554,8 +554,9 @@ def _output_for(base: str | None, sampler: str, several: bool) -> str:
 
 def _inputs(args: argparse.Namespace) -> dict[str, list[str]]:
     """The files (or corpus directories) the run reads, by option."""
+    corpus = args.corpus or []
     names = {
-        "--corpus": args.corpus or [],
+        "--corpus": [corpus] if isinstance(corpus, str) else corpus,
         "--similarity": [args.similarity],
         "--analogies": [args.analogies],
         "--resume": [args.resume],
