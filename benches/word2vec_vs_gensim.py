@@ -1,6 +1,8 @@
-"""Skip-gram with rustnce's fused SGD steps against gensim's Word2Vec, on the same corpora.
+"""Skip-gram with rustnce's fused SGD steps against gensim's Word2Vec and fastText, on the same
+corpora, in one run.
 
-    python -m pip install gensim && python benches/word2vec_vs_gensim.py [--epochs 5]
+    python -m pip install -r benches/requirements-word2vec.txt   # gensim, fasttext-numpy2
+    python benches/word2vec_vs_gensim.py [--epochs 5]
 
 Corpora:
 - ``enwiki``: the plain text of the shortened English Wikipedia dump that gensim ships as test
@@ -14,18 +16,24 @@ Corpora:
 - ``planted``: rustnce's planted-structure corpus (``--planted-tokens``), scored by
   nearest-neighbour group purity, for throughput on a larger corpus.
 
-Both sides get the same corpus, ``vector_size``, ``window``, ``epochs``, ``min_count`` and
+All get the same corpus, ``vector_size``, ``window``, ``epochs``, ``min_count`` and
 subsampling threshold; gensim runs ``sg=1, negative=5, workers=--threads`` (its negatives are
-drawn per pair); rustnce runs with its defaults, ``--negatives`` (default 10) shared by each
-batch of 512 pairs. Speed is raw corpus words per second of training (the
-vocabulary is built beforehand on both sides), the median over ``--repeats`` interleaved runs;
-quality is the mean over those runs (different seeds). Ratios are rustnce / gensim from the
-same run.
+drawn per pair); fastText (``fasttext-numpy2``, skipgram) runs ``neg=5``, ``minn=0 maxn=0`` (no
+subword n-grams: word2vec's model), ``thread=--threads`` and word2vec's learning rate 0.025
+(its default 0.05 can end in NaN), reading the same sentences from a file (it adds an
+end-of-line token ``</s>`` to each, which is dropped before evaluation); rustnce runs with its
+defaults, ``--negatives`` (default 10) shared by each batch of 512 pairs, reading the corpus
+from the same file as training goes (``open_corpus``, what ``python -m rustnce --corpus`` does).
+Speed is raw corpus words per second of training (for gensim and rustnce the vocabulary is
+built beforehand; fastText's time includes its own vocabulary pass, as it has no other way),
+the median over ``--repeats`` interleaved runs; quality is the mean over those runs
+(different seeds). Ratios are against gensim from the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -40,7 +48,7 @@ from rustnce.word2vec import (
     TrainingConfig,
     Vocabulary,
     group_purity,
-    load_corpus,
+    open_corpus,
     planted_corpus,
     read_sentences,
     read_similarity_pairs,
@@ -48,6 +56,8 @@ from rustnce.word2vec import (
     word_similarity,
 )
 from rustnce.word2vec.evaluation import read_analogies, word_analogies
+
+FASTTEXT_ATTEMPTS = 5
 
 #: Google's analogy questions (gensim's test data), filled in by ``main``.
 ANALOGIES: list[tuple[str, list[tuple[str, ...]]]] = []
@@ -58,6 +68,13 @@ class Corpus:
     name: str
     sentences: list[list[str]]
     groups: dict[str, int] | None = None  # planted group of each word
+    path: str = ""  # the sentences as a text file, for rustnce and fastText (written by main)
+
+    def write(self, directory: str) -> None:
+        self.path = os.path.join(directory, f"{len(os.listdir(directory))}.txt")
+        with open(self.path, "w", encoding="utf-8") as handle:
+            for sentence in self.sentences:
+                handle.write(" ".join(sentence) + "\n")
 
 
 class ForeignLoad:
@@ -105,6 +122,7 @@ class Outcome:
     seconds: list[float] = field(default_factory=list)
     foreign: list[float] = field(default_factory=list)
     scores: dict[str, list[float]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
 
     def add(self, seconds: float, foreign: float | None, scores: dict[str, float]) -> None:
         self.seconds.append(seconds)
@@ -189,10 +207,39 @@ def run_gensim(
     return seconds, model.wv.vectors, Vocabulary(tuple(words), counts)
 
 
+def run_fasttext(corpus: Corpus, args: argparse.Namespace) -> tuple[float, np.ndarray, Vocabulary]:
+    import fasttext
+
+    start = time.perf_counter()
+    model = fasttext.train_unsupervised(
+        corpus.path,
+        model="skipgram",
+        lr=0.025,
+        dim=args.dim,
+        ws=args.window,
+        epoch=args.epochs,
+        minCount=args.min_count,
+        neg=5,
+        minn=0,
+        maxn=0,
+        t=args.subsample,
+        thread=args.threads,
+        verbose=0,  # no seed option: every repeat runs fastText's fixed seed
+    )
+    seconds = time.perf_counter() - start
+    words, counts = model.get_words(include_freq=True)
+    vectors = np.asarray(model.get_input_matrix())[: len(words)]
+    if not np.all(np.isfinite(vectors)):
+        print(f"  fastText vectors not finite on {corpus.name}", file=sys.stderr)
+    keep = [k for k, word in enumerate(words) if word != "</s>"]
+    vocabulary = Vocabulary(tuple(words[k] for k in keep), np.asarray(counts)[keep])
+    return seconds, vectors[keep], vocabulary
+
+
 def run_rustnce(
     corpus: Corpus, args: argparse.Namespace, seed: int, loss: str, negatives: int
 ) -> tuple[float, np.ndarray, Vocabulary]:
-    vocabulary, encoded = load_corpus(corpus.sentences, args.min_count)
+    vocabulary, encoded = open_corpus(corpus.path, args.min_count)
     config = TrainingConfig(
         dim=args.dim,
         window=args.window,
@@ -237,9 +284,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
+        import fasttext  # noqa: F401
         import gensim
-    except ImportError:
-        print("gensim is not installed: python -m pip install gensim", file=sys.stderr)
+    except ImportError as error:
+        print(
+            f"{error.name} is not installed: python -m pip install -r "
+            "benches/requirements-word2vec.txt",
+            file=sys.stderr,
+        )
         return 1
     rustnce.set_num_threads(args.threads)
     data = gensim_data_dir()
@@ -265,12 +317,18 @@ def main(argv: list[str] | None = None) -> int:
         else:
             parser.error(f"unknown corpus {name!r}")
     print(
-        f"gensim {gensim.__version__} vs rustnce {rustnce.__version__}: skip-gram, dim {args.dim}, "
-        f"window {args.window}, epochs {args.epochs}, min_count {args.min_count}, sample "
-        f"{args.subsample:g}, {args.threads} threads, sampler {args.sampler}; "
+        f"gensim {gensim.__version__} and fastText vs rustnce {rustnce.__version__}: skip-gram, "
+        f"dim {args.dim}, window {args.window}, epochs {args.epochs}, min_count {args.min_count}, "
+        f"sample {args.subsample:g}, {args.threads} threads, sampler {args.sampler}; "
         f"median of {args.repeats} interleaved runs"
     )
-    contenders: list[tuple[str, str | None, int]] = [("gensim sg neg=5/pair", None, 0)]
+    scratch = tempfile.TemporaryDirectory(prefix="rustnce-word2vec-bench-")
+    for corpus in corpora:
+        corpus.write(scratch.name)
+    contenders: list[tuple[str, str | None, int]] = [
+        ("gensim sg neg=5/pair", None, 0),
+        ("fastText sg neg=5/pair", "fasttext", 0),
+    ]
     for loss in args.losses.split(","):
         for negatives in args.negatives:
             contenders.append((f"rustnce {loss} S={negatives}/batch", loss, negatives))
@@ -284,6 +342,18 @@ def main(argv: list[str] | None = None) -> int:
                 load = ForeignLoad()
                 if loss is None:
                     seconds, vectors, vocabulary = run_gensim(corpus, args, seed)
+                elif loss == "fasttext":
+                    # fastText at lr 0.025 with minn=maxn=0 sometimes stops within its first
+                    # second with "Encountered NaN." (erratically: the same corpus and settings
+                    # also train); up to FASTTEXT_ATTEMPTS tries, the failures reported.
+                    for _ in range(FASTTEXT_ATTEMPTS):
+                        try:
+                            seconds, vectors, vocabulary = run_fasttext(corpus, args)
+                            break
+                        except RuntimeError as error:
+                            outcomes[name].failures.append(str(error))
+                    else:
+                        continue
                 else:
                     seconds, vectors, vocabulary = run_rustnce(corpus, args, seed, loss, negatives)
                 foreign = load.cores()
@@ -292,11 +362,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{corpus.name}: {words:,} tokens, {len(corpus.sentences):,} sentences")
         reference = statistics.median(outcomes[contenders[0][0]].seconds)
         score_names = [s for s in next(iter(outcomes.values())).scores if not s.endswith("pairs")]
-        header = f"  {'':34s} {'words/s':>10s} {'vs gensim':>9s}" + "".join(
+        fasttext_times = outcomes[contenders[1][0]].seconds
+        fasttext_seconds = statistics.median(fasttext_times) if fasttext_times else math.nan
+        header = f"  {'':34s} {'words/s':>10s} {'vs gensim':>9s} {'vs fastText':>11s}" + "".join(
             f" {s + ' (sd)':>12s}" for s in score_names
         )
         print(header + f" {'others':>7s}")
         for name, outcome in outcomes.items():
+            if not outcome.seconds:
+                print(f"  {name:34s} failed in every run: {outcome.failures[0]}")
+                continue
+            if outcome.failures:
+                print(f"  ({name}: {len(outcome.failures)} attempts failed: {outcome.failures[0]})")
             seconds = statistics.median(outcome.seconds)
             speed = words * args.epochs / seconds
             cells = "".join(
@@ -304,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
                 for s in score_names
             )
             others = f"{max(outcome.foreign):.2f}" if outcome.foreign else "?"
-            print(f"  {name:34s} {speed:10,.0f} {reference / seconds:8.2f}x{cells} {others:>7s}")
+            ratios = f"{reference / seconds:8.2f}x {fasttext_seconds / seconds:10.2f}x"
+            print(f"  {name:34s} {speed:10,.0f} {ratios}{cells} {others:>7s}")
         used = {s: outcome.scores[s][0] for s in outcome.scores if s.endswith("pairs")}
         if used:
             print(

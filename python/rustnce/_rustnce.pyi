@@ -1,6 +1,8 @@
 """The compiled extension. Its functions take already-normalised arguments; the public API in
 ``rustnce`` checks and converts user input before calling them."""
 
+import os
+import pathlib
 from collections.abc import Sequence
 from typing import Any, Literal, Union, final
 
@@ -15,6 +17,7 @@ __all__ = [
     "PooledBuffer",
     "SampledLossGradients",
     "SkipGramTrainer",
+    "TextCorpus",
     "TrainingReport",
     "compute_accidental_hits",
     "embedding_lookup",
@@ -165,9 +168,9 @@ class TrainingReport:
 class SkipGramTrainer:
     def __new__(
         cls,
-        ids: npt.NDArray[np.int32],
-        sentences: npt.NDArray[np.int32],
-        counts: npt.NDArray[np.int64],
+        ids: npt.NDArray[np.int32] | TextCorpus,
+        sentences: npt.NDArray[np.int32] | None = None,
+        counts: npt.NDArray[np.int64] | None = None,
         *,
         dim: int,
         window: int,
@@ -195,3 +198,32 @@ class SkipGramTrainer:
 
 def set_num_threads(threads: int) -> None: ...
 def get_num_threads() -> int: ...
+
+# Text corpora read from files as training goes (src/py/corpus.rs).
+
+@final
+class TextCorpus:
+    def __new__(
+        cls,
+        paths: Sequence[str | os.PathLike[str]],
+        min_count: int = 1,
+        *,
+        words: Sequence[str] | None = None,
+        counts: npt.NDArray[np.int64] | None = None,
+    ) -> TextCorpus: ...
+    @property
+    def files(self) -> list[pathlib.Path]: ...
+    @property
+    def compressions(self) -> list[str]: ...
+    @property
+    def words(self) -> list[str]: ...
+    @property
+    def counts(self) -> npt.NDArray[np.int64]: ...
+    @property
+    def tokens(self) -> int: ...
+    @property
+    def raw_tokens(self) -> int: ...
+    @property
+    def most_frequent_dropped(self) -> int: ...
+    def has_pairs(self) -> bool: ...
+    def __len__(self) -> int: ...

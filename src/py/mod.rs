@@ -3,6 +3,7 @@
 
 mod accidental_hits;
 mod arguments;
+mod corpus;
 mod errors;
 mod fork_gate;
 mod gradients;
@@ -39,6 +40,7 @@ fn _rustnce(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<gradients::SampledLossGradients>()?;
     module.add_class::<output::PooledBuffer>()?;
     fork_gate::register(module)?;
+    module.add_class::<corpus::TextCorpus>()?;
     Ok(())
 }
 

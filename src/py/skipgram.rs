@@ -13,6 +13,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use super::arguments::writable_array;
+use super::corpus::TextCorpus;
 use super::fork_gate::install_locked;
 use super::memory_locks::Access;
 use crate::skipgram::{
@@ -246,18 +247,18 @@ pub fn skipgram_pairs<'py>(
     seed: i64,
 ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>)> {
     let counts = elements(&counts);
-    let corpus = skipgram::Corpus::new(&elements(&ids), &elements(&sentences), counts.len())?;
+    let mut corpus = skipgram::Corpus::new(&elements(&ids), &elements(&sentences), counts.len())?;
     let mut generator =
         skipgram::PairGenerator::new(window, skipgram::keep_probabilities(&counts, subsample));
     let mut stream = skipgram::pair_stream(seed);
     let (mut centers, mut contexts) = (Vec::new(), Vec::new());
     while !generator.fill(
-        &corpus,
+        &mut corpus,
         &mut stream,
         usize::MAX,
         &mut centers,
         &mut contexts,
-    ) {}
+    )? {}
     Ok((centers.into_pyarray(py), contexts.into_pyarray(py)))
 }
 
@@ -302,11 +303,11 @@ pub struct SkipGramTrainer {
 impl SkipGramTrainer {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (ids, sentences, counts, *, dim, window, negatives, epochs, batch_pairs, loss, sampler, distortion, learning_rate, subsample, seed, update = "bounded", start_epoch = 0))]
+    #[pyo3(signature = (ids, sentences = None, counts = None, *, dim, window, negatives, epochs, batch_pairs, loss, sampler, distortion, learning_rate, subsample, seed, update = "bounded", start_epoch = 0))]
     fn new(
-        ids: PyReadonlyArray1<'_, i32>,
-        sentences: PyReadonlyArray1<'_, i32>,
-        counts: PyReadonlyArray1<'_, i64>,
+        ids: &Bound<'_, PyAny>,
+        sentences: Option<PyReadonlyArray1<'_, i32>>,
+        counts: Option<PyReadonlyArray1<'_, i64>>,
         dim: usize,
         window: usize,
         negatives: usize,
@@ -359,12 +360,33 @@ impl SkipGramTrainer {
             seed,
             update,
         };
-        let mut trainer = skipgram::SkipGramTrainer::new(
-            &elements(&ids),
-            &elements(&sentences),
-            &elements(&counts),
-            config,
-        )?;
+        // `ids` is a `TextCorpus` (read as training goes, with its own counts) or token ids.
+        let mut trainer = match (ids.cast::<TextCorpus>(), sentences, counts) {
+            (Ok(text), None, None) => {
+                skipgram::SkipGramTrainer::from_text(text.get().inner.clone(), config)?
+            }
+            (Ok(_), _, _) => {
+                return Err(PyValueError::new_err(
+                    "a TextCorpus brings its sentences and counts: pass neither",
+                ))
+            }
+            (Err(_), Some(sentences), Some(counts)) => {
+                let ids: PyReadonlyArray1<'_, i32> = ids.extract().map_err(|_| {
+                    PyValueError::new_err("ids must be a 1-D int32 array or a TextCorpus")
+                })?;
+                skipgram::SkipGramTrainer::new(
+                    &elements(&ids),
+                    &elements(&sentences),
+                    &elements(&counts),
+                    config,
+                )?
+            }
+            (Err(_), _, _) => {
+                return Err(PyValueError::new_err(
+                    "token ids need their sentences and counts arrays",
+                ))
+            }
+        };
         trainer.start_at_epoch(start_epoch)?;
         Ok(SkipGramTrainer {
             inner: Mutex::new(trainer),

@@ -4,74 +4,9 @@
 //! contexts are the kept words at most `r` positions away in the same sentence, with `r` drawn
 //! uniformly from `1..=window` per center (word2vec's "reduced window").
 
-use crate::error::{NceError, Result};
+use super::corpus::Sentences;
+use crate::error::Result;
 use crate::philox::RandomStream;
-
-/// Token ids with their sentence boundaries.
-pub struct Corpus {
-    ids: Vec<u32>,
-    /// Exclusive end of each sentence, increasing; the last is `ids.len()`.
-    sentence_ends: Vec<usize>,
-}
-
-impl Corpus {
-    /// `sentence_of_token[k]` is the sentence index of token `k` (non-decreasing). Ids must be
-    /// below `vocabulary`.
-    pub fn new(ids: &[i32], sentence_of_token: &[i32], vocabulary: usize) -> Result<Self> {
-        if ids.len() != sentence_of_token.len() {
-            return Err(NceError::invalid(
-                "sentences",
-                format!(
-                    "must have one entry per token ({}), got {}",
-                    ids.len(),
-                    sentence_of_token.len()
-                ),
-            ));
-        }
-        let mut sentence_ends = Vec::new();
-        for k in 1..sentence_of_token.len() {
-            match sentence_of_token[k].cmp(&sentence_of_token[k - 1]) {
-                std::cmp::Ordering::Less => {
-                    return Err(NceError::invalid(
-                        "sentences",
-                        format!(
-                            "must be non-decreasing, got {} after {} at token {k}",
-                            sentence_of_token[k],
-                            sentence_of_token[k - 1]
-                        ),
-                    ))
-                }
-                std::cmp::Ordering::Greater => sentence_ends.push(k),
-                std::cmp::Ordering::Equal => {}
-            }
-        }
-        if !ids.is_empty() {
-            sentence_ends.push(ids.len());
-        }
-        let mut converted = Vec::with_capacity(ids.len());
-        for (k, &id) in ids.iter().enumerate() {
-            if id < 0 || id as usize >= vocabulary {
-                return Err(NceError::out_of_range(
-                    "ids",
-                    format!("token {k} has id {id}, outside the vocabulary [0, {vocabulary})"),
-                ));
-            }
-            converted.push(id as u32);
-        }
-        Ok(Corpus {
-            ids: converted,
-            sentence_ends,
-        })
-    }
-
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-}
 
 /// word2vec's keep probability of each id (`subsample = 0`: keep everything).
 pub fn keep_probabilities(counts: &[i64], subsample: f64) -> Vec<f64> {
@@ -94,14 +29,16 @@ pub fn keep_probabilities(counts: &[i64], subsample: f64) -> Vec<f64> {
 pub struct PairGenerator {
     window: u32,
     keep: Vec<f64>,
-    /// The next sentence to read.
-    sentence: usize,
-    /// The current sentence after subsampling: (id, position in the corpus).
-    kept: Vec<(u32, usize)>,
+    /// Corpus tokens before the current sentence.
+    sentence_start: u64,
+    /// Tokens of the current sentence (before subsampling).
+    sentence_len: u64,
+    /// The current sentence after subsampling: (id, position in the sentence).
+    kept: Vec<(u32, u32)>,
     /// The next center within `kept`.
     center: usize,
     /// Raw corpus words of this epoch behind us.
-    position: usize,
+    position: u64,
 }
 
 impl PairGenerator {
@@ -109,47 +46,58 @@ impl PairGenerator {
         PairGenerator {
             window: window.clamp(1, u32::MAX as usize) as u32,
             keep,
-            sentence: 0,
+            sentence_start: 0,
+            sentence_len: 0,
             kept: Vec::new(),
             center: 0,
             position: 0,
         }
     }
 
-    /// Starts the corpus over (a new epoch).
+    /// Starts the corpus over (a new epoch); the caller rewinds the sentences.
     pub fn restart(&mut self) {
-        self.sentence = 0;
+        self.sentence_start = 0;
+        self.sentence_len = 0;
         self.kept.clear();
         self.center = 0;
         self.position = 0;
     }
 
     /// Raw corpus words of this epoch consumed so far.
-    pub fn position(&self) -> usize {
+    pub fn position(&self) -> u64 {
         self.position
     }
 
     /// Appends the pairs of whole centers until at least `target` pairs were added or the
-    /// epoch ends. Returns whether the epoch ended.
+    /// epoch ends. Returns whether the epoch ended; fails only when reading the corpus does.
     pub fn fill(
         &mut self,
-        corpus: &Corpus,
+        corpus: &mut dyn Sentences,
         stream: &mut RandomStream,
         target: usize,
         centers: &mut Vec<u32>,
         contexts: &mut Vec<u32>,
-    ) -> bool {
+    ) -> Result<bool> {
         let added_from = centers.len();
         loop {
             if self.center >= self.kept.len() {
-                if self.sentence > 0 {
-                    // The finished sentence counts whole, dropped words included.
-                    self.position = corpus.sentence_ends[self.sentence - 1];
+                // The finished sentence counts whole, dropped words included.
+                self.position = self.sentence_start + self.sentence_len;
+                match corpus.next_sentence()? {
+                    None => return Ok(true),
+                    Some(ids) => {
+                        self.sentence_start += self.sentence_len;
+                        self.sentence_len = ids.len() as u64;
+                        self.kept.clear();
+                        self.center = 0;
+                        for (offset, &id) in ids.iter().enumerate() {
+                            let keep = self.keep[id as usize];
+                            if keep >= 1.0 || stream.next_f64() < keep {
+                                self.kept.push((id, offset as u32));
+                            }
+                        }
+                    }
                 }
-                if self.sentence >= corpus.sentence_ends.len() {
-                    return true;
-                }
-                self.load_sentence(corpus, stream);
                 continue;
             }
             let reach = self.window - stream.uniform_u32(self.window);
@@ -163,27 +111,9 @@ impl PairGenerator {
                 }
             }
             self.center += 1;
-            self.position = at + 1;
+            self.position = self.sentence_start + at as u64 + 1;
             if centers.len() - added_from >= target {
-                return false;
-            }
-        }
-    }
-
-    fn load_sentence(&mut self, corpus: &Corpus, stream: &mut RandomStream) {
-        let start = if self.sentence == 0 {
-            0
-        } else {
-            corpus.sentence_ends[self.sentence - 1]
-        };
-        let end = corpus.sentence_ends[self.sentence];
-        self.sentence += 1;
-        self.kept.clear();
-        self.center = 0;
-        for (offset, &id) in corpus.ids[start..end].iter().enumerate() {
-            let keep = self.keep[id as usize];
-            if keep >= 1.0 || stream.next_f64() < keep {
-                self.kept.push((id, start + offset));
+                return Ok(false);
             }
         }
     }
@@ -193,29 +123,38 @@ impl PairGenerator {
 mod tests {
     use super::*;
     use crate::philox::Philox4x32;
+    use crate::skipgram::corpus::Corpus;
 
-    fn pairs_of(corpus: &Corpus, window: usize, keep: Vec<f64>, target: usize) -> Vec<(u32, u32)> {
+    fn pairs_of(
+        corpus: &mut Corpus,
+        window: usize,
+        keep: Vec<f64>,
+        target: usize,
+    ) -> Vec<(u32, u32)> {
         let mut generator = PairGenerator::new(window, keep);
         let mut stream = RandomStream::new(Philox4x32::new(1, 2));
         let (mut centers, mut contexts) = (Vec::new(), Vec::new());
-        while !generator.fill(corpus, &mut stream, target, &mut centers, &mut contexts) {}
-        assert_eq!(generator.position(), corpus.len());
+        while !generator
+            .fill(corpus, &mut stream, target, &mut centers, &mut contexts)
+            .unwrap()
+        {}
+        assert_eq!(generator.position(), corpus.len() as u64);
         centers.into_iter().zip(contexts).collect()
     }
 
     #[test]
     fn window_one_pairs_neighbours_within_sentences() {
         // Ids equal positions; sentences [0, 1, 2] and [3, 4].
-        let corpus = Corpus::new(&[0, 1, 2, 3, 4], &[0, 0, 0, 1, 1], 5).unwrap();
-        let pairs = pairs_of(&corpus, 1, vec![1.0; 5], 3);
+        let mut corpus = Corpus::new(&[0, 1, 2, 3, 4], &[0, 0, 0, 1, 1], 5).unwrap();
+        let pairs = pairs_of(&mut corpus, 1, vec![1.0; 5], 3);
         assert_eq!(pairs, vec![(0, 1), (1, 0), (1, 2), (2, 1), (3, 4), (4, 3)]);
     }
 
     #[test]
     fn reduced_windows_stay_within_the_window_and_use_every_width() {
         let ids: Vec<i32> = (0..2000).collect();
-        let corpus = Corpus::new(&ids, &vec![0; 2000], 2000).unwrap();
-        let pairs = pairs_of(&corpus, 4, vec![1.0; 2000], 64);
+        let mut corpus = Corpus::new(&ids, &vec![0; 2000], 2000).unwrap();
+        let pairs = pairs_of(&mut corpus, 4, vec![1.0; 2000], 64);
         let mut widths = [0usize; 5];
         let mut by_center = std::collections::BTreeMap::<u32, u32>::new();
         for &(center, context) in &pairs {
@@ -242,22 +181,17 @@ mod tests {
         assert_eq!(keep_probabilities(&[5, 1], 0.0), vec![1.0, 1.0]);
         assert_eq!(keep_probabilities(&[5, 1], 1.0), vec![1.0, 1.0]);
         let ids: Vec<i32> = (0..20000).map(|k| k % 2).collect();
-        let corpus = Corpus::new(&ids, &vec![0; 20000], 2).unwrap();
+        let mut corpus = Corpus::new(&ids, &vec![0; 20000], 2).unwrap();
         let mut generator = PairGenerator::new(1, vec![0.25, 1.0]);
         let mut stream = RandomStream::new(Philox4x32::new(3, 4));
         let (mut centers, mut contexts) = (Vec::new(), Vec::new());
-        while !generator.fill(&corpus, &mut stream, 1000, &mut centers, &mut contexts) {}
+        while !generator
+            .fill(&mut corpus, &mut stream, 1000, &mut centers, &mut contexts)
+            .unwrap()
+        {}
         let zeros = centers.iter().filter(|&&id| id == 0).count() as f64;
         let ones = centers.iter().filter(|&&id| id == 1).count() as f64;
         // With window 1 nearly every kept word is a center twice; the ratio is the keep ratio.
         assert!((zeros / ones - 0.25).abs() < 0.02, "{}", zeros / ones);
-    }
-
-    #[test]
-    fn bad_corpora_are_refused() {
-        assert!(Corpus::new(&[0, 5], &[0, 0], 5).is_err());
-        assert!(Corpus::new(&[0, -1], &[0, 0], 5).is_err());
-        assert!(Corpus::new(&[0, 1], &[1, 0], 5).is_err());
-        assert!(Corpus::new(&[0, 1], &[0], 5).is_err());
     }
 }

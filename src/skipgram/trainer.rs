@@ -4,8 +4,12 @@
 
 use ndarray::ArrayView2;
 
-use super::pairs::{keep_probabilities, Corpus, PairGenerator};
+use std::sync::Arc;
+
+use super::corpus::{Corpus, Sentences};
+use super::pairs::{keep_probabilities, PairGenerator};
 use super::step::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep, UpdateRule};
+use super::text_corpus::{TextCorpus, TextStream};
 use crate::error::{NceError, Result};
 use crate::philox::{Philox4x32, RandomStream, Seed};
 use crate::samplers::{CandidateSampler, FixedUnigramConfig};
@@ -102,7 +106,7 @@ pub struct RunReport {
 pub struct SkipGramTrainer {
     config: SkipGramConfig,
     float_counts: Vec<f32>,
-    corpus: Corpus,
+    corpus: Box<dyn Sentences>,
     vocabulary: usize,
     sampler: CandidateSampler,
     pairs: PairGenerator,
@@ -123,6 +127,22 @@ impl SkipGramTrainer {
     pub fn new(
         ids: &[i32],
         sentence_of_token: &[i32],
+        counts: &[i64],
+        config: SkipGramConfig,
+    ) -> Result<Self> {
+        let corpus = Corpus::new(ids, sentence_of_token, counts.len())?;
+        Self::with_sentences(Box::new(corpus), counts, config)
+    }
+
+    /// Trains on text files read as training goes, with their vocabulary's ids and counts.
+    pub fn from_text(corpus: Arc<TextCorpus>, config: SkipGramConfig) -> Result<Self> {
+        let counts = corpus.vocabulary.counts.clone();
+        Self::with_sentences(Box::new(TextStream::new(corpus)), &counts, config)
+    }
+
+    /// Trains on `corpus`, whose ids must be below `counts.len()`.
+    pub fn with_sentences(
+        corpus: Box<dyn Sentences>,
         counts: &[i64],
         config: SkipGramConfig,
     ) -> Result<Self> {
@@ -171,7 +191,6 @@ impl SkipGramTrainer {
                 format!("must be >= 0, got {}", config.subsample),
             ));
         }
-        let corpus = Corpus::new(ids, sentence_of_token, vocabulary)?;
         let float_counts: Vec<f32> = counts.iter().map(|&count| count as f32).collect();
         let sampler = epoch_sampler(&config, &float_counts, 0)?;
         let stream = pair_stream(config.seed);
@@ -212,6 +231,7 @@ impl SkipGramTrainer {
     fn begin_epoch(&mut self, epoch: usize) -> Result<()> {
         self.epoch = epoch;
         self.pairs.restart();
+        self.corpus.rewind()?;
         self.stream = epoch_pair_stream(self.config.seed, epoch);
         if epoch > 0 {
             self.sampler = epoch_sampler(&self.config, &self.float_counts, epoch)?;
@@ -221,13 +241,13 @@ impl SkipGramTrainer {
 
     /// Raw corpus words over all epochs.
     pub fn total_words(&self) -> u64 {
-        self.corpus.len() as u64 * self.config.epochs as u64
+        self.corpus.tokens() * self.config.epochs as u64
     }
 
     /// Raw corpus words processed so far.
     pub fn words_done(&self) -> u64 {
         // The pair generator restarts (position 0) at every epoch's end.
-        self.epoch as u64 * self.corpus.len() as u64 + self.pairs.position() as u64
+        self.epoch as u64 * self.corpus.tokens() + self.pairs.position()
     }
 
     /// Trains until at least `max_words` more raw words are processed, the current epoch ends,
@@ -279,12 +299,12 @@ impl SkipGramTrainer {
             self.centers.clear();
             self.contexts.clear();
             let epoch_end = self.pairs.fill(
-                &self.corpus,
+                self.corpus.as_mut(),
                 &mut self.stream,
                 self.config.batch_pairs,
                 &mut self.centers,
                 &mut self.contexts,
-            );
+            )?;
             if !self.centers.is_empty() {
                 self.draw_negatives()?;
                 let batch = PairBatch {

@@ -2,7 +2,15 @@
 vocabulary, a planted-structure corpus generator, the training loop, evaluation, the word2vec
 text format, and the ``python -m rustnce`` command line."""
 
-from .corpus import CorpusError, EncodedCorpus, Vocabulary, load_corpus, read_sentences
+from .corpus import (
+    CorpusError,
+    EncodedCorpus,
+    TextCorpus,
+    Vocabulary,
+    load_corpus,
+    open_corpus,
+    read_sentences,
+)
 from .evaluation import (
     Purity,
     SimilarityFileError,
@@ -37,6 +45,7 @@ __all__ = [
     "Purity",
     "SimilarityFileError",
     "SimilarityResult",
+    "TextCorpus",
     "TrainingConfig",
     "TrainingDiverged",
     "TrainingResult",
@@ -47,6 +56,7 @@ __all__ = [
     "load_corpus",
     "load_word2vec_format",
     "nearest_neighbours",
+    "open_corpus",
     "planted_corpus",
     "rankdata",
     "read_sentences",

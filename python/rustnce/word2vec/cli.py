@@ -27,10 +27,10 @@ from .atomic import check_writable
 from .corpus import (
     CorpusError,
     EncodedCorpus,
+    TextCorpus,
     Vocabulary,
     encode,
-    load_corpus,
-    read_sentences,
+    open_corpus,
 )
 from .evaluation import (
     ANALOGY_VOCABULARY,
@@ -164,8 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--corpus",
         metavar="FILE",
-        help="whitespace-tokenised UTF-8 text, one sentence per line "
-        "(default: a generated planted-structure corpus)",
+        nargs="+",
+        help="whitespace-tokenised UTF-8 text, one sentence per line: files or directories "
+        "(the files under them), plain, gzip or bzip2; read again every epoch, never held in "
+        "memory (default: a generated planted-structure corpus)",
     )
     data.add_argument(
         "--similarity",
@@ -331,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
 class Dataset:
     name: str
     vocabulary: Vocabulary
-    corpus: EncodedCorpus
+    corpus: EncodedCorpus | TextCorpus
     groups: np.ndarray | None  # planted topic per word (-1: none), or None
 
 
@@ -407,15 +409,13 @@ def _load_dataset(args: argparse.Namespace, vocabulary: Vocabulary | None = None
         )
         return Dataset(name, vocabulary, corpus, groups)
     try:
-        sentences = read_sentences(args.corpus)
-        if vocabulary is None:
-            vocabulary, corpus = load_corpus(sentences, args.min_count)
-        else:
-            corpus = encode(sentences, vocabulary)
+        vocabulary, text = open_corpus(args.corpus, args.min_count, vocabulary)
     except CorpusError as error:
         raise InputError(str(error)) from None
-    name = f"{args.corpus}: {corpus.raw_tokens:,} tokens"
-    return Dataset(name, vocabulary, corpus, None)
+    files = len(text.files)
+    where = " ".join(args.corpus) + (f" ({files} files)" if files > 1 else "")
+    name = f"{where}: {text.raw_tokens:,} tokens"
+    return Dataset(name, vocabulary, text, None)
 
 
 class ProgressBar:
@@ -552,29 +552,44 @@ def _output_for(base: str | None, sampler: str, several: bool) -> str:
     return f"{stem}.{sampler}{extension or '.txt'}"
 
 
-def _inputs(args: argparse.Namespace) -> dict[str, str]:
-    """The files the run reads, by option."""
+def _inputs(args: argparse.Namespace) -> dict[str, list[str]]:
+    """The files (or corpus directories) the run reads, by option."""
+    corpus = args.corpus or []
     names = {
-        "--corpus": args.corpus,
-        "--similarity": args.similarity,
-        "--analogies": args.analogies,
-        "--resume": args.resume,
+        "--corpus": [corpus] if isinstance(corpus, str) else corpus,
+        "--similarity": [args.similarity],
+        "--analogies": [args.analogies],
+        "--resume": [args.resume],
     }
-    return {option: path for option, path in names.items() if path is not None}
+    return {
+        option: [path for path in paths if path is not None]
+        for option, paths in names.items()
+        if any(path is not None for path in paths)
+    }
 
 
-def _check_outputs(output_option: str, outputs: list[str], inputs: dict[str, str]) -> None:
+def _check_outputs(output_option: str, outputs: list[str], inputs: dict[str, list[str]]) -> None:
     """Before any work: every output can be written and is none of the inputs (by name, through
-    symbolic links or as a hard link)."""
+    symbolic links or as a hard link), nor inside a corpus directory (it would be read as
+    corpus the next run)."""
     for output in outputs:
-        for option, path in inputs.items():
-            same = os.path.realpath(output) == os.path.realpath(path)
-            if not same and os.path.exists(output) and os.path.exists(path):
-                same = os.path.samefile(output, path)
-            if same:
-                raise UsageError(
-                    f"{output_option} {output!r} is the {option} file; it would be overwritten"
-                )
+        for option, paths in inputs.items():
+            for path in paths:
+                same = os.path.realpath(output) == os.path.realpath(path)
+                if not same and os.path.exists(output) and os.path.exists(path):
+                    same = os.path.samefile(output, path)
+                if same:
+                    raise UsageError(
+                        f"{output_option} {output!r} is the {option} file; it would be overwritten"
+                    )
+                if os.path.isdir(path):
+                    directory = os.path.realpath(path)
+                    place = os.path.realpath(output)
+                    if os.path.commonpath([directory, place]) == directory:
+                        raise UsageError(
+                            f"{output_option} {output!r} is inside the {option} directory "
+                            f"{path!r}; it would be read as corpus"
+                        )
         try:
             check_writable(output)
         except OSError as error:
@@ -598,6 +613,10 @@ def _check_memory(words: int, dim: int) -> None:
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.workers is not None or distributed_cli.check_arguments(args):
         # Distributed training (Ray), after the same output checks as below.
+        if args.corpus is not None:
+            if len(args.corpus) > 1 or os.path.isdir(args.corpus[0]):
+                raise UsageError("distributed training reads one --corpus file")
+            args.corpus = args.corpus[0]
         args.output = _output_for(args.output, args.sampler or "log_uniform", False)
         _check_outputs("--output", [args.output], _inputs(args))
         return distributed_cli.run(args, out, err, ProgressBar, UsageError, InputError)
@@ -627,7 +646,14 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         _check_outputs("--save-model", [args.save_model], inputs)
     resume = _load_resume(args) if args.resume is not None else None
     dataset = _load_dataset(args, None if resume is None else resume[0])
-    if not np.any(np.bincount(dataset.corpus.sentences) >= 2):
+    if isinstance(dataset.corpus, TextCorpus):
+        try:
+            has_pairs = dataset.corpus.has_pairs()  # reads up to the first line with a pair
+        except OSError as error:
+            raise InputError(str(error)) from None
+    else:
+        has_pairs = bool(np.any(np.bincount(dataset.corpus.sentences) >= 2))
+    if not has_pairs:
         raise InputError(
             f"the corpus has no training pairs: no line holds two words seen --min-count="
             f"{args.min_count} times or more"
@@ -672,6 +698,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             if bar is not None and bar.tty:
                 err.write("\n")
             raise InputError(f"{error} (--lr, --batch)") from None
+        except CorpusError as error:  # a corpus file changed or broke during training
+            if bar is not None and bar.tty:
+                err.write("\n")
+            raise InputError(str(error)) from None
         if result.pairs == 0:
             raise InputError("no training pairs were left after subsampling; lower --subsample")
         evaluation = _evaluate(dataset, result, pairs, analogies)

@@ -1,4 +1,6 @@
-"""Corpora as flat id arrays, and the vocabulary that maps words to frequency-ranked ids."""
+"""Corpora, and the vocabulary that maps words to frequency-ranked ids: held in memory as flat id
+arrays (:func:`load_corpus`, for corpora built in Python), or read from text files as training
+goes (:func:`open_corpus`, Rust's ``TextCorpus``: memory does not grow with the corpus)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from rustnce._rustnce import TextCorpus
 
 
 class CorpusError(ValueError):
@@ -131,3 +135,43 @@ def load_corpus(
             f"(the most frequent occurs {most} times)"
         )
     return vocabulary, encode(sentences, vocabulary)
+
+
+def open_corpus(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    min_count: int,
+    vocabulary: Vocabulary | None = None,
+) -> tuple[Vocabulary, TextCorpus]:
+    """Counts the words of text files (plain, gzip or bzip2, recognised by their first bytes;
+    a directory stands for the files under it, hidden ones skipped, in order of their paths),
+    read as :func:`read_sentences` reads them, and keeps those seen ``min_count`` times, or
+    exactly the words of ``vocabulary`` with its counts (resuming a saved model). Training
+    reads the files again every epoch (a changed file stops it with :class:`CorpusError`).
+    Raises :class:`CorpusError` for missing, unreadable, corrupt, non-text or empty files."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    names = [os.fspath(path) for path in paths]
+    for name in names:
+        if is_device(name):
+            raise CorpusError(f"corpus {name!r} is a device, not a text file")
+    try:
+        if vocabulary is None:
+            corpus = TextCorpus(names, min_count)
+        else:
+            corpus = TextCorpus(
+                names, min_count, words=list(vocabulary.words), counts=vocabulary.counts
+            )
+    except OSError as error:
+        raise CorpusError(str(error)) from None
+    if corpus.raw_tokens == 0:
+        raise CorpusError(
+            f"corpus {', '.join(map(repr, names))} is empty (no whitespace-separated tokens)"
+        )
+    if vocabulary is None:
+        if len(corpus.words) == 0:
+            raise CorpusError(
+                f"no word occurs at least --min-count={min_count} times "
+                f"(the most frequent occurs {corpus.most_frequent_dropped} times)"
+            )
+        vocabulary = Vocabulary(tuple(corpus.words), corpus.counts)
+    return vocabulary, corpus

@@ -51,7 +51,7 @@ import numpy as np
 import rustnce
 from rustnce._rustnce import SkipGramTrainer
 
-from .corpus import EncodedCorpus, Vocabulary
+from .corpus import CorpusError, EncodedCorpus, TextCorpus, Vocabulary
 
 LOSSES = ("nce", "sampled_softmax", "neg")
 SAMPLERS = ("log_uniform", "unigram")
@@ -201,7 +201,7 @@ def initial_biases(counts: np.ndarray, how: str) -> np.ndarray:
 
 
 def train(
-    corpus: EncodedCorpus,
+    corpus: EncodedCorpus | TextCorpus,
     vocabulary: Vocabulary,
     config: TrainingConfig,
     progress: Callable[[Progress], None] | None = None,
@@ -209,7 +209,8 @@ def train(
     resume: TrainingResult | None = None,
     on_epoch_end: Callable[[TrainingResult], None] | None = None,
 ) -> TrainingResult:
-    """Trains skip-gram vectors on ``corpus``; returns the vectors and the loss per epoch.
+    """Trains skip-gram vectors on ``corpus`` (ids in memory, or text files read every epoch
+    with the same results for the same text); returns the vectors and the loss per epoch.
     ``progress`` is called about every ``progress_interval`` seconds and at every epoch's end.
     Raises ``ValueError`` for impossible settings and :class:`TrainingDiverged` if the loss
     blows up. ``resume``: the tables and ``epochs_done`` of a run of the same configuration
@@ -229,7 +230,7 @@ def train(
 
 
 def _train(
-    corpus: EncodedCorpus,
+    corpus: EncodedCorpus | TextCorpus,
     vocabulary: Vocabulary,
     config: TrainingConfig,
     progress: Callable[[Progress], None] | None,
@@ -255,10 +256,18 @@ def _train(
                 f"{emb_out.shape} and {biases.shape}"
             )
         start_epoch = resume.epochs_done
+    if isinstance(corpus, TextCorpus):
+        if len(corpus.counts) != size or not np.array_equal(corpus.counts, vocabulary.counts):
+            raise ValueError("the TextCorpus was counted with another vocabulary")
+        sources: tuple[Any, ...] = (corpus,)
+    else:
+        sources = (
+            np.ascontiguousarray(corpus.ids, dtype=np.int32),
+            np.ascontiguousarray(corpus.sentences, dtype=np.int32),
+            np.ascontiguousarray(vocabulary.counts, dtype=np.int64),
+        )
     trainer = SkipGramTrainer(
-        np.ascontiguousarray(corpus.ids, dtype=np.int32),
-        np.ascontiguousarray(corpus.sentences, dtype=np.int32),
-        np.ascontiguousarray(vocabulary.counts, dtype=np.int64),
+        *sources,
         dim=dim,
         window=config.window,
         negatives=config.negatives,
@@ -285,7 +294,10 @@ def _train(
     slice_words = 50_000
     while True:
         slice_start = time.perf_counter()
-        report = trainer.run(emb_in, emb_out, biases, slice_words)
+        try:
+            report = trainer.run(emb_in, emb_out, biases, slice_words)
+        except OSError as error:  # a corpus file changed or broke while being read again
+            raise CorpusError(str(error)) from None
         elapsed = time.perf_counter() - slice_start
         words, pairs = report.words, report.pairs
         if report.diverged is not None:
