@@ -3,7 +3,8 @@ lists of shards, ints, floats, bools and strings, for the functions that still c
 (the samplers, ``embedding_lookup``, the full losses, ``accumulate``, ``skipgram_sgd_step``).
 The sampled losses check their arguments in the extension (``src/py/arguments.rs``), with the
 same messages. Every error names the argument as the user passed it (``weights`` for one
-array, ``weights[1]`` for the second shard of a list) and says what was expected. See the "Errors" section of ``docs/api.md``."""
+array, ``weights[1]`` for the second shard of a list) and says what was expected. See the
+"Errors" section of ``docs/api.md``."""
 
 from __future__ import annotations
 
