@@ -7,10 +7,11 @@ use numpy::{
     Element, PyArray, PyArray1, PyArray2, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods,
     PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
 };
-use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple};
 
+use super::errors;
 use crate::element_types::ClassId;
 use crate::error::NceError;
 use crate::philox::Seed;
@@ -67,7 +68,7 @@ pub enum FloatType {
 pub fn float_type(array: &Bound<'_, PyAny>, name: &str) -> PyResult<FloatType> {
     let untyped = array
         .cast::<PyUntypedArray>()
-        .map_err(|_| PyTypeError::new_err(format!("{name} must be a NumPy array")))?;
+        .map_err(|_| errors::wrong_type(format!("{name} must be a NumPy array")))?;
     let py = array.py();
     let dtype = untyped.dtype();
     if dtype.is_equiv_to(&numpy::dtype::<f32>(py)) {
@@ -75,7 +76,7 @@ pub fn float_type(array: &Bound<'_, PyAny>, name: &str) -> PyResult<FloatType> {
     } else if dtype.is_equiv_to(&numpy::dtype::<f64>(py)) {
         Ok(FloatType::F64)
     } else {
-        Err(PyTypeError::new_err(format!(
+        Err(errors::wrong_type(format!(
             "{name} must be float32 or float64, got {dtype}"
         )))
     }
@@ -90,7 +91,7 @@ pub fn matrix<'py, T: Element>(
         if array.cast::<PyArray2<T>>().is_ok() {
             return overlap_error(name);
         }
-        PyTypeError::new_err(format!(
+        errors::wrong_type(format!(
             "{name} must be a 2-D array of {} (the dtype of inputs)",
             std::any::type_name::<T>()
         ))
@@ -100,7 +101,7 @@ pub fn matrix<'py, T: Element>(
 /// The error for an array of the right type that cannot be borrowed: it overlaps an array
 /// this call writes.
 fn overlap_error(name: &str) -> PyErr {
-    PyValueError::new_err(format!(
+    errors::wrong_value(format!(
         "{name} overlaps an array this call updates in place; pass a copy"
     ))
 }
@@ -115,9 +116,9 @@ pub fn writable_array<'py, T: Element, D: Dimension>(
 ) -> PyResult<Bound<'py, PyArray<T, D>>> {
     let typed = array
         .cast::<PyArray<T, D>>()
-        .map_err(|_| PyTypeError::new_err(format!("{name} must be a {what}")))?;
+        .map_err(|_| errors::wrong_type(format!("{name} must be a {what}")))?;
     if !super::memory_locks::is_writeable(typed.as_untyped()) {
-        return Err(PyValueError::new_err(format!(
+        return Err(errors::wrong_value(format!(
             "{name} is read-only, but it is updated in place; pass a writeable array"
         )));
     }
@@ -133,7 +134,7 @@ pub fn vector<'py, T: Element>(
         if array.cast::<PyArray1<T>>().is_ok() {
             return overlap_error(name);
         }
-        PyTypeError::new_err(format!(
+        errors::wrong_type(format!(
             "{name} must be a 1-D array of {}",
             std::any::type_name::<T>()
         ))
@@ -149,7 +150,7 @@ pub fn array_of_any_rank<'py, T: Element>(
         if array.cast::<PyArrayDyn<T>>().is_ok() {
             return overlap_error(name);
         }
-        PyTypeError::new_err(format!(
+        errors::wrong_type(format!(
             "{name} must be an array of {} (the dtype of inputs)",
             std::any::type_name::<T>()
         ))
@@ -191,12 +192,11 @@ pub fn sharded<'a, T: Element + Copy>(
 /// A count that must be at least `minimum`.
 pub fn count(value: i64, name: &str, minimum: i64) -> PyResult<usize> {
     if value < minimum {
-        return Err(PyValueError::new_err(format!(
+        return Err(errors::wrong_value(format!(
             "{name} must be at least {minimum}, got {value}"
         )));
     }
-    usize::try_from(value)
-        .map_err(|_| PyValueError::new_err(format!("{name} is too large: {value}")))
+    usize::try_from(value).map_err(|_| errors::wrong_value(format!("{name} is too large: {value}")))
 }
 
 /// `None`, an op seed `s` (any int: TensorFlow reduces it modulo `2**31 - 1`), or the raw
@@ -214,7 +214,7 @@ pub fn seed(value: Option<&Bound<'_, PyAny>>) -> PyResult<Seed> {
     };
     if let Some(items) = items {
         if items.len() != 2 {
-            return Err(PyValueError::new_err(format!(
+            return Err(errors::wrong_value(format!(
                 "seed must be an int or a pair (seed, seed2), got a sequence of {} items",
                 items.len()
             )));
@@ -240,7 +240,7 @@ fn integer<'py>(value: &Bound<'py, PyAny>, name: &str) -> PyResult<Bound<'py, Py
             .name()
             .map(|n| n.to_string())
             .unwrap_or_else(|_| "?".into());
-        PyTypeError::new_err(format!(
+        errors::wrong_type(format!(
             "{name} must be None, an int, or a pair of ints (seed, seed2), got {kind}"
         ))
     };
@@ -260,7 +260,7 @@ fn attribute_value(value: &Bound<'_, PyAny>, name: &str) -> PyResult<i64> {
         .extract::<u64>()
         .map(|unsigned| unsigned as i64)
         .map_err(|_| {
-            PyValueError::new_err(format!(
+            errors::wrong_value(format!(
                 "{name} must fit in 64 bits (in [-2**63, 2**64)), got {integer}"
             ))
         })
@@ -337,7 +337,7 @@ pub fn as_int(
         value.clone()
     } else {
         if is_bool(value) {
-            return Err(PyTypeError::new_err(format!(
+            return Err(errors::wrong_type(format!(
                 "{name} must be an int, got a bool ({})",
                 repr(value)
             )));
@@ -346,7 +346,7 @@ pub fn as_int(
         unsafe { Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyNumber_Index(value.as_ptr())) }
             .map_err(|error| {
                 if error.is_instance_of::<PyTypeError>(py) {
-                    PyTypeError::new_err(format!(
+                    errors::wrong_type(format!(
                         "{name} must be an int, got {} ({})",
                         type_name(value),
                         repr(value)
@@ -367,12 +367,12 @@ pub fn as_int(
         }
     };
     if let Some(minimum) = minimum.filter(|&minimum| result < minimum) {
-        return Err(PyValueError::new_err(format!(
+        return Err(errors::wrong_value(format!(
             "{name} must be at least {minimum}, got {text}"
         )));
     }
     if let Some(maximum) = maximum.filter(|&maximum| result > maximum) {
-        return Err(PyValueError::new_err(format!(
+        return Err(errors::wrong_value(format!(
             "{name} must be at most {maximum}, got {text}"
         )));
     }
@@ -392,7 +392,7 @@ pub fn as_bool(value: &Bound<'_, PyAny>, name: &str) -> PyResult<bool> {
     if is_bool(value) {
         return value.is_truthy();
     }
-    Err(PyTypeError::new_err(format!(
+    Err(errors::wrong_type(format!(
         "{name} must be a bool, got {} ({})",
         type_name(value),
         repr(value)
@@ -412,7 +412,7 @@ pub fn as_finite_float(value: &Bound<'_, PyAny>, name: &str) -> PyResult<f64> {
                 || value.is_instance(&numpy.getattr("integer")?)?
                 || value.is_instance(&numpy.getattr("floating")?)?);
         if !real {
-            return Err(PyTypeError::new_err(format!(
+            return Err(errors::wrong_type(format!(
                 "{name} must be a real number, got {} ({})",
                 type_name(value),
                 repr(value)
@@ -424,7 +424,7 @@ pub fn as_finite_float(value: &Bound<'_, PyAny>, name: &str) -> PyResult<f64> {
         match float {
             Ok(float) => float.extract::<f64>()?,
             Err(error) if error.is_instance_of::<pyo3::exceptions::PyOverflowError>(py) => {
-                return Err(PyValueError::new_err(format!(
+                return Err(errors::wrong_value(format!(
                     "{name} is too large for a float: {}",
                     value.str()?
                 )))
@@ -433,7 +433,7 @@ pub fn as_finite_float(value: &Bound<'_, PyAny>, name: &str) -> PyResult<f64> {
         }
     };
     if !result.is_finite() {
-        return Err(PyValueError::new_err(format!(
+        return Err(errors::wrong_value(format!(
             "{name} must be finite, got {}",
             PyFloat::new(py, result).str()?
         )));
@@ -449,7 +449,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for PartitionStrategyArgument {
 
     fn extract(value: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
         let Ok(text) = value.cast::<PyString>() else {
-            return Err(PyTypeError::new_err(format!(
+            return Err(errors::wrong_type(format!(
                 "partition_strategy must be one of 'div', 'mod', got {}",
                 type_name(&value)
             )));
@@ -457,7 +457,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for PartitionStrategyArgument {
         match text.to_cow()?.as_ref() {
             "div" => Ok(PartitionStrategyArgument(PartitionStrategy::Div)),
             "mod" => Ok(PartitionStrategyArgument(PartitionStrategy::Mod)),
-            _ => Err(PyValueError::new_err(format!(
+            _ => Err(errors::wrong_value(format!(
                 "partition_strategy must be one of 'div', 'mod', got {}",
                 repr(&value)
             ))),
@@ -486,7 +486,7 @@ pub fn as_array<'py>(
             if error.is_instance_of::<PyValueError>(py)
                 || error.is_instance_of::<PyTypeError>(py) =>
         {
-            Err(PyValueError::new_err(format!(
+            Err(errors::wrong_value(format!(
                 "{name} cannot be made into an array: {}",
                 error.value(py)
             )))
@@ -523,7 +523,7 @@ fn widen_ids<'py>(
     if dtype_kind(array) == b'u' && array.len() > 0 {
         let largest = array.call_method0("max")?;
         if largest.gt(i64::MAX)? {
-            return Err(PyIndexError::new_err(format!(
+            return Err(errors::out_of_range(format!(
                 "{name}: id {largest} does not fit in int64"
             )));
         }
@@ -541,7 +541,7 @@ pub fn as_class_matrix<'py>(value: &Bound<'py, PyAny>, name: &str) -> PyResult<C
             if array.len() == 0 && kind == b'f' {
                 array = astype(&array, numpy::dtype::<i64>(value.py()).as_any())?;
             } else {
-                return Err(PyTypeError::new_err(format!(
+                return Err(errors::wrong_type(format!(
                     "{name} must hold integer class ids (int32 or int64), got dtype {}{}",
                     array.dtype(),
                     if kind == b'f' {
@@ -554,7 +554,7 @@ pub fn as_class_matrix<'py>(value: &Bound<'py, PyAny>, name: &str) -> PyResult<C
         }
     }
     if array.ndim() != 2 {
-        return Err(PyValueError::new_err(format!(
+        return Err(errors::wrong_value(format!(
             "{name} must be a matrix [batch_size, num_true], got shape {}",
             shape_tuple(array.shape())
         )));
@@ -576,14 +576,14 @@ pub fn as_id_vector<'py>(
     if !is_dtype::<i64>(&array) {
         let kind = dtype_kind(&array);
         if !(matches!(kind, b'i' | b'u') || (array.len() == 0 && kind == b'f')) {
-            return Err(PyTypeError::new_err(format!(
+            return Err(errors::wrong_type(format!(
                 "{name} must hold integer ids, got dtype {}",
                 array.dtype()
             )));
         }
     }
     if array.ndim() != 1 {
-        return Err(PyValueError::new_err(format!(
+        return Err(errors::wrong_value(format!(
             "{name} must be a vector, got shape {}",
             shape_tuple(array.shape())
         )));
@@ -612,7 +612,7 @@ pub fn check_id_range<L: ClassId>(
     }
     if low < 0 || high as u64 >= limit as u64 {
         let bad = if low < 0 { low } else { high };
-        return Err(PyIndexError::new_err(format!(
+        return Err(errors::out_of_range(format!(
             "{name}: id {bad} is out of range [0, {what} = {limit})"
         )));
     }
@@ -637,12 +637,12 @@ pub fn as_float_array<'py>(
         } else {
             ""
         };
-        return Err(PyTypeError::new_err(format!(
+        return Err(errors::wrong_type(format!(
             "{name} must be float32 or float64, got dtype {dtype}{hint}"
         )));
     };
     if array.ndim() != ndim {
-        return Err(PyValueError::new_err(format!(
+        return Err(errors::wrong_value(format!(
             "{name} must be {ndim}-D, got shape {}",
             shape_tuple(array.shape())
         )));
@@ -671,7 +671,7 @@ pub fn as_shards<'py>(
 ) -> PyResult<Vec<Bound<'py, PyUntypedArray>>> {
     let items = shard_items(value);
     if items.is_empty() {
-        return Err(PyValueError::new_err(format!(
+        return Err(errors::wrong_value(format!(
             "{name} must be an array or a non-empty list of shards"
         )));
     }
@@ -682,7 +682,7 @@ pub fn as_shards<'py>(
             let label = shard_name(name, p, items.len());
             let (array, shard_float) = as_float_array(item, &label, ndim)?;
             if shard_float != float {
-                return Err(PyTypeError::new_err(format!(
+                return Err(errors::wrong_type(format!(
                     "{label} has dtype {} but inputs have dtype {}; rustnce reads weights and \
                      biases in place and does not cast them",
                     array.dtype(),
@@ -706,7 +706,7 @@ pub fn check_shard_layout(
     let count = shards.len();
     if count > 1 {
         if rows < count {
-            return Err(PyValueError::new_err(format!(
+            return Err(errors::wrong_value(format!(
                 "{name}: {count} shards hold only {rows} rows in total; every shard needs at \
                  least one row (TensorFlow divides by zero here)"
             )));
@@ -715,7 +715,7 @@ pub fn check_shard_layout(
             .map(|p| crate::sharding::shard_size(rows, count, p))
             .collect();
         if sizes != wanted {
-            return Err(PyValueError::new_err(format!(
+            return Err(errors::wrong_value(format!(
                 "{name}: shard sizes {sizes:?} do not follow partition_strategy '{}': {rows} \
                  rows over {count} shards must be split {wanted:?} (TensorFlow would read wrong \
                  rows or fail)",
@@ -725,7 +725,7 @@ pub fn check_shard_layout(
         let trailing = &shards[0].shape()[1..];
         for (p, shard) in shards.iter().enumerate() {
             if &shard.shape()[1..] != trailing {
-                return Err(PyValueError::new_err(format!(
+                return Err(errors::wrong_value(format!(
                     "{name}[{p}] has shape {} but {name}[0] has {}: all shards must agree on \
                      everything but their rows",
                     shape_tuple(shard.shape()),
@@ -749,15 +749,12 @@ pub fn unpack_sampled_values<'py>(value: &Bound<'py, PyAny>) -> PyResult<[Bound<
             || value.is_instance_of::<pyo3::types::PyBytes>()
             || !value.hasattr("__iter__")?
         {
-            return Err(PyTypeError::new_err(format!(
-                "{TRIPLE} {}",
-                type_name(value)
-            )));
+            return Err(errors::wrong_type(format!("{TRIPLE} {}", type_name(value))));
         }
         value.try_iter()?.collect::<PyResult<_>>()?
     };
     <[Bound<'py, PyAny>; 3]>::try_from(items)
-        .map_err(|items| PyValueError::new_err(format!("{TRIPLE} {} item(s)", items.len())))
+        .map_err(|items| errors::wrong_value(format!("{TRIPLE} {} item(s)", items.len())))
 }
 
 /// Expected counts in the dtype of `inputs` (a small copy when the dtypes differ).
@@ -768,7 +765,7 @@ pub fn as_expected_counts<'py>(
 ) -> PyResult<Bound<'py, PyUntypedArray>> {
     let array = as_array(value, name)?;
     if !matches!(dtype_kind(&array), b'f' | b'i' | b'u') {
-        return Err(PyTypeError::new_err(format!(
+        return Err(errors::wrong_type(format!(
             "{name} must hold real numbers, got dtype {}",
             array.dtype()
         )));
@@ -788,7 +785,7 @@ pub fn check_broadcast(counts: &[usize], shape: [usize; 2], name: &str) -> PyRes
     if fits {
         return Ok(());
     }
-    Err(PyValueError::new_err(format!(
+    Err(errors::wrong_value(format!(
         "{name} has shape {}, which does not broadcast to the logits it is subtracted from, {}",
         shape_list(counts),
         shape_list(&shape)
@@ -850,7 +847,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for UpstreamArgument<'py> {
             return match text.to_cow()?.as_ref() {
                 "sum" => Ok(UpstreamArgument::Sum),
                 "mean" => Ok(UpstreamArgument::Mean),
-                _ => Err(PyValueError::new_err(format!(
+                _ => Err(errors::wrong_value(format!(
                     "upstream must be \"sum\", \"mean\" or an array, got {}",
                     repr(&value)
                 ))),
@@ -860,7 +857,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for UpstreamArgument<'py> {
             || value.is_instance_of::<PyList>()
             || value.is_instance_of::<PyTuple>();
         if !array_like {
-            return Err(PyTypeError::new_err(format!(
+            return Err(errors::wrong_type(format!(
                 "upstream must be \"sum\", \"mean\" or an array, got {}",
                 type_name(&value)
             )));
@@ -881,13 +878,13 @@ impl<'py> UpstreamArgument<'py> {
         };
         let array = as_array(value, "upstream")?;
         if !matches!(dtype_kind(&array), b'f' | b'i' | b'u') {
-            return Err(PyTypeError::new_err(format!(
+            return Err(errors::wrong_type(format!(
                 "upstream must hold real numbers, got dtype {}",
                 array.dtype()
             )));
         }
         if array.shape() != [batch] {
-            return Err(PyValueError::new_err(format!(
+            return Err(errors::wrong_value(format!(
                 "upstream must have shape [batch]=({batch},), got {}",
                 shape_tuple(array.shape())
             )));
@@ -902,7 +899,7 @@ pub fn check_in_place_targets(value: &Bound<'_, PyAny>, name: &str) -> PyResult<
     let items = shard_items(value);
     for (p, item) in items.iter().enumerate() {
         if !item.is_instance_of::<PyUntypedArray>() {
-            return Err(PyTypeError::new_err(format!(
+            return Err(errors::wrong_type(format!(
                 "{} must be a NumPy array, because it is updated in place (a {} would be copied \
                  and the update lost)",
                 shard_name(name, p, items.len()),
@@ -919,7 +916,7 @@ pub fn check_in_place_targets(value: &Bound<'_, PyAny>, name: &str) -> PyResult<
 pub fn check_in_place_layout(arrays: &[Bound<'_, PyUntypedArray>], name: &str) -> PyResult<()> {
     for (p, array) in arrays.iter().enumerate() {
         if !super::memory_locks::is_writeable(array) {
-            return Err(PyValueError::new_err(format!(
+            return Err(errors::wrong_value(format!(
                 "{} is read-only, but it is updated in place; pass a writeable array",
                 shard_name(name, p, arrays.len())
             )));
@@ -940,7 +937,7 @@ pub fn check_in_place_layout(arrays: &[Bound<'_, PyUntypedArray>], name: &str) -
         axes.sort_unstable();
         for (stride, length) in axes {
             if stride < extent {
-                return Err(PyValueError::new_err(format!(
+                return Err(errors::wrong_value(format!(
                     "{} has strides {} under which elements share memory, but it is updated in \
                      place; pass a copy",
                     shard_name(name, p, arrays.len()),

@@ -4,11 +4,11 @@
 
 use ndarray::{Array2, ArrayViewMut2, Ix2};
 use numpy::{Element, IntoPyArray, PyArray1, PyArray2, PyArrayMethods};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use super::arguments::{shard_name, writable_array};
+use super::errors;
 use super::fork_gate::{install, install_locked};
 use super::memory_locks::Access;
 use super::output::{to_numpy, PooledElement};
@@ -150,7 +150,7 @@ fn scatter_add<'py, F: Real + Element>(
     let (weight_layout, bias_layout) = (&owner.weight_layout, &owner.bias_layout);
     let scale = F::from_f64(scale);
     if !scale.is_finite() {
-        return Err(PyValueError::new_err(
+        return Err(errors::wrong_value(
             "scale must be finite in the dtype of the gradients",
         ));
     }
@@ -202,13 +202,13 @@ fn scatter_add<'py, F: Real + Element>(
     ] {
         if let Some(rows) = rows {
             if rows.dim() != width {
-                return Err(PyValueError::new_err(format!(
+                return Err(errors::wrong_value(format!(
                     "{name} must have {width} columns like the argument it is the gradient of, got {}",
                     rows.dim()
                 )));
             }
             if rows.layout() != layout {
-                return Err(PyValueError::new_err(format!(
+                return Err(errors::wrong_value(format!(
                     "{name} must be split into shards exactly like the argument it is the gradient of"
                 )));
             }

@@ -7,7 +7,6 @@ use numpy::{
     Element, IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
     PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
 };
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use super::arguments::{
@@ -18,6 +17,7 @@ use super::arguments::{
     unpack_sampled_values, vector, with_class_view, Argument, ClassMatrix, FloatType,
     PartitionStrategyArgument, UpstreamArgument,
 };
+use super::errors;
 use super::fork_gate::{install, install_locked};
 use super::gradients::{IntoComputed, SampledLossGradients, Shapes};
 use super::memory_locks::Access;
@@ -125,13 +125,13 @@ pub fn check_shared<'py>(arguments: &SharedArguments<'_, 'py>) -> PyResult<Check
     let labels_shape = labels.shape();
     let (batch, dim) = (inputs.shape()[0], inputs.shape()[1]);
     if labels_shape[1] != num_true {
-        return Err(PyValueError::new_err(format!(
+        return Err(errors::wrong_value(format!(
             "labels must have shape [batch_size, num_true={num_true}], got {}",
             shape_tuple(&labels_shape)
         )));
     }
     if labels_shape[0] != batch {
-        return Err(PyValueError::new_err(format!(
+        return Err(errors::wrong_value(format!(
             "labels has {} rows but inputs has {batch}: labels must be [batch_size, num_true] \
              with the batch of inputs",
             labels_shape[0]
@@ -139,7 +139,7 @@ pub fn check_shared<'py>(arguments: &SharedArguments<'_, 'py>) -> PyResult<Check
     }
     for (p, shard) in weights.iter().enumerate() {
         if shard.shape()[1] != dim {
-            return Err(PyValueError::new_err(format!(
+            return Err(errors::wrong_value(format!(
                 "{} has {} columns but inputs have {dim}: weights must be [num_classes, dim] \
                  with the dim of inputs",
                 shard_name("weights", p, weights.len()),
@@ -150,7 +150,7 @@ pub fn check_shared<'py>(arguments: &SharedArguments<'_, 'py>) -> PyResult<Check
     let weight_rows = check_shard_layout(&weights, "weights", strategy)?;
     let bias_rows = check_shard_layout(&biases, "biases", strategy)?;
     if bias_rows != weight_rows {
-        return Err(PyValueError::new_err(format!(
+        return Err(errors::wrong_value(format!(
             "biases has {bias_rows} entries but weights have {weight_rows} rows: one bias per \
              row of weights"
         )));
@@ -162,7 +162,7 @@ pub fn check_shared<'py>(arguments: &SharedArguments<'_, 'py>) -> PyResult<Check
         Some(i64::MAX),
     )?;
     if num_classes as u64 > weight_rows as u64 {
-        return Err(PyValueError::new_err(format!(
+        return Err(errors::wrong_value(format!(
             "num_classes must be at most the rows of weights ({weight_rows}), got {num_classes}"
         )));
     }
@@ -244,7 +244,7 @@ fn given_sampled_values<'py>(
     let ids = candidates.as_array();
     check_id_range(ids.iter().copied(), CANDIDATES, num_classes, "num_classes")?;
     if remove_accidental_hits && ids.len() != num_sampled {
-        return Err(PyValueError::new_err(format!(
+        return Err(errors::wrong_value(format!(
             "num_sampled ({num_sampled}) must equal len(sampled_values[0]) ({}) when accidental \
              hits are removed: TensorFlow builds the hit mask with num_sampled columns",
             ids.len()
@@ -382,7 +382,7 @@ impl<'c, 'py, F: Real + Element> Values<'c, 'py, F> {
                 .into_dyn(),
             },
             (Sampled::Default { .. }, None) => {
-                return Err(PyValueError::new_err("the default sample was not drawn"))
+                return Err(errors::wrong_value("the default sample was not drawn"))
             }
         })
     }
@@ -475,7 +475,7 @@ fn run<'py, F: IntoComputed, L: ClassId>(
     if let Output::SgdStep(kind, _, learning_rate, access) = output {
         let scale = F::from_f64(-learning_rate);
         if !scale.is_finite() {
-            return Err(PyValueError::new_err(format!(
+            return Err(errors::wrong_value(format!(
                 "learning_rate must be finite in the dtype of inputs, got {learning_rate}"
             )));
         }
@@ -847,7 +847,7 @@ pub fn checked_sampled_values<'py>(
             .into_pyobject(py)?
             .into_any(),
         (Sampled::Default { .. }, None) => {
-            return Err(PyValueError::new_err("the default sample was not drawn"))
+            return Err(errors::wrong_value("the default sample was not drawn"))
         }
     })
 }
@@ -994,7 +994,7 @@ pub fn full_loss<'py>(
         "sigmoid" => FullLoss::Sigmoid,
         "softmax" => FullLoss::Softmax,
         other => {
-            return Err(PyValueError::new_err(format!(
+            return Err(errors::wrong_value(format!(
                 "loss must be \"sigmoid\" or \"softmax\", got {other:?}"
             )))
         }

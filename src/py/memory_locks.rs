@@ -16,7 +16,6 @@ use std::sync::{Condvar, Mutex};
 use numpy::npyffi::objects::_PyArray_GET_ITEM_DATA;
 use numpy::npyffi::NPY_ARRAY_WRITEABLE;
 use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 /// The bytes `[start, end)` an array's elements lie within, and whether the call writes them.
@@ -139,7 +138,7 @@ impl<'py> Access<'py> {
                     Err(error) => return Err(error),
                 };
                 if overlapping {
-                    return Err(PyValueError::new_err(format!(
+                    return Err(super::errors::wrong_value(format!(
                         "{} overlaps {}, but {} is updated in place; pass a copy of one of them",
                         target.name, other.name, target.name
                     )));

@@ -13,10 +13,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1};
-use pyo3::exceptions::{PyMemoryError, PyValueError};
 use pyo3::prelude::*;
 
 use super::arguments::{count, seed, with_class_view, ClassMatrix};
+use super::errors;
 use super::fork_gate::detached;
 use crate::element_types::ClassId;
 use crate::philox::Seed;
@@ -177,7 +177,7 @@ impl CandidateSampler {
         let ids = ids.as_array();
         let mut out: Vec<f32> = Vec::new();
         out.try_reserve_exact(ids.len()).map_err(|_| {
-            PyMemoryError::new_err(format!(
+            errors::out_of_memory(format!(
                 "ids: {} probabilities would not fit in memory",
                 ids.len()
             ))
@@ -293,10 +293,10 @@ fn unigram_source(vocab_file: &str, counts: Option<Vec<f32>>) -> PyResult<Unigra
         (false, Some(counts)) if counts.is_empty() => {
             Ok(UnigramSource::VocabFile(PathBuf::from(vocab_file)))
         }
-        (true, _) => Err(PyValueError::new_err(
+        (true, _) => Err(errors::wrong_value(
             "vocab_file, unigrams: must provide either vocab_file or unigrams",
         )),
-        (false, Some(_)) => Err(PyValueError::new_err(
+        (false, Some(_)) => Err(errors::wrong_value(
             "vocab_file, unigrams: must only provide one of vocab_file and unigrams",
         )),
     }
@@ -425,7 +425,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for SamplerKind {
             "learned_unigram" => Ok(SamplerKind::LearnedUnigram),
             "fixed_unigram" => Ok(SamplerKind::FixedUnigram),
             "all" => Ok(SamplerKind::All),
-            other => Err(PyValueError::new_err(format!(
+            other => Err(errors::wrong_value(format!(
                 "sampler must be \"uniform\", \"log_uniform\", \"learned_unigram\", \"fixed_unigram\" or \"all\", got {other:?}"
             ))),
         }
