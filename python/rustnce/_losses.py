@@ -322,16 +322,7 @@ def compute_accidental_hits(
         position of the candidate (the last position for a repeated candidate), and
         ``-FLT_MAX``; row-major over the true classes.
     """
-    true_classes = as_class_matrix(true_classes, "true_classes")
-    num_true = as_count(num_true, "num_true")
-    if true_classes.shape[1] != num_true:
-        raise ValueError(
-            f"true_classes must be [batch_size, num_true={num_true}], got shape "
-            f"{true_classes.shape}"
-        )
-    return _rustnce.compute_accidental_hits(
-        true_classes, as_id_vector(sampled_candidates, "sampled_candidates"), num_true
-    )
+    return _rustnce.compute_accidental_hits(true_classes, sampled_candidates, num_true)
 
 
 __all__ = [

@@ -79,7 +79,7 @@ class CandidateSampler:
     @staticmethod
     def all_candidates(seed: _Seed = None) -> CandidateSampler: ...
     def sample(
-        self, true_classes: npt.NDArray[Any], num_true: int, num_sampled: int, unique: bool
+        self, true_classes: npt.ArrayLike, num_true: int, num_sampled: int, unique: bool
     ) -> _Triple: ...
     def probability(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]: ...
     @property
@@ -120,7 +120,7 @@ class PooledBuffer:
 
 def seed_attributes(seed: _Seed = None) -> tuple[int, int]: ...
 def compute_accidental_hits(
-    true_classes: npt.NDArray[Any], sampled_candidates: npt.NDArray[np.int64], num_true: int
+    true_classes: npt.ArrayLike, sampled_candidates: npt.ArrayLike, num_true: int
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
 def embedding_lookup(
     params: Sequence[npt.NDArray[Any]], ids: npt.NDArray[np.int64], partition_strategy: str
@@ -245,7 +245,7 @@ def sampled_softmax_sgd_step(
 ) -> tuple[_FloatArray, _FloatArray]: ...
 def kept_sampler_sample(
     sampler: Literal["uniform", "log_uniform", "learned_unigram", "fixed_unigram", "all"],
-    true_classes: npt.NDArray[np.int32] | npt.NDArray[np.int64],
+    true_classes: npt.ArrayLike,
     num_true: int,
     num_sampled: int,
     unique: bool,

@@ -16,9 +16,6 @@ from ._arguments import (
     MAX_COUNT,
     MAX_INT64,
     as_array,
-    as_bool,
-    as_class_matrix,
-    as_count,
     as_float,
     as_id_vector,
     as_int,
@@ -45,7 +42,7 @@ class CandidateSampler:
         Returns ``(sampled_candidates int64 [num_sampled], true_expected_count float32
         [batch, num_true], sampled_expected_count float32 [num_sampled])``.
         """
-        return self._kernel.sample(*_checked_draw(true_classes, num_true, num_sampled, unique))
+        return self._kernel.sample(true_classes, num_true, num_sampled, unique)
 
     def probability(self, ids: Any) -> np.ndarray:
         """``p(id)`` as float32, the same shape as ``ids``; 0 outside the range."""
@@ -184,27 +181,6 @@ def reset_sampler_cache() -> None:
     _rustnce.reset_sampler_cache()
 
 
-def _checked_draw(
-    true_classes: Any, num_true: Any, num_sampled: Any, unique: Any
-) -> tuple[np.ndarray, int, int, bool]:
-    """The arguments every sampler call shares, checked as :meth:`CandidateSampler.sample`
-    checks them."""
-    num_true = as_count(num_true, "num_true")
-    num_sampled = as_count(num_sampled, "num_sampled")
-    unique = as_bool(unique, "unique")
-    true_classes = as_class_matrix(true_classes, "true_classes")
-    if true_classes.shape[1] != num_true:
-        raise ValueError(
-            f"true_classes must have num_true = {num_true} columns, got shape {true_classes.shape}"
-        )
-    # Candidates, their expected counts and (unique) the set of ids seen; true counts.
-    check_memory(
-        num_sampled * (16 + (32 if unique else 0)) + 4 * true_classes.size,
-        f"sampling num_sampled = {num_sampled} candidates",
-    )
-    return true_classes, num_true, num_sampled, unique
-
-
 def uniform_candidate_sampler(
     true_classes: Any,
     num_true: int,
@@ -216,8 +192,9 @@ def uniform_candidate_sampler(
     """``tf.random.uniform_candidate_sampler``. Returns ``(sampled_candidates int64 [S],
     true_expected_count float32 [B, T], sampled_expected_count float32 [S])``."""
     range_max = _range_max(range_max)
-    drawn = _checked_draw(true_classes, num_true, num_sampled, unique)
-    return _rustnce.kept_sampler_sample("uniform", *drawn, range_max=range_max, seed=seed)
+    return _rustnce.kept_sampler_sample(
+        "uniform", true_classes, num_true, num_sampled, unique, range_max=range_max, seed=seed
+    )
 
 
 def log_uniform_candidate_sampler(
@@ -230,8 +207,9 @@ def log_uniform_candidate_sampler(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``tf.random.log_uniform_candidate_sampler`` (Zipfian over frequency-ranked ids)."""
     range_max = _range_max(range_max)
-    drawn = _checked_draw(true_classes, num_true, num_sampled, unique)
-    return _rustnce.kept_sampler_sample("log_uniform", *drawn, range_max=range_max, seed=seed)
+    return _rustnce.kept_sampler_sample(
+        "log_uniform", true_classes, num_true, num_sampled, unique, range_max=range_max, seed=seed
+    )
 
 
 def learned_unigram_candidate_sampler(
@@ -245,8 +223,15 @@ def learned_unigram_candidate_sampler(
     """``tf.random.learned_unigram_candidate_sampler``; its counts persist across calls with
     the same attributes."""
     range_max = _range_max(range_max)
-    drawn = _checked_draw(true_classes, num_true, num_sampled, unique)
-    return _rustnce.kept_sampler_sample("learned_unigram", *drawn, range_max=range_max, seed=seed)
+    return _rustnce.kept_sampler_sample(
+        "learned_unigram",
+        true_classes,
+        num_true,
+        num_sampled,
+        unique,
+        range_max=range_max,
+        seed=seed,
+    )
 
 
 def fixed_unigram_candidate_sampler(
@@ -267,11 +252,13 @@ def fixed_unigram_candidate_sampler(
     checked = _fixed_unigram_attributes(
         range_max, vocab_file, distortion, num_reserved_ids, num_shards, shard, unigrams
     )
-    drawn = _checked_draw(true_classes, num_true, num_sampled, unique)
     range_max, vocab_file, distortion, num_reserved_ids, num_shards, shard, unigrams = checked
     return _rustnce.kept_sampler_sample(
         "fixed_unigram",
-        *drawn,
+        true_classes,
+        num_true,
+        num_sampled,
+        unique,
         range_max=range_max,
         seed=seed,
         vocab_file=vocab_file,
@@ -287,5 +274,6 @@ def all_candidate_sampler(
     true_classes: Any, num_true: int, num_sampled: int, unique: bool, seed: Seed = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``tf.random.all_candidate_sampler``: ``[0, num_sampled)`` with expected counts 1."""
-    drawn = _checked_draw(true_classes, num_true, num_sampled, unique)
-    return _rustnce.kept_sampler_sample("all", *drawn, seed=seed)
+    return _rustnce.kept_sampler_sample(
+        "all", true_classes, num_true, num_sampled, unique, seed=seed
+    )

@@ -15,7 +15,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1};
 use pyo3::prelude::*;
 
-use super::arguments::{count, seed, with_class_view, ClassMatrix};
+use super::arguments::{
+    as_bool, as_class_matrix, as_count, check_memory, seed, shape_tuple, with_class_view,
+    ClassMatrix,
+};
 use super::errors;
 use super::fork_gate::detached;
 use crate::element_types::ClassId;
@@ -151,13 +154,13 @@ impl CandidateSampler {
     fn sample<'py>(
         &self,
         py: Python<'py>,
-        true_classes: ClassMatrix<'py>,
-        num_true: i64,
-        num_sampled: i64,
-        unique: bool,
+        true_classes: Bound<'py, PyAny>,
+        num_true: Bound<'py, PyAny>,
+        num_sampled: Bound<'py, PyAny>,
+        unique: Bound<'py, PyAny>,
     ) -> PyResult<SampleTriple<'py>> {
-        let num_true = count(num_true, "num_true", 1)?;
-        let num_sampled = count(num_sampled, "num_sampled", 1)?;
+        let (true_classes, num_true, num_sampled, unique) =
+            checked_draw(&true_classes, &num_true, &num_sampled, &unique)?;
         let out = with_class_view!(true_classes, |view| self.kernel.sample(
             py,
             view,
@@ -201,6 +204,35 @@ impl CandidateSampler {
 #[pyo3(signature = (seed=None))]
 pub fn seed_attributes(seed: Option<&Bound<'_, PyAny>>) -> PyResult<(i64, i64)> {
     Ok(self::seed(seed)?.attributes().unwrap_or((0, 0)))
+}
+
+/// The arguments every sampler call shares, checked in TensorFlow's order.
+fn checked_draw<'py>(
+    true_classes: &Bound<'py, PyAny>,
+    num_true: &Bound<'py, PyAny>,
+    num_sampled: &Bound<'py, PyAny>,
+    unique: &Bound<'py, PyAny>,
+) -> PyResult<(ClassMatrix<'py>, usize, usize, bool)> {
+    let num_true = as_count(num_true, "num_true")?;
+    let num_sampled = as_count(num_sampled, "num_sampled")?;
+    let unique = as_bool(unique, "unique")?;
+    let true_classes = as_class_matrix(true_classes, "true_classes")?;
+    let shape = true_classes.shape();
+    if shape[1] != num_true {
+        return Err(errors::wrong_value(format!(
+            "true_classes must have num_true = {num_true} columns, got shape {}",
+            shape_tuple(&shape)
+        )));
+    }
+    // Candidates, their expected counts and (unique) the set of ids seen; true counts.
+    let per_candidate = 16 + if unique { 32 } else { 0 };
+    let bytes = num_sampled
+        .saturating_mul(per_candidate)
+        .saturating_add(4 * shape[0] * shape[1]);
+    check_memory(true_classes.as_any().py(), bytes, || {
+        format!("sampling num_sampled = {num_sampled} candidates")
+    })?;
+    Ok((true_classes, num_true, num_sampled, unique))
 }
 
 fn triple(py: Python<'_>, out: CandidateSample) -> SampleTriple<'_> {
@@ -440,10 +472,10 @@ impl<'a, 'py> FromPyObject<'a, 'py> for SamplerKind {
 pub fn kept_sampler_sample<'py>(
     py: Python<'py>,
     sampler: SamplerKind,
-    true_classes: ClassMatrix<'py>,
-    num_true: i64,
-    num_sampled: i64,
-    unique: bool,
+    true_classes: Bound<'py, PyAny>,
+    num_true: Bound<'py, PyAny>,
+    num_sampled: Bound<'py, PyAny>,
+    unique: Bound<'py, PyAny>,
     range_max: i64,
     seed: Option<&Bound<'py, PyAny>>,
     vocab_file: &str,
@@ -453,8 +485,8 @@ pub fn kept_sampler_sample<'py>(
     shard: i64,
     unigrams: Option<PyReadonlyArray1<'py, f32>>,
 ) -> PyResult<SampleTriple<'py>> {
-    let num_true = count(num_true, "num_true", 1)?;
-    let num_sampled = count(num_sampled, "num_sampled", 1)?;
+    let (true_classes, num_true, num_sampled, unique) =
+        checked_draw(&true_classes, &num_true, &num_sampled, &unique)?;
     let seed = self::seed(seed)?;
     let settings = match sampler {
         SamplerKind::Uniform => SamplerSettings::Uniform(range_max),
