@@ -24,7 +24,6 @@ import numpy as np
 import pytest
 
 import rustnce
-from rustnce import _samplers
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -117,18 +116,27 @@ def test_fork_during_module_level_sampler_calls_in_other_threads():
     assert statuses == [0] * 5
 
 
-# ------------------------------------------------ (b) fork while the cache lock is held
+# ------------------------------------- (b) fork while other threads use the kept samplers
 
 
-def test_fork_while_another_thread_holds_the_cache_lock():
+def test_fork_while_another_thread_uses_the_sampler_cache():
+    """The kept samplers live in the extension; its lock is held only with the interpreter
+    attached, so a fork never finds it held, even while another thread keeps making samplers
+    (whose tables are built with the interpreter released) and drawing from them."""
     true_classes = np.zeros((1, 1), np.int64)
     rustnce.uniform_candidate_sampler(true_classes, 1, 3, False, 10, seed=1)  # cache in use
     held, release = threading.Event(), threading.Event()
+    unigrams = np.ones(50_000, np.float32)
 
     def hold_lock():
-        with _samplers._cache_lock:
+        seed = 0
+        while not release.is_set():
+            seed += 1
+            rustnce.fixed_unigram_candidate_sampler(
+                true_classes, 1, 3, False, 50_000, unigrams=unigrams, seed=seed
+            )
+            rustnce.uniform_candidate_sampler(true_classes, 1, 3, False, 10, seed=seed)
             held.set()
-            release.wait(timeout=60)
 
     holder = threading.Thread(target=hold_lock)
     holder.start()

@@ -1,7 +1,10 @@
 """Normalising Python arguments before they reach the extension: arrays of the right kind,
-lists of shards, ints, floats, bools and strings. Every error names the argument as the user
-passed it (``weights`` for one array, ``weights[1]`` for the second shard of a list) and says
-what was expected. See the "Errors" section of ``docs/api.md``."""
+lists of shards, ints, floats, bools and strings, for the functions that still check in Python
+(the samplers, ``embedding_lookup``, the full losses, ``accumulate``, ``skipgram_sgd_step``).
+The sampled losses check their arguments in the extension (``src/py/arguments.rs``), with the
+same messages. Every error names the argument as the user passed it (``weights`` for one
+array, ``weights[1]`` for the second shard of a list) and says what was expected. See the
+"Errors" section of ``docs/api.md``."""
 
 from __future__ import annotations
 
@@ -19,8 +22,6 @@ MAX_COUNT = 2**31 - 1
 """TensorFlow's int32 range for ``num_sampled``, ``num_true`` and the unigram tables."""
 
 MAX_INT64 = 2**63 - 1
-
-_TooHardError = getattr(np, "exceptions", np).TooHardError
 
 MEMORY_PROBE_BYTES = 1 << 30
 """Working memory from which a call first checks that the operating system will provide it
@@ -283,28 +284,6 @@ def check_writeable(arrays: Sequence[np.ndarray], name: str) -> None:
             raise ValueError(
                 f"{label} is read-only, but it is updated in place; pass a writeable array"
             )
-
-
-def check_no_overlap(
-    targets: Sequence[tuple[str, np.ndarray]], others: Sequence[tuple[str, np.ndarray]]
-) -> None:
-    """No in-place target shares memory with another target or with an array the call reads
-    (the extension's borrow checking refuses it too; this names both arrays)."""
-    for i, (target_name, target) in enumerate(targets):
-        for other_name, other in list(targets[i + 1 :]) + list(others):
-            if other.size == 0 or target.size == 0:
-                continue
-            if not np.may_share_memory(target, other):
-                continue
-            try:
-                overlapping = np.shares_memory(target, other, max_work=100_000)
-            except _TooHardError:
-                overlapping = True
-            if overlapping:
-                raise ValueError(
-                    f"{target_name} overlaps {other_name}, but {target_name} is updated in "
-                    "place; pass a copy of one of them"
-                )
 
 
 def check_no_self_overlap(arrays: Sequence[np.ndarray], name: str) -> None:

@@ -18,12 +18,10 @@ from ._arguments import (
     as_float,
     as_shards,
     check_in_place_targets,
-    check_no_overlap,
     check_no_self_overlap,
     check_writeable,
     shard_label,
 )
-from ._losses import _sampled_arguments, _shared_arguments, _upstream
 from ._samplers import Seed
 
 
@@ -51,21 +49,18 @@ class SampledLossGradients:
     the call's own copy of ``inputs``: changing ``inputs`` afterwards changes nothing here.
     """
 
-    def __init__(
-        self,
-        computed: _rustnce.SampledLossGradients,
-        weight_shapes: list[tuple[int, ...]],
-        bias_shapes: list[tuple[int, ...]],
-        read: list[tuple[str, np.ndarray]] | None = None,
-    ) -> None:
+    def __init__(self, computed: _rustnce.SampledLossGradients) -> None:
         self._computed = computed
-        # The arrays the gradients are formed from, which an accumulate() target must not
-        # overlap.
-        self._read = read or []
-        self._weight_shapes = weight_shapes
-        self._bias_shapes = bias_shapes
         self.loss: np.ndarray = computed.loss
         self.inputs: np.ndarray = computed.inputs_gradient
+
+    @property
+    def _weight_shapes(self) -> list[tuple[int, int]]:
+        return self._computed.weight_shapes
+
+    @property
+    def _bias_shapes(self) -> list[tuple[int]]:
+        return self._computed.bias_shapes
 
     @property
     def weights(self) -> RowSparseGradient:
@@ -120,7 +115,8 @@ class SampledLossGradients:
     ) -> None:
         """Adds ``scale *`` the gradients into dense arrays in place: ``weights_gradient`` like
         ``weights`` (an array, or shards split the same way) and/or ``biases_gradient`` like
-        ``biases``. Checked completely before anything is written."""
+        ``biases``. Checked completely before anything is written; a target that shares memory
+        with another or with an array the call read is refused by the extension."""
         dtype = self.inputs.dtype
         scale = as_float(scale, "scale", finite=True)
         for target, target_name in (
@@ -129,14 +125,12 @@ class SampledLossGradients:
         ):
             if target is not None:
                 check_in_place_targets(target, target_name)
-        targets: list[tuple[str, np.ndarray]] = []
         weight_targets = None
         if weights_gradient is not None:
             weight_targets = as_shards(weights_gradient, "weights_gradient", 2, dtype)
             _check_target_shapes(weight_targets, self._weight_shapes, "weights_gradient", "weights")
             check_writeable(weight_targets, "weights_gradient")
             check_no_self_overlap(weight_targets, "weights_gradient")
-            targets += _labelled(weight_targets, "weights_gradient")
         bias_targets = None
         if biases_gradient is not None:
             bias_targets = as_bias_shards(biases_gradient, dtype, "biases_gradient")
@@ -145,13 +139,7 @@ class SampledLossGradients:
             )
             check_writeable(bias_targets, "biases_gradient")
             check_no_self_overlap(bias_targets, "biases_gradient")
-            targets += _labelled(bias_targets, "biases_gradient")
-        check_no_overlap(targets, self._read)
         self._computed.scatter_add(weight_targets, bias_targets, scale)
-
-
-def _labelled(arrays: list[np.ndarray], name: str) -> list[tuple[str, np.ndarray]]:
-    return [(shard_label(name, p, len(arrays)), a) for p, a in enumerate(arrays)]
 
 
 def _check_target_shapes(
@@ -169,34 +157,6 @@ def _check_target_shapes(
                 f"{label} must have the shape of {shard_label(like, position, len(shapes))} "
                 f"{tuple(shape)}, got {target.shape}"
             )
-
-
-def _read_arrays(arguments: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
-    """The arrays a call reads, named as the user passed them."""
-    return [
-        ("inputs", arguments["inputs"]),
-        ("labels", arguments["labels"]),
-        ("sampled_values[0] (sampled_candidates)", arguments["sampled_candidates"]),
-        ("sampled_values[1] (true_expected_count)", arguments["true_expected_count"]),
-        ("sampled_values[2] (sampled_expected_count)", arguments["sampled_expected_count"]),
-    ]
-
-
-def _loss_and_gradients(loss: str, upstream: Any, **kwargs: Any) -> SampledLossGradients:
-    checked: dict[str, Any] = {}
-
-    def check_upstream(arrays: dict[str, Any]) -> None:
-        inputs = arrays["inputs"]
-        checked["upstream"] = _upstream(upstream, inputs.shape[0], inputs.dtype)
-
-    arguments = _sampled_arguments(**kwargs, before_sampling=check_upstream)
-    computed = _rustnce.sampled_loss_gradients(loss, arguments, checked["upstream"])
-    return SampledLossGradients(
-        computed,
-        [w.shape for w in arguments["weights"]],
-        [(b.shape[0],) for b in arguments["biases"]],
-        _read_arrays(arguments),
-    )
 
 
 def nce_loss_and_gradients(
@@ -221,10 +181,22 @@ def nce_loss_and_gradients(
     ``"mean"``, or a ``[batch]`` array ``g`` (the gradient of the total is taken for
     ``sum(g * loss)``, TensorFlow's upstream gradient).
     """
-    return _loss_and_gradients(
-        "nce",
-        upstream,
-        **_shared_arguments(locals()),
+    return SampledLossGradients(
+        _rustnce.nce_loss_and_gradients(
+            weights,
+            biases,
+            labels,
+            inputs,
+            num_sampled,
+            num_classes,
+            num_true,
+            sampled_values,
+            remove_accidental_hits,
+            partition_strategy,
+            seed,
+            subtract_log_q,
+            upstream,
+        )
     )
 
 
@@ -245,41 +217,23 @@ def sampled_softmax_loss_and_gradients(
 ) -> SampledLossGradients:
     """:func:`rustnce.sampled_softmax_loss` and its gradients, in one fused pass (arguments
     as :func:`nce_loss_and_gradients`)."""
-    return _loss_and_gradients(
-        "sampled_softmax",
-        upstream,
-        **_shared_arguments(locals()),
+    return SampledLossGradients(
+        _rustnce.sampled_softmax_loss_and_gradients(
+            weights,
+            biases,
+            labels,
+            inputs,
+            num_sampled,
+            num_classes,
+            num_true,
+            sampled_values,
+            remove_accidental_hits,
+            partition_strategy,
+            seed,
+            subtract_log_q,
+            upstream,
+        )
     )
-
-
-def _sgd_step(
-    loss: str, learning_rate: float, upstream: Any, **kwargs: Any
-) -> tuple[np.ndarray, np.ndarray]:
-    learning_rate = as_float(learning_rate, "learning_rate", finite=True)
-    check_in_place_targets(kwargs["weights"], "weights")
-    check_in_place_targets(kwargs["biases"], "biases")
-    checked: dict[str, Any] = {}
-
-    def check_targets(arrays: dict[str, Any]) -> None:
-        """Everything about the in-place targets, before the sampler draws."""
-        inputs = arrays["inputs"]
-        checked["upstream"] = _upstream(upstream, inputs.shape[0], inputs.dtype)
-        targets = _labelled(arrays["weights"], "weights") + _labelled(arrays["biases"], "biases")
-        for name in ("weights", "biases"):
-            check_writeable(arrays[name], name)
-            check_no_self_overlap(arrays[name], name)
-        read = [("inputs", inputs), ("labels", arrays["labels"])]
-        if isinstance(checked["upstream"], np.ndarray):
-            read.append(("upstream", checked["upstream"]))
-        check_no_overlap(targets, read)
-
-    arguments = _sampled_arguments(**kwargs, before_sampling=check_targets)
-    # Explicit sampled values (no sampler has drawn) must not overlap the targets either.
-    check_no_overlap(
-        _labelled(arguments["weights"], "weights") + _labelled(arguments["biases"], "biases"),
-        _read_arrays(arguments)[2:],
-    )
-    return _rustnce.sampled_sgd_step(loss, arguments, checked["upstream"], learning_rate)
 
 
 def nce_sgd_step(
@@ -305,11 +259,21 @@ def nce_sgd_step(
     other. Returns ``(loss [batch], inputs_gradient [batch, dim])`` so the caller can update
     whatever produced ``inputs`` (an input embedding, say). ``upstream`` defaults to ``"mean"``.
     """
-    return _sgd_step(
-        "nce",
+    return _rustnce.nce_sgd_step(
+        weights,
+        biases,
+        labels,
+        inputs,
+        num_sampled,
+        num_classes,
         learning_rate,
+        num_true,
+        sampled_values,
+        remove_accidental_hits,
+        partition_strategy,
+        seed,
+        subtract_log_q,
         upstream,
-        **_shared_arguments(locals()),
     )
 
 
@@ -330,9 +294,19 @@ def sampled_softmax_sgd_step(
     upstream: Any = "mean",
 ) -> tuple[np.ndarray, np.ndarray]:
     """One SGD step of :func:`rustnce.sampled_softmax_loss` (see :func:`nce_sgd_step`)."""
-    return _sgd_step(
-        "sampled_softmax",
+    return _rustnce.sampled_softmax_sgd_step(
+        weights,
+        biases,
+        labels,
+        inputs,
+        num_sampled,
+        num_classes,
         learning_rate,
+        num_true,
+        sampled_values,
+        remove_accidental_hits,
+        partition_strategy,
+        seed,
+        subtract_log_q,
         upstream,
-        **_shared_arguments(locals()),
     )

@@ -1,9 +1,12 @@
 """``nce_loss``, ``sampled_softmax_loss``, their sampled logits and the full evaluation losses,
-with TensorFlow's arguments (docs/semantics.md §2-§4)."""
+with TensorFlow's arguments (docs/semantics.md §2-§4).
+
+The sampled losses pass their arguments straight to one typed function of the extension
+(``src/py/losses.rs``), which checks them, draws the default sample and computes, in one call."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -11,7 +14,6 @@ from . import _rustnce
 from ._arguments import (
     MAX_INT64,
     as_array,
-    as_bool,
     as_choice,
     as_class_matrix,
     as_count,
@@ -23,9 +25,8 @@ from ._arguments import (
     check_memory,
     check_shard_layout,
     shard_label,
-    unpack_sampled_values,
 )
-from ._samplers import Seed, log_uniform_candidate_sampler
+from ._samplers import Seed
 
 _PARTITION_STRATEGIES = ("div", "mod")
 
@@ -85,196 +86,6 @@ def _num_classes(num_classes: Any, weight_shards: list[np.ndarray]) -> int:
     return num_classes
 
 
-def _explicit_sampled_values(
-    sampled_values: Any,
-    num_sampled: int,
-    num_classes: int,
-    remove_accidental_hits: bool,
-    subtract_log_q: bool,
-    dtype: np.dtype,
-    batch: int,
-    num_true: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The caller's triple as the extension takes it. As in TensorFlow, the candidates' own
-    length is the number sampled, and the expected counts are read only when ``ln Q`` is
-    subtracted."""
-    candidates, true_expected, sampled_expected = unpack_sampled_values(sampled_values)
-    candidates = as_id_vector(candidates, "sampled_values[0] (sampled_candidates)")
-    check_id_range(candidates, "sampled_values[0] (sampled_candidates)", num_classes, "num_classes")
-    if remove_accidental_hits and candidates.shape[0] != num_sampled:
-        raise ValueError(
-            f"num_sampled ({num_sampled}) must equal len(sampled_values[0]) "
-            f"({candidates.shape[0]}) when accidental hits are removed: TensorFlow builds the "
-            "hit mask with num_sampled columns"
-        )
-    if not subtract_log_q:
-        unread = np.zeros(0, dtype)
-        return candidates, unread, unread
-    true_expected = _expected_counts(
-        true_expected, "sampled_values[1] (true_expected_count)", dtype
-    )
-    sampled_expected = _expected_counts(
-        sampled_expected, "sampled_values[2] (sampled_expected_count)", dtype
-    )
-    # The core checks this too; checked here as well so that the message comes before the
-    # extension borrows any in-place target.
-    _check_broadcast(true_expected, (batch, num_true), "sampled_values[1] (true_expected_count)")
-    _check_broadcast(
-        sampled_expected,
-        (batch, candidates.shape[0]),
-        "sampled_values[2] (sampled_expected_count)",
-    )
-    return candidates, true_expected, sampled_expected
-
-
-def _check_broadcast(counts: np.ndarray, shape: tuple[int, int], name: str) -> None:
-    """Expected counts must broadcast to the logits they are subtracted from, without widening
-    them (docs/semantics.md §2.1)."""
-    if counts.shape == shape or counts.shape == shape[1:]:
-        return  # what a sampler returns
-    try:
-        fits = counts.ndim <= 2 and np.broadcast_shapes(counts.shape, shape) == shape
-    except ValueError:
-        fits = False
-    if not fits:
-        raise ValueError(
-            f"{name} has shape {list(counts.shape)}, which does not broadcast to the logits "
-            f"it is subtracted from, {list(shape)}"
-        )
-
-
-def _expected_counts(value: Any, name: str, dtype: np.dtype) -> np.ndarray:
-    """Expected counts in the dtype of ``inputs`` (a small copy when the dtypes differ)."""
-    array = as_array(value, name)
-    if array.dtype.kind not in "fiu":
-        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
-    return array.astype(dtype, copy=False)
-
-
-#: The arguments every sampled-loss function takes, with TensorFlow's names.
-SHARED_ARGUMENTS = (
-    "weights",
-    "biases",
-    "labels",
-    "inputs",
-    "num_sampled",
-    "num_classes",
-    "num_true",
-    "sampled_values",
-    "remove_accidental_hits",
-    "partition_strategy",
-    "seed",
-    "subtract_log_q",
-)
-
-
-def _shared_arguments(scope: dict[str, Any]) -> dict[str, Any]:
-    """The shared arguments out of a public function's ``locals()``, to pass on by name."""
-    return {name: scope[name] for name in SHARED_ARGUMENTS}
-
-
-def _sampled_arguments(
-    weights: Any,
-    biases: Any,
-    labels: Any,
-    inputs: Any,
-    num_sampled: int,
-    num_classes: int,
-    num_true: int,
-    sampled_values: Any,
-    remove_accidental_hits: bool,
-    partition_strategy: str,
-    seed: Seed,
-    subtract_log_q: bool,
-    before_sampling: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
-    """Checks and normalises the arguments every sampled-loss function shares, drawing the
-    candidates when ``sampled_values`` is None; returns them as the extension expects them.
-
-    ``before_sampling`` gets the checked arrays (weights, biases, labels, inputs) for the
-    caller's own checks, before the default sampler draws: a refused call leaves the
-    sampler's stream where it was."""
-    weight_shards, bias_shards, labels, inputs, num_true = _prepare(
-        weights, biases, labels, inputs, num_true, partition_strategy
-    )
-    num_classes = _num_classes(num_classes, weight_shards)
-    remove_accidental_hits = as_bool(remove_accidental_hits, "remove_accidental_hits")
-    subtract_log_q = as_bool(subtract_log_q, "subtract_log_q")
-    if sampled_values is None or remove_accidental_hits:
-        num_sampled = as_count(num_sampled, "num_sampled")
-    else:
-        # TensorFlow never reads num_sampled once the candidates are given.
-        num_sampled = as_int(num_sampled, "num_sampled")
-    _rustnce.seed_attributes(seed)  # a bad seed is refused even when no sampler needs it
-    # Checked here rather than by the default sampler, so that the message names labels
-    # (and so that explicit sampled_values get the check TensorFlow omits).
-    check_id_range(labels, "labels", num_classes, "num_classes")
-    explicit = None
-    if sampled_values is not None:
-        explicit = _explicit_sampled_values(
-            sampled_values,
-            num_sampled,
-            num_classes,
-            remove_accidental_hits,
-            subtract_log_q,
-            inputs.dtype,
-            inputs.shape[0],
-            num_true,
-        )
-        num_sampled = explicit[0].shape[0]
-    batch, dim = inputs.shape
-    elements = batch * (num_true + num_sampled) + 2 * num_sampled * dim + batch * dim
-    check_memory(
-        inputs.dtype.itemsize * elements,
-        f"the logits of batch {batch} x (num_true {num_true} + num_sampled {num_sampled}) "
-        f"and {num_sampled} gathered rows of dim {dim}",
-    )
-    if before_sampling is not None:
-        before_sampling(
-            {"weights": weight_shards, "biases": bias_shards, "labels": labels, "inputs": inputs}
-        )
-    if explicit is None:
-        # TensorFlow's default: the log-uniform sampler, unique, over num_classes.
-        explicit = log_uniform_candidate_sampler(
-            labels, num_true, num_sampled, True, num_classes, seed
-        )
-    candidates, true_expected, sampled_expected = explicit
-    if true_expected.dtype != inputs.dtype:
-        true_expected = true_expected.astype(inputs.dtype)
-        sampled_expected = sampled_expected.astype(inputs.dtype)
-    return {
-        "weights": weight_shards,
-        "biases": bias_shards,
-        "labels": labels,
-        "inputs": inputs,
-        "num_classes": num_classes,
-        "sampled_candidates": candidates,
-        "true_expected_count": true_expected,
-        "sampled_expected_count": sampled_expected,
-        "remove_accidental_hits": remove_accidental_hits,
-        "subtract_log_q": subtract_log_q,
-        "partition_strategy": partition_strategy,
-    }
-
-
-def _upstream(upstream: Any, batch: int, dtype: np.dtype) -> Any:
-    """``"sum"``, ``"mean"``, or one weight per example in the dtype of ``inputs``."""
-    if isinstance(upstream, str):
-        if upstream not in ("sum", "mean"):
-            raise ValueError(f'upstream must be "sum", "mean" or an array, got {upstream!r}')
-        return upstream
-    if not isinstance(upstream, (np.ndarray, list, tuple)):
-        raise TypeError(
-            f'upstream must be "sum", "mean" or an array, got {type(upstream).__name__}'
-        )
-    array = as_array(upstream, "upstream")
-    if array.dtype.kind not in "fiu":
-        raise TypeError(f"upstream must hold real numbers, got dtype {array.dtype}")
-    if array.shape != (batch,):
-        raise ValueError(f"upstream must have shape [batch]=({batch},), got {array.shape}")
-    return array.astype(dtype, copy=False)
-
-
 def nce_loss(
     weights: Any,
     biases: Any,
@@ -314,8 +125,20 @@ def nce_loss(
         cross-entropy of the ``num_true + num_sampled`` logits against targets ``1/num_true``
         (true columns) and 0 (sampled columns), summed.
     """
-    arguments = _sampled_arguments(**_shared_arguments(locals()))
-    return _rustnce.sampled_loss("nce", arguments)
+    return _rustnce.nce_loss(
+        weights,
+        biases,
+        labels,
+        inputs,
+        num_sampled,
+        num_classes,
+        num_true,
+        sampled_values,
+        remove_accidental_hits,
+        partition_strategy,
+        seed,
+        subtract_log_q,
+    )
 
 
 def sampled_softmax_loss(
@@ -340,8 +163,20 @@ def sampled_softmax_loss(
         ``[batch]`` losses in the dtype of ``inputs``: the softmax cross-entropy of each row
         of ``num_true + num_sampled`` logits against targets ``1/num_true`` on the true columns.
     """
-    arguments = _sampled_arguments(**_shared_arguments(locals()))
-    return _rustnce.sampled_loss("sampled_softmax", arguments)
+    return _rustnce.sampled_softmax_loss(
+        weights,
+        biases,
+        labels,
+        inputs,
+        num_sampled,
+        num_classes,
+        num_true,
+        sampled_values,
+        remove_accidental_hits,
+        partition_strategy,
+        seed,
+        subtract_log_q,
+    )
 
 
 def compute_sampled_logits(
@@ -366,11 +201,20 @@ def compute_sampled_logits(
         are ``1/num_true`` on the true columns and 0 elsewhere. A removed accidental hit's
         logit is ``raw - FLT_MAX - ln Q``.
     """
-    logits = _rustnce.sampled_logits(_sampled_arguments(**_shared_arguments(locals())))
-    num_true = as_count(num_true, "num_true")
-    targets = np.zeros_like(logits)
-    targets[:, :num_true] = 1.0 / num_true
-    return logits, targets
+    return _rustnce.compute_sampled_logits(
+        weights,
+        biases,
+        labels,
+        inputs,
+        num_sampled,
+        num_classes,
+        num_true,
+        sampled_values,
+        subtract_log_q,
+        remove_accidental_hits,
+        partition_strategy,
+        seed,
+    )
 
 
 def _full_loss(
@@ -478,16 +322,7 @@ def compute_accidental_hits(
         position of the candidate (the last position for a repeated candidate), and
         ``-FLT_MAX``; row-major over the true classes.
     """
-    true_classes = as_class_matrix(true_classes, "true_classes")
-    num_true = as_count(num_true, "num_true")
-    if true_classes.shape[1] != num_true:
-        raise ValueError(
-            f"true_classes must be [batch_size, num_true={num_true}], got shape "
-            f"{true_classes.shape}"
-        )
-    return _rustnce.compute_accidental_hits(
-        true_classes, as_id_vector(sampled_candidates, "sampled_candidates"), num_true
-    )
+    return _rustnce.compute_accidental_hits(true_classes, sampled_candidates, num_true)
 
 
 __all__ = [

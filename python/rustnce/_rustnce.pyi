@@ -1,5 +1,7 @@
-"""The compiled extension. Its functions take already-normalised arguments; the public API in
-``rustnce`` checks and converts user input before calling them."""
+"""The compiled extension. The sampled losses (``nce_loss`` ... ``sampled_softmax_sgd_step``) take
+the user's arguments with TensorFlow's defaults and check them themselves (``src/py/losses.rs``);
+``rustnce``'s functions of the same names pass straight through. The other functions take
+arguments the Python layer has already normalised."""
 
 import os
 import pathlib
@@ -19,14 +21,23 @@ __all__ = [
     "SkipGramTrainer",
     "TextCorpus",
     "TrainingReport",
+    "MAX_CACHED_BYTES",
+    "MAX_CACHED_SAMPLERS",
+    "checked_sampled_values",
     "compute_accidental_hits",
+    "compute_sampled_logits",
     "embedding_lookup",
     "full_loss",
     "get_num_threads",
-    "sampled_logits",
-    "sampled_loss",
-    "sampled_loss_gradients",
-    "sampled_sgd_step",
+    "kept_sampler_sample",
+    "nce_loss",
+    "nce_loss_and_gradients",
+    "nce_sgd_step",
+    "reset_sampler_cache",
+    "sampled_softmax_loss",
+    "sampled_softmax_loss_and_gradients",
+    "sampled_softmax_sgd_step",
+    "sampler_cache_usage",
     "seed_attributes",
     "set_num_threads",
     "skipgram_pairs",
@@ -35,6 +46,17 @@ __all__ = [
 
 _Seed = Union[None, int, "tuple[int, int]"]
 _Triple = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.float32]]
+_Float = np.float32 | np.float64
+_FloatArray = npt.NDArray[_Float]
+# What the sampled losses accept: a float32/float64 array (or anything ``numpy.asarray`` turns
+# into one), or a list of shards split by ``partition_strategy``.
+_Shards = npt.ArrayLike | Sequence[npt.ArrayLike]
+_PartitionStrategy = Literal["div", "mod"]
+_Upstream = Literal["sum", "mean"] | npt.ArrayLike
+_SampledValues = tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike] | Sequence[Any]
+
+MAX_CACHED_SAMPLERS: int
+MAX_CACHED_BYTES: int
 
 @final
 class CandidateSampler:
@@ -60,7 +82,7 @@ class CandidateSampler:
     @staticmethod
     def all_candidates(seed: _Seed = None) -> CandidateSampler: ...
     def sample(
-        self, true_classes: npt.NDArray[Any], num_true: int, num_sampled: int, unique: bool
+        self, true_classes: npt.ArrayLike, num_true: int, num_sampled: int, unique: bool
     ) -> _Triple: ...
     def probability(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]: ...
     @property
@@ -71,9 +93,13 @@ class SampledLossGradients:
     """Loss and gradients of one fused pass."""
 
     @property
-    def loss(self) -> npt.NDArray[Any]: ...
+    def loss(self) -> _FloatArray: ...
     @property
-    def inputs_gradient(self) -> npt.NDArray[Any]: ...
+    def inputs_gradient(self) -> _FloatArray: ...
+    @property
+    def weight_shapes(self) -> list[tuple[int, int]]: ...
+    @property
+    def bias_shapes(self) -> list[tuple[int]]: ...
     def ids(self) -> npt.NDArray[np.int64]: ...
     def weight_values(self) -> npt.NDArray[Any]: ...
     def bias_values(self) -> npt.NDArray[Any]: ...
@@ -97,22 +123,146 @@ class PooledBuffer:
 
 def seed_attributes(seed: _Seed = None) -> tuple[int, int]: ...
 def compute_accidental_hits(
-    true_classes: npt.NDArray[Any], sampled_candidates: npt.NDArray[np.int64], num_true: int
+    true_classes: npt.ArrayLike, sampled_candidates: npt.ArrayLike, num_true: int
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
 def embedding_lookup(
     params: Sequence[npt.NDArray[Any]], ids: npt.NDArray[np.int64], partition_strategy: str
 ) -> npt.NDArray[Any]: ...
-def sampled_logits(arguments: dict[str, Any]) -> npt.NDArray[Any]: ...
-def sampled_loss(loss: str, arguments: dict[str, Any]) -> npt.NDArray[Any]: ...
-def sampled_loss_gradients(
-    loss: str, arguments: dict[str, Any], upstream: str | npt.NDArray[Any]
+def nce_loss(
+    weights: _Shards,
+    biases: _Shards,
+    labels: npt.ArrayLike,
+    inputs: npt.ArrayLike,
+    num_sampled: int,
+    num_classes: int,
+    num_true: int = 1,
+    sampled_values: _SampledValues | None = None,
+    remove_accidental_hits: bool = False,
+    partition_strategy: _PartitionStrategy = "div",
+    seed: _Seed = None,
+    subtract_log_q: bool = True,
+) -> _FloatArray: ...
+def sampled_softmax_loss(
+    weights: _Shards,
+    biases: _Shards,
+    labels: npt.ArrayLike,
+    inputs: npt.ArrayLike,
+    num_sampled: int,
+    num_classes: int,
+    num_true: int = 1,
+    sampled_values: _SampledValues | None = None,
+    remove_accidental_hits: bool = True,
+    partition_strategy: _PartitionStrategy = "div",
+    seed: _Seed = None,
+    subtract_log_q: bool = True,
+) -> _FloatArray: ...
+def compute_sampled_logits(
+    weights: _Shards,
+    biases: _Shards,
+    labels: npt.ArrayLike,
+    inputs: npt.ArrayLike,
+    num_sampled: int,
+    num_classes: int,
+    num_true: int = 1,
+    sampled_values: _SampledValues | None = None,
+    subtract_log_q: bool = True,
+    remove_accidental_hits: bool = False,
+    partition_strategy: _PartitionStrategy = "div",
+    seed: _Seed = None,
+) -> tuple[_FloatArray, _FloatArray]: ...
+def checked_sampled_values(
+    weights: _Shards,
+    biases: _Shards,
+    labels: npt.ArrayLike,
+    inputs: npt.ArrayLike,
+    num_sampled: int,
+    num_classes: int,
+    num_true: int = 1,
+    sampled_values: _SampledValues | None = None,
+    remove_accidental_hits: bool = False,
+    partition_strategy: _PartitionStrategy = "div",
+    seed: _Seed = None,
+    subtract_log_q: bool = True,
+) -> tuple[npt.NDArray[np.int64], _FloatArray, _FloatArray]: ...
+def nce_loss_and_gradients(
+    weights: _Shards,
+    biases: _Shards,
+    labels: npt.ArrayLike,
+    inputs: npt.ArrayLike,
+    num_sampled: int,
+    num_classes: int,
+    num_true: int = 1,
+    sampled_values: _SampledValues | None = None,
+    remove_accidental_hits: bool = False,
+    partition_strategy: _PartitionStrategy = "div",
+    seed: _Seed = None,
+    subtract_log_q: bool = True,
+    upstream: _Upstream = "sum",
 ) -> SampledLossGradients: ...
-def sampled_sgd_step(
-    loss: str,
-    arguments: dict[str, Any],
-    upstream: str | npt.NDArray[Any],
+def sampled_softmax_loss_and_gradients(
+    weights: _Shards,
+    biases: _Shards,
+    labels: npt.ArrayLike,
+    inputs: npt.ArrayLike,
+    num_sampled: int,
+    num_classes: int,
+    num_true: int = 1,
+    sampled_values: _SampledValues | None = None,
+    remove_accidental_hits: bool = True,
+    partition_strategy: _PartitionStrategy = "div",
+    seed: _Seed = None,
+    subtract_log_q: bool = True,
+    upstream: _Upstream = "sum",
+) -> SampledLossGradients: ...
+def nce_sgd_step(
+    weights: _Shards,
+    biases: _Shards,
+    labels: npt.ArrayLike,
+    inputs: npt.ArrayLike,
+    num_sampled: int,
+    num_classes: int,
     learning_rate: float,
-) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]: ...
+    num_true: int = 1,
+    sampled_values: _SampledValues | None = None,
+    remove_accidental_hits: bool = False,
+    partition_strategy: _PartitionStrategy = "div",
+    seed: _Seed = None,
+    subtract_log_q: bool = True,
+    upstream: _Upstream = "mean",
+) -> tuple[_FloatArray, _FloatArray]: ...
+def sampled_softmax_sgd_step(
+    weights: _Shards,
+    biases: _Shards,
+    labels: npt.ArrayLike,
+    inputs: npt.ArrayLike,
+    num_sampled: int,
+    num_classes: int,
+    learning_rate: float,
+    num_true: int = 1,
+    sampled_values: _SampledValues | None = None,
+    remove_accidental_hits: bool = True,
+    partition_strategy: _PartitionStrategy = "div",
+    seed: _Seed = None,
+    subtract_log_q: bool = True,
+    upstream: _Upstream = "mean",
+) -> tuple[_FloatArray, _FloatArray]: ...
+def kept_sampler_sample(
+    sampler: Literal["uniform", "log_uniform", "learned_unigram", "fixed_unigram", "all"],
+    true_classes: npt.ArrayLike,
+    num_true: int,
+    num_sampled: int,
+    unique: bool,
+    range_max: int = 0,
+    seed: _Seed = None,
+    vocab_file: str = "",
+    distortion: float = 1.0,
+    num_reserved_ids: int = 0,
+    num_shards: int = 1,
+    shard: int = 0,
+    unigrams: npt.NDArray[np.float32] | None = None,
+) -> _Triple: ...
+def reset_sampler_cache() -> None: ...
+def sampler_cache_usage() -> tuple[int, int]: ...
 def full_loss(
     loss: str,
     weights: Sequence[npt.NDArray[Any]],

@@ -1,14 +1,13 @@
 """Candidate samplers with TensorFlow's arguments (docs/semantics.md §7): sampler objects that
 keep their random stream, and module-level functions that, like TensorFlow's eager kernel cache,
-continue the stream of an earlier call with the same attributes."""
+continue the stream of an earlier call with the same attributes. The kept samplers live in the
+extension (``src/py/samplers.rs``), shared with the losses' default draw."""
 
 from __future__ import annotations
 
 import os
-import threading
-from collections import OrderedDict
-from collections.abc import Hashable, Sequence
-from typing import Any, Callable, Union
+from collections.abc import Sequence
+from typing import Any, Union
 
 import numpy as np
 
@@ -17,9 +16,6 @@ from ._arguments import (
     MAX_COUNT,
     MAX_INT64,
     as_array,
-    as_bool,
-    as_class_matrix,
-    as_count,
     as_float,
     as_id_vector,
     as_int,
@@ -46,20 +42,6 @@ class CandidateSampler:
         Returns ``(sampled_candidates int64 [num_sampled], true_expected_count float32
         [batch, num_true], sampled_expected_count float32 [num_sampled])``.
         """
-        num_true = as_count(num_true, "num_true")
-        num_sampled = as_count(num_sampled, "num_sampled")
-        unique = as_bool(unique, "unique")
-        true_classes = as_class_matrix(true_classes, "true_classes")
-        if true_classes.shape[1] != num_true:
-            raise ValueError(
-                f"true_classes must have num_true = {num_true} columns, got shape "
-                f"{true_classes.shape}"
-            )
-        # Candidates, their expected counts and (unique) the set of ids seen; true counts.
-        check_memory(
-            num_sampled * (16 + (32 if unique else 0)) + 4 * true_classes.size,
-            f"sampling num_sampled = {num_sampled} candidates",
-        )
         return self._kernel.sample(true_classes, num_true, num_sampled, unique)
 
     def probability(self, ids: Any) -> np.ndarray:
@@ -185,67 +167,18 @@ class AllCandidateSampler(CandidateSampler):
         super().__init__(_rustnce.CandidateSampler.all_candidates(seed))
 
 
-MAX_CACHED_SAMPLERS = 4096
+MAX_CACHED_SAMPLERS: int = _rustnce.MAX_CACHED_SAMPLERS
 """How many samplers the module-level functions keep (the least recently used go first)."""
 
-MAX_CACHED_BYTES = 256 << 20
+MAX_CACHED_BYTES: int = _rustnce.MAX_CACHED_BYTES
 """How much memory the kept samplers' tables may take together (estimated from ``range_max``);
 the least recently used go first, but the sampler of the latest call is always kept."""
 
-_cache: OrderedDict[Hashable, tuple[CandidateSampler, int]] = OrderedDict()
-_cache_lock = threading.Lock()
-
-
-def _after_fork_in_child() -> None:
-    # Another thread may have held the cache lock when the process was copied; that thread
-    # does not exist in the child. (The extension registers its own fork handlers.)
-    global _cache_lock
-    _cache_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
 
 def reset_sampler_cache() -> None:
-    """Forget the samplers module-level calls have created (their streams and learned counts)."""
-    with _cache_lock:
-        _cache.clear()
-
-
-def _cached_sample(
-    attributes: tuple,
-    seed: Seed,
-    make: Callable[[], CandidateSampler],
-    true_classes: Any,
-    num_true: int,
-    num_sampled: int,
-    unique: bool,
-    table_bytes: int = 0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Samples with the kept sampler for these attributes (made on first use). At most
-    ``MAX_CACHED_SAMPLERS`` samplers holding ``MAX_CACHED_BYTES`` of tables are kept; one
-    evicted and asked for again starts its stream afresh, as after ``reset_sampler_cache``."""
-    num_true = as_count(num_true, "num_true")
-    num_sampled = as_count(num_sampled, "num_sampled")
-    unique = as_bool(unique, "unique")
-    key = (attributes, num_true, num_sampled, unique, _rustnce.seed_attributes(seed))
-    with _cache_lock:
-        entry = _cache.get(key)
-        if entry is not None:
-            _cache.move_to_end(key)
-    if entry is None:
-        made = make()
-        with _cache_lock:
-            entry = _cache.setdefault(key, (made, table_bytes))
-            _cache.move_to_end(key)
-            held = sum(size for _, size in _cache.values())
-            while len(_cache) > 1 and (
-                len(_cache) > MAX_CACHED_SAMPLERS or held > MAX_CACHED_BYTES
-            ):
-                _, (_, size) = _cache.popitem(last=False)
-                held -= size
-    return entry[0].sample(true_classes, num_true, num_sampled, unique)
+    """Forget the samplers module-level calls have created (their streams and learned counts),
+    the default sampler of the losses included."""
+    _rustnce.reset_sampler_cache()
 
 
 def uniform_candidate_sampler(
@@ -259,14 +192,8 @@ def uniform_candidate_sampler(
     """``tf.random.uniform_candidate_sampler``. Returns ``(sampled_candidates int64 [S],
     true_expected_count float32 [B, T], sampled_expected_count float32 [S])``."""
     range_max = _range_max(range_max)
-    return _cached_sample(
-        ("uniform", range_max),
-        seed,
-        lambda: UniformSampler(range_max, seed),
-        true_classes,
-        num_true,
-        num_sampled,
-        unique,
+    return _rustnce.kept_sampler_sample(
+        "uniform", true_classes, num_true, num_sampled, unique, range_max=range_max, seed=seed
     )
 
 
@@ -280,14 +207,8 @@ def log_uniform_candidate_sampler(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``tf.random.log_uniform_candidate_sampler`` (Zipfian over frequency-ranked ids)."""
     range_max = _range_max(range_max)
-    return _cached_sample(
-        ("log_uniform", range_max),
-        seed,
-        lambda: LogUniformSampler(range_max, seed),
-        true_classes,
-        num_true,
-        num_sampled,
-        unique,
+    return _rustnce.kept_sampler_sample(
+        "log_uniform", true_classes, num_true, num_sampled, unique, range_max=range_max, seed=seed
     )
 
 
@@ -302,15 +223,14 @@ def learned_unigram_candidate_sampler(
     """``tf.random.learned_unigram_candidate_sampler``; its counts persist across calls with
     the same attributes."""
     range_max = _range_max(range_max)
-    return _cached_sample(
-        ("learned_unigram", range_max),
-        seed,
-        lambda: LearnedUnigramSampler(range_max, seed),
+    return _rustnce.kept_sampler_sample(
+        "learned_unigram",
         true_classes,
         num_true,
         num_sampled,
         unique,
-        table_bytes=12 * range_max,
+        range_max=range_max,
+        seed=seed,
     )
 
 
@@ -332,16 +252,21 @@ def fixed_unigram_candidate_sampler(
     checked = _fixed_unigram_attributes(
         range_max, vocab_file, distortion, num_reserved_ids, num_shards, shard, unigrams
     )
-    attributes = ("fixed_unigram", *checked[:-1], checked[-1].tobytes())
-    return _cached_sample(
-        attributes,
-        seed,
-        lambda: CandidateSampler(_rustnce.CandidateSampler.fixed_unigram(*checked, seed)),
+    range_max, vocab_file, distortion, num_reserved_ids, num_shards, shard, unigrams = checked
+    return _rustnce.kept_sampler_sample(
+        "fixed_unigram",
         true_classes,
         num_true,
         num_sampled,
         unique,
-        table_bytes=20 * checked[0],
+        range_max=range_max,
+        seed=seed,
+        vocab_file=vocab_file,
+        distortion=distortion,
+        num_reserved_ids=num_reserved_ids,
+        num_shards=num_shards,
+        shard=shard,
+        unigrams=unigrams,
     )
 
 
@@ -349,12 +274,6 @@ def all_candidate_sampler(
     true_classes: Any, num_true: int, num_sampled: int, unique: bool, seed: Seed = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``tf.random.all_candidate_sampler``: ``[0, num_sampled)`` with expected counts 1."""
-    return _cached_sample(
-        ("all",),
-        seed,
-        lambda: AllCandidateSampler(seed),
-        true_classes,
-        num_true,
-        num_sampled,
-        unique,
+    return _rustnce.kept_sampler_sample(
+        "all", true_classes, num_true, num_sampled, unique, seed=seed
     )

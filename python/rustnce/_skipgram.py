@@ -11,7 +11,6 @@ import numpy.typing as npt
 
 from . import _rustnce
 from ._arguments import as_array, as_choice, as_float, as_id_vector, unpack_sampled_values
-from ._losses import _expected_counts
 
 LOSSES = ("nce", "sampled_softmax", "neg")
 
@@ -26,7 +25,10 @@ def _ids(value: Any, name: str) -> npt.NDArray[np.int64]:
 
 def _counts(value: Any, name: str, size: int) -> npt.NDArray[np.float32]:
     """Expected counts as float32 ``[size]`` (``[size, 1]`` accepted)."""
-    array = _expected_counts(value, name, np.dtype(np.float32)).reshape(-1)
+    array = as_array(value, name)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    array = array.astype(np.float32, copy=False).reshape(-1)
     if array.size != size:
         raise ValueError(f"{name} must have {size} entries, got {array.size}")
     return np.ascontiguousarray(array)

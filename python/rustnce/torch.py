@@ -21,12 +21,12 @@ from typing import Any, Callable, Union
 import numpy as np
 import torch
 
+from . import _rustnce
 from ._gradients import (
     SampledLossGradients,
     nce_loss_and_gradients,
     sampled_softmax_loss_and_gradients,
 )
-from ._losses import _sampled_arguments
 from ._losses import nce_loss as _numpy_nce_loss
 from ._losses import sampled_softmax_loss as _numpy_sampled_softmax_loss
 from ._samplers import CandidateSampler, LogUniformSampler, Seed
@@ -369,13 +369,8 @@ def _sampled_loss(
     if arguments["sampled_values"] is None:
         # Drawn here, after every argument is checked, so that a backward that needs a second
         # pass uses the same candidates (the draw is the one the plain call would make).
-        checked = _sampled_arguments(
+        arguments["sampled_values"] = _rustnce.checked_sampled_values(
             weights_argument, biases_argument, labels_view, inputs_view, **arguments
-        )
-        arguments["sampled_values"] = (
-            checked["sampled_candidates"],
-            checked["true_expected_count"],
-            checked["sampled_expected_count"],
         )
     call = _Call(
         fused_pass=fused_pass,

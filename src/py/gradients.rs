@@ -4,11 +4,11 @@
 
 use ndarray::{Array2, ArrayViewMut2, Ix2};
 use numpy::{Element, IntoPyArray, PyArray1, PyArray2, PyArrayMethods};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use super::arguments::writable_array;
+use super::arguments::{shard_name, writable_array};
+use super::errors;
 use super::fork_gate::{install, install_locked};
 use super::memory_locks::Access;
 use super::output::{to_numpy, PooledElement};
@@ -67,11 +67,20 @@ macro_rules! with_gradients {
     };
 }
 
+/// The shapes of the weight shards and of the bias shards the gradients are for.
+pub struct Shapes {
+    pub weights: Vec<(usize, usize)>,
+    pub biases: Vec<usize>,
+}
+
 #[pyclass(module = "rustnce._rustnce", frozen)]
 pub struct SampledLossGradients {
     computed: Computed,
     weight_layout: ShardLayout,
     bias_layout: ShardLayout,
+    shapes: Shapes,
+    /// The arrays the call read, by argument name, which a `scatter_add` target must not overlap.
+    read: Vec<(&'static str, Py<PyAny>)>,
     loss: Py<PyAny>,
     inputs_gradient: Py<PyAny>,
 }
@@ -83,6 +92,8 @@ impl SampledLossGradients {
         inputs: Array2<F>,
         weight_layout: ShardLayout,
         bias_layout: ShardLayout,
+        shapes: Shapes,
+        read: Vec<(&'static str, Py<PyAny>)>,
     ) -> PyResult<Self> {
         let loss = std::mem::take(&mut gradients.loss);
         let inputs_gradient = std::mem::take(&mut gradients.inputs_gradient);
@@ -90,6 +101,8 @@ impl SampledLossGradients {
             computed: <F as IntoComputed>::wrap(Saved { gradients, inputs }),
             weight_layout,
             bias_layout,
+            shapes,
+            read,
             loss: loss.into_pyarray(py).into_any().unbind(),
             inputs_gradient: to_numpy(py, inputs_gradient)?.into_any().unbind(),
         })
@@ -137,7 +150,7 @@ fn scatter_add<'py, F: Real + Element>(
     let (weight_layout, bias_layout) = (&owner.weight_layout, &owner.bias_layout);
     let scale = F::from_f64(scale);
     if !scale.is_finite() {
-        return Err(PyValueError::new_err(
+        return Err(errors::wrong_value(
             "scale must be finite in the dtype of the gradients",
         ));
     }
@@ -149,8 +162,11 @@ fn scatter_add<'py, F: Real + Element>(
         ("biases_gradient", &bias_arrays),
     ] {
         for (p, array) in arrays.iter().enumerate() {
-            access.write(&format!("{name}[{p}]"), array.as_any());
+            access.write(&shard_name(name, p, arrays.len()), array.as_any());
         }
+    }
+    for (name, array) in &owner.read {
+        access.read(name, array.bind(py));
     }
     access.check_disjoint(py)?;
     // SAFETY: the targets share no element with each other (checked above), other rustnce
@@ -186,13 +202,13 @@ fn scatter_add<'py, F: Real + Element>(
     ] {
         if let Some(rows) = rows {
             if rows.dim() != width {
-                return Err(PyValueError::new_err(format!(
+                return Err(errors::wrong_value(format!(
                     "{name} must have {width} columns like the argument it is the gradient of, got {}",
                     rows.dim()
                 )));
             }
             if rows.layout() != layout {
-                return Err(PyValueError::new_err(format!(
+                return Err(errors::wrong_value(format!(
                     "{name} must be split into shards exactly like the argument it is the gradient of"
                 )));
             }
@@ -232,6 +248,18 @@ impl SampledLossGradients {
     #[getter]
     fn loss(&self, py: Python<'_>) -> Py<PyAny> {
         self.loss.clone_ref(py)
+    }
+
+    /// The shape of each weight shard.
+    #[getter]
+    fn weight_shapes(&self) -> Vec<(usize, usize)> {
+        self.shapes.weights.clone()
+    }
+
+    /// The shape of each bias shard.
+    #[getter]
+    fn bias_shapes(&self) -> Vec<(usize,)> {
+        self.shapes.biases.iter().map(|&rows| (rows,)).collect()
     }
 
     /// `∂total/∂inputs` `[batch, dim]`.

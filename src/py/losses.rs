@@ -2,213 +2,413 @@
 //! Dispatches on the float type of `inputs` and the integer type of `labels`, then hands views
 //! to the core with the interpreter released.
 
-use ndarray::{ArrayView2, ArrayViewMut2, Ix2};
+use ndarray::{Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 use numpy::{
-    Element, IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
-    PyReadonlyArrayDyn,
+    Element, IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
 };
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use super::arguments::{
-    array_of_any_rank, count, float_type, matrix, partition_strategy, shard_arrays, shard_name,
-    sharded, vector, writable_array, ClassMatrix, FloatType,
+    array_of_any_rank, as_class_matrix, as_count, as_expected_counts, as_finite_float,
+    as_float_array, as_id_vector, as_int, as_shards, check_broadcast, check_id_range,
+    check_in_place_layout, check_in_place_targets, check_memory, check_shard_layout, count,
+    float_type, matrix, partition_strategy, seed, shape_tuple, shard_arrays, shard_name, sharded,
+    unpack_sampled_values, vector, with_class_view, Argument, ClassMatrix, FloatType,
+    PartitionStrategyArgument, UpstreamArgument,
 };
+use super::errors;
 use super::fork_gate::{install, install_locked};
-use super::gradients::{IntoComputed, SampledLossGradients};
+use super::gradients::{IntoComputed, SampledLossGradients, Shapes};
 use super::memory_locks::Access;
 use super::output::to_numpy;
+use super::samplers::{cached_sample, SamplerSettings};
 use crate::element_types::{ClassId, Real};
 use crate::error::NceError;
 use crate::full_evaluation::{self, FullLoss};
 use crate::losses::forward_backward::{forward_backward, SampledGradients, Upstream};
 use crate::losses::{self, SampledLoss};
-use crate::sampled_logits::{SampledLossInputs, SampledValues};
+use crate::philox::Seed;
+use crate::sampled_logits::{
+    SampledLossInputs, SampledValues, SAMPLED_EXPECTED_COUNT, TRUE_EXPECTED_COUNT,
+};
+use crate::samplers::CandidateSample;
 use crate::sharding::{PartitionStrategy, ShardedMatrix, ShardedRowsMut};
 use crate::workspace;
 
-/// The arguments shared by the sampled-logit functions, as a dict from the Python layer,
-/// before their element types are known.
-#[derive(FromPyObject)]
-#[pyo3(from_item_all)]
-pub struct SampledArguments<'py> {
-    weights: Vec<Bound<'py, PyAny>>,
-    biases: Vec<Bound<'py, PyAny>>,
+/// The arguments every sampled-loss function shares, as the user passed them.
+pub struct SharedArguments<'a, 'py> {
+    pub weights: &'a Bound<'py, PyAny>,
+    pub biases: &'a Bound<'py, PyAny>,
+    pub labels: &'a Bound<'py, PyAny>,
+    pub inputs: &'a Bound<'py, PyAny>,
+    pub num_sampled: &'a Bound<'py, PyAny>,
+    pub num_classes: &'a Bound<'py, PyAny>,
+    pub num_true: &'a Argument<'py, i64>,
+    pub sampled_values: Option<&'a Bound<'py, PyAny>>,
+    pub remove_accidental_hits: &'a Argument<'py, bool>,
+    pub partition_strategy: PartitionStrategy,
+    pub seed: Option<&'a Bound<'py, PyAny>>,
+    pub subtract_log_q: &'a Argument<'py, bool>,
+}
+
+/// The caller's `sampled_values`, checked, or what the default sampler will draw.
+enum Sampled<'py> {
+    Given {
+        candidates: PyReadonlyArray1<'py, i64>,
+        /// In the dtype of `inputs`; empty when `ln Q` is not subtracted (never read).
+        true_expected_count: Bound<'py, PyUntypedArray>,
+        sampled_expected_count: Bound<'py, PyUntypedArray>,
+    },
+    Default {
+        seed: Seed,
+        num_sampled: usize,
+    },
+}
+
+/// The shared arguments after every check: arrays of the right kinds and shapes.
+pub struct Checked<'py> {
+    float: FloatType,
+    weights: Vec<Bound<'py, PyUntypedArray>>,
+    /// 1-D shards.
+    biases: Vec<Bound<'py, PyUntypedArray>>,
     labels: ClassMatrix<'py>,
-    inputs: Bound<'py, PyAny>,
-    num_classes: i64,
-    sampled_candidates: PyReadonlyArray1<'py, i64>,
-    true_expected_count: Bound<'py, PyAny>,
-    sampled_expected_count: Bound<'py, PyAny>,
+    inputs: Bound<'py, PyUntypedArray>,
+    num_classes: usize,
+    strategy: PartitionStrategy,
+    sampled: Sampled<'py>,
     remove_accidental_hits: bool,
     subtract_log_q: bool,
-    partition_strategy: String,
 }
 
-/// `"sum"`, `"mean"`, or one weight per example.
-#[derive(FromPyObject)]
-pub enum UpstreamArgument<'py> {
-    Reduction(String),
-    PerExample(Bound<'py, PyAny>),
+impl<'py> Checked<'py> {
+    fn batch(&self) -> usize {
+        self.inputs.shape()[0]
+    }
+
+    /// The arrays a call reads that an in-place target must not overlap, by argument name.
+    fn read_arrays(&self) -> Vec<(&'static str, Bound<'py, PyAny>)> {
+        let mut read = vec![
+            ("inputs", self.inputs.as_any().clone()),
+            ("labels", self.labels.as_any().clone()),
+        ];
+        if let Sampled::Given {
+            candidates,
+            true_expected_count,
+            sampled_expected_count,
+        } = &self.sampled
+        {
+            read.push((
+                "sampled_values[0] (sampled_candidates)",
+                candidates.as_any().clone(),
+            ));
+            read.push((TRUE_EXPECTED_COUNT, true_expected_count.as_any().clone()));
+            read.push((
+                SAMPLED_EXPECTED_COUNT,
+                sampled_expected_count.as_any().clone(),
+            ));
+        }
+        read
+    }
 }
 
-enum SampledOutput<'a, 'py> {
+/// Every check the sampled-loss functions share, in the order the arguments are documented,
+/// before anything is drawn or written.
+pub fn check_shared<'py>(arguments: &SharedArguments<'_, 'py>) -> PyResult<Checked<'py>> {
+    let py = arguments.inputs.py();
+    let (inputs, float) = as_float_array(arguments.inputs, "inputs", 2)?;
+    let weights = as_shards(arguments.weights, "weights", 2, float)?;
+    let biases = as_shards(arguments.biases, "biases", 1, float)?;
+    let labels = as_class_matrix(arguments.labels, "labels")?;
+    let num_true = arguments.num_true.count("num_true")?;
+    let strategy = arguments.partition_strategy;
+    let labels_shape = labels.shape();
+    let (batch, dim) = (inputs.shape()[0], inputs.shape()[1]);
+    if labels_shape[1] != num_true {
+        return Err(errors::wrong_value(format!(
+            "labels must have shape [batch_size, num_true={num_true}], got {}",
+            shape_tuple(&labels_shape)
+        )));
+    }
+    if labels_shape[0] != batch {
+        return Err(errors::wrong_value(format!(
+            "labels has {} rows but inputs has {batch}: labels must be [batch_size, num_true] \
+             with the batch of inputs",
+            labels_shape[0]
+        )));
+    }
+    for (p, shard) in weights.iter().enumerate() {
+        if shard.shape()[1] != dim {
+            return Err(errors::wrong_value(format!(
+                "{} has {} columns but inputs have {dim}: weights must be [num_classes, dim] \
+                 with the dim of inputs",
+                shard_name("weights", p, weights.len()),
+                shard.shape()[1]
+            )));
+        }
+    }
+    let weight_rows = check_shard_layout(&weights, "weights", strategy)?;
+    let bias_rows = check_shard_layout(&biases, "biases", strategy)?;
+    if bias_rows != weight_rows {
+        return Err(errors::wrong_value(format!(
+            "biases has {bias_rows} entries but weights have {weight_rows} rows: one bias per \
+             row of weights"
+        )));
+    }
+    let num_classes = as_int(
+        arguments.num_classes,
+        "num_classes",
+        Some(1),
+        Some(i64::MAX),
+    )?;
+    if num_classes as u64 > weight_rows as u64 {
+        return Err(errors::wrong_value(format!(
+            "num_classes must be at most the rows of weights ({weight_rows}), got {num_classes}"
+        )));
+    }
+    let num_classes = num_classes as usize;
+    let remove_accidental_hits = arguments
+        .remove_accidental_hits
+        .flag("remove_accidental_hits")?;
+    let subtract_log_q = arguments.subtract_log_q.flag("subtract_log_q")?;
+    let num_sampled = if arguments.sampled_values.is_none() || remove_accidental_hits {
+        as_count(arguments.num_sampled, "num_sampled")?
+    } else {
+        // TensorFlow never reads num_sampled once the candidates are given.
+        as_int(arguments.num_sampled, "num_sampled", None, None)?;
+        0
+    };
+    let seed = seed(arguments.seed)?; // a bad seed is refused even when no sampler needs it
+                                      // Checked here rather than by the default sampler, so that the message names labels
+                                      // (and so that explicit sampled_values get the check TensorFlow omits).
+    with_class_view!(labels, |view| check_id_range(
+        view.iter().copied(),
+        "labels",
+        num_classes,
+        "num_classes"
+    ))?;
+    let sampled = match arguments.sampled_values {
+        None => Sampled::Default { seed, num_sampled },
+        Some(values) => given_sampled_values(
+            values,
+            num_sampled,
+            num_classes,
+            remove_accidental_hits,
+            subtract_log_q,
+            float,
+            [batch, num_true],
+        )?,
+    };
+    let num_sampled = match &sampled {
+        Sampled::Given { candidates, .. } => candidates.len(),
+        Sampled::Default { num_sampled, .. } => *num_sampled,
+    };
+    let elements = batch
+        .saturating_mul(num_true.saturating_add(num_sampled))
+        .saturating_add(num_sampled.saturating_mul(dim).saturating_mul(2))
+        .saturating_add(batch.saturating_mul(dim));
+    check_memory(py, elements.saturating_mul(float.itemsize()), || {
+        format!(
+            "the logits of batch {batch} x (num_true {num_true} + num_sampled {num_sampled}) and \
+             {num_sampled} gathered rows of dim {dim}"
+        )
+    })?;
+    Ok(Checked {
+        float,
+        weights,
+        biases,
+        labels,
+        inputs,
+        num_classes,
+        strategy,
+        sampled,
+        remove_accidental_hits,
+        subtract_log_q,
+    })
+}
+
+/// The caller's triple. As in TensorFlow, the candidates' own length is the number sampled,
+/// and the expected counts are read only when `ln Q` is subtracted.
+fn given_sampled_values<'py>(
+    value: &Bound<'py, PyAny>,
+    num_sampled: usize,
+    num_classes: usize,
+    remove_accidental_hits: bool,
+    subtract_log_q: bool,
+    float: FloatType,
+    [batch, num_true]: [usize; 2],
+) -> PyResult<Sampled<'py>> {
+    const CANDIDATES: &str = "sampled_values[0] (sampled_candidates)";
+    let [candidates, true_expected, sampled_expected] = unpack_sampled_values(value)?;
+    let candidates = as_id_vector(&candidates, CANDIDATES)?;
+    let ids = candidates.as_array();
+    check_id_range(ids.iter().copied(), CANDIDATES, num_classes, "num_classes")?;
+    if remove_accidental_hits && ids.len() != num_sampled {
+        return Err(errors::wrong_value(format!(
+            "num_sampled ({num_sampled}) must equal len(sampled_values[0]) ({}) when accidental \
+             hits are removed: TensorFlow builds the hit mask with num_sampled columns",
+            ids.len()
+        )));
+    }
+    let count = ids.len();
+    let (true_expected_count, sampled_expected_count) = if subtract_log_q {
+        let true_expected = as_expected_counts(&true_expected, TRUE_EXPECTED_COUNT, float)?;
+        let sampled_expected =
+            as_expected_counts(&sampled_expected, SAMPLED_EXPECTED_COUNT, float)?;
+        check_broadcast(
+            true_expected.shape(),
+            [batch, num_true],
+            TRUE_EXPECTED_COUNT,
+        )?;
+        check_broadcast(
+            sampled_expected.shape(),
+            [batch, count],
+            SAMPLED_EXPECTED_COUNT,
+        )?;
+        (true_expected, sampled_expected)
+    } else {
+        let unread = float.empty(value.py());
+        (unread.clone(), unread)
+    };
+    Ok(Sampled::Given {
+        candidates,
+        true_expected_count,
+        sampled_expected_count,
+    })
+}
+
+/// The in-place targets of an SGD step: NumPy arrays, writeable, with elements apart, and
+/// sharing no element with another argument. Checked before the default sampler draws.
+fn check_targets<'py>(
+    py: Python<'py>,
+    checked: &Checked<'py>,
+    upstream: Option<&Bound<'py, PyUntypedArray>>,
+) -> PyResult<Access<'py>> {
+    check_in_place_layout(&checked.weights, "weights")?;
+    check_in_place_layout(&checked.biases, "biases")?;
+    let mut access = Access::new();
+    for (name, shards) in [("weights", &checked.weights), ("biases", &checked.biases)] {
+        for (p, shard) in shards.iter().enumerate() {
+            access.write(&shard_name(name, p, shards.len()), shard.as_any());
+        }
+    }
+    for (name, array) in checked.read_arrays() {
+        access.read(name, &array);
+    }
+    if let Some(upstream) = upstream {
+        access.read("upstream", upstream.as_any());
+    }
+    access.check_disjoint(py)?;
+    Ok(access)
+}
+
+/// The default sample (TensorFlow's: the log-uniform sampler, unique, over `num_classes`),
+/// drawn by the kept sampler the module-level `log_uniform_candidate_sampler` also uses.
+fn draw(py: Python<'_>, checked: &Checked<'_>) -> PyResult<Option<CandidateSample>> {
+    let Sampled::Default { seed, num_sampled } = checked.sampled else {
+        return Ok(None);
+    };
+    let settings = SamplerSettings::LogUniform(checked.num_classes as i64);
+    let num_true = checked.labels.shape()[1];
+    with_class_view!(checked.labels, |view| cached_sample(
+        py,
+        settings,
+        view,
+        num_true,
+        num_sampled,
+        true,
+        seed
+    ))
+    .map(Some)
+}
+
+/// What a call computes from the checked arguments.
+enum Output<'a, 'py> {
     Logits,
     Loss(SampledLoss),
     Gradients(SampledLoss, &'a UpstreamArgument<'py>),
+    SgdStep(SampledLoss, &'a UpstreamArgument<'py>, f64, Access<'py>),
 }
 
-/// Calls `$run::<F, L>(py, labels_view, rest...)` for the element types of `inputs` and `labels`.
-macro_rules! dispatch {
-    ($float:expr, $labels:expr, $run:ident($py:expr $(, $arg:expr)*)) => {
-        match ($float, &$labels) {
-            (FloatType::F32, ClassMatrix::I64(l)) => $run::<f32, i64>($py, l.as_array() $(, $arg)*),
-            (FloatType::F32, ClassMatrix::I32(l)) => $run::<f32, i32>($py, l.as_array() $(, $arg)*),
-            (FloatType::F64, ClassMatrix::I64(l)) => $run::<f64, i64>($py, l.as_array() $(, $arg)*),
-            (FloatType::F64, ClassMatrix::I32(l)) => $run::<f64, i32>($py, l.as_array() $(, $arg)*),
-        }
-    };
+/// The sampled values in the element type of the call, owned when the default sampler drew them.
+// One per call, on the stack: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+enum Values<'c, 'py, F: Element> {
+    Given {
+        candidates: ArrayView1<'c, i64>,
+        true_expected_count: PyReadonlyArrayDyn<'py, F>,
+        sampled_expected_count: PyReadonlyArrayDyn<'py, F>,
+    },
+    Drawn {
+        candidates: Vec<i64>,
+        true_expected_count: ArrayD<F>,
+        sampled_expected_count: ArrayD<F>,
+    },
 }
 
-fn loss_kind(name: &str) -> PyResult<SampledLoss> {
-    match name {
-        "nce" => Ok(SampledLoss::Nce),
-        "sampled_softmax" => Ok(SampledLoss::SampledSoftmax),
-        other => Err(PyValueError::new_err(format!(
-            "loss must be \"nce\" or \"sampled_softmax\", got {other:?}"
-        ))),
-    }
-}
-
-fn upstream<'a, F: Real + Element>(
-    argument: &UpstreamArgument<'_>,
-    per_example: &'a Option<PyReadonlyArray1<'_, F>>,
-) -> PyResult<Upstream<'a, F>> {
-    match (argument, per_example) {
-        (UpstreamArgument::Reduction(name), _) if name == "sum" => Ok(Upstream::Sum),
-        (UpstreamArgument::Reduction(name), _) if name == "mean" => Ok(Upstream::Mean),
-        (UpstreamArgument::PerExample(_), Some(array)) => {
-            Ok(Upstream::PerExample(array.as_array()))
-        }
-        _ => Err(PyValueError::new_err(
-            "upstream must be \"sum\", \"mean\" or an array of one weight per example",
-        )),
-    }
-}
-
-/// The small arrays of a call in their element type, borrowed for the call's duration.
-struct TypedArrays<'py, F: Element> {
-    inputs: PyReadonlyArray2<'py, F>,
-    true_expected_count: PyReadonlyArrayDyn<'py, F>,
-    sampled_expected_count: PyReadonlyArrayDyn<'py, F>,
-    upstream: Option<PyReadonlyArray1<'py, F>>,
-}
-
-impl<'py, F: Real + Element> TypedArrays<'py, F> {
-    fn new(
-        arguments: &SampledArguments<'py>,
-        upstream: Option<&UpstreamArgument<'py>>,
-    ) -> PyResult<Self> {
-        Ok(TypedArrays {
-            inputs: matrix::<F>(&arguments.inputs, "inputs")?,
-            true_expected_count: array_of_any_rank::<F>(
-                &arguments.true_expected_count,
-                "sampled_values[1] (true_expected_count)",
-            )?,
-            sampled_expected_count: array_of_any_rank::<F>(
-                &arguments.sampled_expected_count,
-                "sampled_values[2] (sampled_expected_count)",
-            )?,
-            upstream: match upstream {
-                Some(UpstreamArgument::PerExample(array)) => Some(vector::<F>(array, "upstream")?),
-                _ => None,
+impl<'c, 'py, F: Real + Element> Values<'c, 'py, F> {
+    fn new(checked: &'c Checked<'py>, drawn: Option<CandidateSample>) -> PyResult<Self> {
+        Ok(match (&checked.sampled, drawn) {
+            (
+                Sampled::Given {
+                    candidates,
+                    true_expected_count,
+                    sampled_expected_count,
+                },
+                _,
+            ) => Values::Given {
+                candidates: candidates.as_array(),
+                true_expected_count: array_of_any_rank::<F>(
+                    true_expected_count.as_any(),
+                    TRUE_EXPECTED_COUNT,
+                )?,
+                sampled_expected_count: array_of_any_rank::<F>(
+                    sampled_expected_count.as_any(),
+                    SAMPLED_EXPECTED_COUNT,
+                )?,
             },
+            (Sampled::Default { .. }, Some(drawn)) => Values::Drawn {
+                candidates: drawn.sampled_candidates,
+                true_expected_count: drawn
+                    .true_expected_count
+                    .mapv(|count| F::from_f64(f64::from(count)))
+                    .into_dyn(),
+                sampled_expected_count: ndarray::Array1::from_iter(
+                    drawn
+                        .sampled_expected_count
+                        .iter()
+                        .map(|&count| F::from_f64(f64::from(count))),
+                )
+                .into_dyn(),
+            },
+            (Sampled::Default { .. }, None) => {
+                return Err(errors::wrong_value("the default sample was not drawn"))
+            }
         })
     }
 
-    fn problem<'a, L: ClassId>(
-        &'a self,
-        arguments: &'a SampledArguments<'py>,
-        labels: ArrayView2<'a, L>,
-        weights: Vec<ArrayView2<'a, F>>,
-        biases: Vec<ArrayView2<'a, F>>,
-    ) -> PyResult<SampledLossInputs<'a, F, L>> {
-        let strategy = partition_strategy(&arguments.partition_strategy)?;
-        Ok(SampledLossInputs {
-            weights: ShardedMatrix::new(weights, strategy, "weights")?,
-            biases: ShardedMatrix::new(biases, strategy, "biases")?,
-            labels,
-            inputs: self.inputs.as_array(),
-            num_classes: count(arguments.num_classes, "num_classes", 1)?,
-            sampled: SampledValues {
-                candidates: arguments.sampled_candidates.as_array(),
-                true_expected_count: self.true_expected_count.as_array(),
-                sampled_expected_count: self.sampled_expected_count.as_array(),
+    fn views(&self) -> SampledValues<'_, F> {
+        match self {
+            Values::Given {
+                candidates,
+                true_expected_count,
+                sampled_expected_count,
+            } => SampledValues {
+                candidates: candidates.view(),
+                true_expected_count: true_expected_count.as_array(),
+                sampled_expected_count: sampled_expected_count.as_array(),
             },
-            remove_accidental_hits: arguments.remove_accidental_hits,
-            subtract_log_q: arguments.subtract_log_q,
-        })
-    }
-
-    fn upstream(&self, argument: &UpstreamArgument<'_>) -> PyResult<Upstream<'_, F>> {
-        upstream(argument, &self.upstream)
-    }
-}
-
-fn run_sampled<'py, F: IntoComputed, L: ClassId>(
-    py: Python<'py>,
-    labels: ArrayView2<L>,
-    arguments: &SampledArguments<'py>,
-    output: SampledOutput<'_, 'py>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let weights = shard_arrays::<F>(&arguments.weights, "weights")?;
-    let biases = shard_arrays::<F>(&arguments.biases, "biases")?;
-    let upstream_argument = match &output {
-        SampledOutput::Gradients(_, argument) => Some(*argument),
-        _ => None,
-    };
-    let arrays = TypedArrays::<F>::new(arguments, upstream_argument)?;
-    let problem = arrays.problem(
-        arguments,
-        labels,
-        weights.iter().map(|a| a.as_array()).collect(),
-        biases.iter().map(|a| a.as_array()).collect(),
-    )?;
-    let regions = read_regions(arguments);
-    let work = work_estimate(&problem);
-    Ok(match output {
-        SampledOutput::Logits => to_numpy(
-            py,
-            install_locked(py, &regions, work, || problem.compute_sampled_logits())?,
-        )?
-        .into_any(),
-        SampledOutput::Loss(kind) => {
-            install_locked(py, &regions, work, || losses::sampled_loss(&problem, kind))?
-                .into_pyarray(py)
-                .into_any()
+            Values::Drawn {
+                candidates,
+                true_expected_count,
+                sampled_expected_count,
+            } => SampledValues {
+                candidates: ArrayView1::from(candidates.as_slice()),
+                true_expected_count: true_expected_count.view(),
+                sampled_expected_count: sampled_expected_count.view(),
+            },
         }
-        SampledOutput::Gradients(kind, argument) => {
-            let upstream = arrays.upstream(argument)?;
-            // The gradients keep their own copy of `inputs`: what they compute later must not
-            // depend on the caller leaving `inputs` untouched.
-            let (computed, inputs) = install_locked(py, &regions, work, || {
-                forward_backward(&problem, kind, &upstream).map(|computed| {
-                    let mut inputs =
-                        workspace::matrix::<F>(problem.batch(), problem.inputs.ncols());
-                    inputs.assign(&problem.inputs);
-                    (computed, inputs)
-                })
-            })?;
-            let gradients = SampledLossGradients::new(
-                py,
-                computed,
-                inputs,
-                problem.weights.layout().clone(),
-                problem.biases.layout().clone(),
-            )?;
-            Bound::new(py, gradients)?.into_any()
-        }
-    })
+    }
 }
 
 /// About how many multiply-adds the fused pass takes: `batch × (num_true + num_sampled) × dim`
@@ -222,173 +422,537 @@ fn work_estimate<F: Real, L: ClassId>(problem: &SampledLossInputs<'_, F, L>) -> 
         .saturating_mul(3)
 }
 
-/// The arrays a loss reads that another call might update in place, to lock for reading.
-fn read_regions(arguments: &SampledArguments<'_>) -> Vec<super::memory_locks::Region> {
-    let mut access = Access::new();
-    for (name, shards) in [
-        ("weights", &arguments.weights),
-        ("biases", &arguments.biases),
-    ] {
-        for shard in shards.iter() {
-            access.read(name, shard);
-        }
-    }
-    access.read("inputs", &arguments.inputs);
-    access.regions()
-}
-
-/// Loss and gradients, then `weights -= learning_rate * gradient` (and biases) in place.
-fn sgd_step<'py, F: IntoComputed, L: ClassId>(
-    py: Python<'py>,
-    labels: ArrayView2<L>,
-    arguments: &SampledArguments<'py>,
-    kind: SampledLoss,
-    argument: &UpstreamArgument<'py>,
-    learning_rate: f64,
-) -> PyResult<Bound<'py, PyAny>> {
-    let scale = F::from_f64(-learning_rate);
-    if !scale.is_finite() {
-        return Err(PyValueError::new_err(format!(
-            "learning_rate must be finite in the dtype of inputs, got {learning_rate}"
-        )));
-    }
-    let weights = writable_shards::<F>(&arguments.weights, "weights")?;
-    let biases = writable_shards::<F>(&arguments.biases, "biases")?;
-    let arrays = TypedArrays::<F>::new(arguments, Some(argument))?;
-    let mut access = Access::new();
-    for (name, shards) in [("weights", &weights), ("biases", &biases)] {
-        for (p, shard) in shards.iter().enumerate() {
-            access.write(&shard_name(name, p, shards.len()), shard.as_any());
-        }
-    }
-    access
-        .read("inputs", &arguments.inputs)
-        .read("labels", arguments.labels.as_any())
-        .read("sampled_values[0]", arguments.sampled_candidates.as_any())
-        .read("sampled_values[1]", &arguments.true_expected_count)
-        .read("sampled_values[2]", &arguments.sampled_expected_count);
-    access.check_disjoint(py)?;
-    // SAFETY: these views only point at the shards' memory: they are read (the forward pass)
-    // and then written (the update) only inside the work below, which holds the memory locks
-    // that keep every other rustnce call out, and no other argument of this call shares memory
-    // with them (checked above). The write views are used only after the read views' last use.
-    fn read_views<'a, F: Element>(shards: &'a [Bound<'_, PyArray2<F>>]) -> Vec<ArrayView2<'a, F>> {
-        shards.iter().map(|a| unsafe { a.as_array() }).collect()
-    }
-    fn write_views<'a, F: Element>(
-        shards: &'a [Bound<'_, PyArray2<F>>],
-    ) -> Vec<ArrayViewMut2<'a, F>> {
-        shards.iter().map(|a| unsafe { a.as_array_mut() }).collect()
-    }
-    let problem = arrays.problem(arguments, labels, read_views(&weights), read_views(&biases))?;
-    let upstream = arrays.upstream(argument)?;
-    let strategy = partition_strategy(&arguments.partition_strategy)?;
-    let inputs = arrays.inputs.as_array();
-    let (weight_views, bias_views) = (write_views(&weights), write_views(&biases));
-    let work = work_estimate(&problem);
-    let computed = install_locked(py, &access.regions(), work, move || {
-        let computed = forward_backward(&problem, kind, &upstream)?;
-        drop(problem);
-        let weight_rows = ShardedRowsMut::new(weight_views, strategy, "weights")?;
-        let bias_rows = ShardedRowsMut::new(bias_views, strategy, "biases")?;
-        computed.scatter_add(&inputs, Some(&weight_rows), Some(&bias_rows), scale)?;
-        Ok::<_, NceError>(computed)
-    })?;
-    let SampledGradients {
-        loss,
-        inputs_gradient,
-        ..
-    } = computed;
-    Ok((loss.into_pyarray(py), to_numpy(py, inputs_gradient)?)
-        .into_pyobject(py)?
-        .into_any())
-}
-
-fn writable_shards<'py, T: Element>(
-    shards: &[Bound<'py, PyAny>],
+fn read_shards<'py, F: Element>(
+    shards: &[Bound<'py, PyUntypedArray>],
     name: &str,
-) -> PyResult<Vec<Bound<'py, PyArray2<T>>>> {
+) -> PyResult<Vec<PyReadonlyArray2<'py, F>>> {
     shards
         .iter()
         .enumerate()
-        .map(|(p, shard)| {
-            writable_array::<T, Ix2>(
-                shard,
-                &shard_name(name, p, shards.len()),
-                &format!(
-                    "2-D array of {} (the dtype of inputs)",
-                    std::any::type_name::<T>()
-                ),
-            )
-        })
+        .map(|(p, shard)| matrix::<F>(shard.as_any(), &shard_name(name, p, shards.len())))
         .collect()
 }
 
-fn sampled<'py>(
-    py: Python<'py>,
-    arguments: &SampledArguments<'py>,
-    output: SampledOutput<'_, 'py>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let float = float_type(&arguments.inputs, "inputs")?;
-    dispatch!(float, arguments.labels, run_sampled(py, arguments, output))
+fn read_bias_shards<'py, F: Element>(
+    shards: &[Bound<'py, PyUntypedArray>],
+) -> PyResult<Vec<PyReadonlyArray1<'py, F>>> {
+    shards
+        .iter()
+        .enumerate()
+        .map(|(p, shard)| vector::<F>(shard.as_any(), &shard_name("biases", p, shards.len())))
+        .collect()
 }
 
-/// The `[batch, num_true + num_sampled]` sampled logits.
-#[pyfunction]
-pub fn sampled_logits<'py>(
+/// Runs the call for the element types of `inputs` and `labels`: views of the arrays, the core
+/// with the interpreter released, the results as NumPy arrays.
+fn run<'py, F: IntoComputed, L: ClassId>(
     py: Python<'py>,
-    arguments: SampledArguments<'py>,
+    labels: ArrayView2<'_, L>,
+    checked: &Checked<'py>,
+    drawn: Option<CandidateSample>,
+    output: Output<'_, 'py>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    sampled(py, &arguments, SampledOutput::Logits)
-}
-
-/// Per-example `"nce"` or `"sampled_softmax"` loss `[batch]`.
-#[pyfunction]
-pub fn sampled_loss<'py>(
-    py: Python<'py>,
-    loss: &str,
-    arguments: SampledArguments<'py>,
-) -> PyResult<Bound<'py, PyAny>> {
-    sampled(py, &arguments, SampledOutput::Loss(loss_kind(loss)?))
-}
-
-/// The loss and its gradients, as a `SampledLossGradients`.
-#[pyfunction]
-pub fn sampled_loss_gradients<'py>(
-    py: Python<'py>,
-    loss: &str,
-    arguments: SampledArguments<'py>,
-    upstream: UpstreamArgument<'py>,
-) -> PyResult<Bound<'py, PyAny>> {
-    sampled(
-        py,
-        &arguments,
-        SampledOutput::Gradients(loss_kind(loss)?, &upstream),
-    )
-}
-
-/// One SGD step on the weights and biases, in place: `(loss [batch], inputs gradient [batch, dim])`.
-#[pyfunction]
-pub fn sampled_sgd_step<'py>(
-    py: Python<'py>,
-    loss: &str,
-    arguments: SampledArguments<'py>,
-    upstream: UpstreamArgument<'py>,
-    learning_rate: f64,
-) -> PyResult<Bound<'py, PyAny>> {
-    if !learning_rate.is_finite() {
-        return Err(PyValueError::new_err(format!(
-            "learning_rate must be finite, got {learning_rate}"
-        )));
+    let values = Values::<F>::new(checked, drawn)?;
+    let inputs = matrix::<F>(checked.inputs.as_any(), "inputs")?;
+    let upstream_array = match &output {
+        Output::Gradients(_, upstream) | Output::SgdStep(_, upstream, _, _) => upstream
+            .per_example(checked.batch(), checked.float)?
+            .map(|array| vector::<F>(array.as_any(), "upstream"))
+            .transpose()?,
+        _ => None,
+    };
+    let upstream = match &output {
+        Output::Gradients(_, argument) | Output::SgdStep(_, argument, _, _) => match argument {
+            UpstreamArgument::Sum => Upstream::Sum,
+            UpstreamArgument::Mean => Upstream::Mean,
+            UpstreamArgument::PerExample(_) => match &upstream_array {
+                Some(array) => Upstream::PerExample(array.as_array()),
+                None => Upstream::Sum,
+            },
+        },
+        _ => Upstream::Sum,
+    };
+    if let Output::SgdStep(kind, _, learning_rate, access) = output {
+        let scale = F::from_f64(-learning_rate);
+        if !scale.is_finite() {
+            return Err(errors::wrong_value(format!(
+                "learning_rate must be finite in the dtype of inputs, got {learning_rate}"
+            )));
+        }
+        // SAFETY: these views only point at the shards' memory: they are read (the forward
+        // pass) and then written (the update) only inside the work below, which holds the
+        // memory locks that keep every other rustnce call out, and no other argument of this
+        // call shares memory with them (`check_targets`). The write views are used only after
+        // the read views' last use.
+        let weight_arrays = checked
+            .weights
+            .iter()
+            .map(|shard| shard.cast::<PyArray2<F>>().map_err(PyErr::from))
+            .collect::<PyResult<Vec<_>>>()?;
+        let bias_arrays = checked
+            .biases
+            .iter()
+            .map(|shard| shard.cast::<PyArray1<F>>().map_err(PyErr::from))
+            .collect::<PyResult<Vec<_>>>()?;
+        let read_weights: Vec<ArrayView2<F>> = weight_arrays
+            .iter()
+            .map(|a| unsafe { a.as_array() })
+            .collect();
+        let read_biases: Vec<ArrayView2<F>> = bias_arrays
+            .iter()
+            .map(|a| unsafe { a.as_array() }.insert_axis(Axis(1)))
+            .collect();
+        let write_weights: Vec<ArrayViewMut2<F>> = weight_arrays
+            .iter()
+            .map(|a| unsafe { a.as_array_mut() })
+            .collect();
+        let write_biases: Vec<ArrayViewMut2<F>> = bias_arrays
+            .iter()
+            .map(|a| unsafe { a.as_array_mut() }.insert_axis(Axis(1)))
+            .collect();
+        let problem = problem(checked, labels, read_weights, read_biases, &inputs, &values)?;
+        let strategy = checked.strategy;
+        let inputs_view = inputs.as_array();
+        let work = work_estimate(&problem);
+        let computed = install_locked(py, &access.regions(), work, move || {
+            let computed = forward_backward(&problem, kind, &upstream)?;
+            drop(problem);
+            let weight_rows = ShardedRowsMut::new(write_weights, strategy, "weights")?;
+            let bias_rows = ShardedRowsMut::new(write_biases, strategy, "biases")?;
+            computed.scatter_add(&inputs_view, Some(&weight_rows), Some(&bias_rows), scale)?;
+            Ok::<_, NceError>(computed)
+        })?;
+        let SampledGradients {
+            loss,
+            inputs_gradient,
+            ..
+        } = computed;
+        return Ok((loss.into_pyarray(py), to_numpy(py, inputs_gradient)?)
+            .into_pyobject(py)?
+            .into_any());
     }
-    let kind = loss_kind(loss)?;
-    let float = float_type(&arguments.inputs, "inputs")?;
-    dispatch!(
-        float,
-        arguments.labels,
-        sgd_step(py, &arguments, kind, &upstream, learning_rate)
-    )
+    let weights = read_shards::<F>(&checked.weights, "weights")?;
+    let biases = read_bias_shards::<F>(&checked.biases)?;
+    let problem = problem(
+        checked,
+        labels,
+        weights.iter().map(|a| a.as_array()).collect(),
+        biases
+            .iter()
+            .map(|a| a.as_array().insert_axis(Axis(1)))
+            .collect(),
+        &inputs,
+        &values,
+    )?;
+    let mut access = Access::new();
+    for (name, shards) in [("weights", &checked.weights), ("biases", &checked.biases)] {
+        for shard in shards.iter() {
+            access.read(name, shard.as_any());
+        }
+    }
+    access.read("inputs", checked.inputs.as_any());
+    let regions = access.regions();
+    let work = work_estimate(&problem);
+    Ok(match output {
+        Output::Logits => {
+            let logits = install_locked(py, &regions, work, || problem.compute_sampled_logits())?;
+            let num_true = problem.num_true();
+            let mut targets = Array2::<F>::zeros(logits.dim());
+            targets
+                .slice_mut(ndarray::s![.., ..num_true])
+                .fill(F::from_f64(1.0 / num_true as f64));
+            (to_numpy(py, logits)?, targets.into_pyarray(py))
+                .into_pyobject(py)?
+                .into_any()
+        }
+        Output::Loss(kind) => {
+            install_locked(py, &regions, work, || losses::sampled_loss(&problem, kind))?
+                .into_pyarray(py)
+                .into_any()
+        }
+        Output::Gradients(kind, _) => {
+            // The gradients keep their own copy of `inputs`: what they compute later must not
+            // depend on the caller leaving `inputs` untouched.
+            let (computed, inputs) = install_locked(py, &regions, work, || {
+                forward_backward(&problem, kind, &upstream).map(|computed| {
+                    let mut inputs =
+                        workspace::matrix::<F>(problem.batch(), problem.inputs.ncols());
+                    inputs.assign(&problem.inputs);
+                    (computed, inputs)
+                })
+            })?;
+            let shapes = Shapes {
+                weights: checked
+                    .weights
+                    .iter()
+                    .map(|w| (w.shape()[0], w.shape()[1]))
+                    .collect(),
+                biases: checked.biases.iter().map(|b| b.shape()[0]).collect(),
+            };
+            let read = checked
+                .read_arrays()
+                .into_iter()
+                .map(|(name, array)| (name, array.unbind()))
+                .collect();
+            let gradients = SampledLossGradients::new(
+                py,
+                computed,
+                inputs,
+                problem.weights.layout().clone(),
+                problem.biases.layout().clone(),
+                shapes,
+                read,
+            )?;
+            Bound::new(py, gradients)?.into_any()
+        }
+        Output::SgdStep(..) => unreachable!("handled above"),
+    })
 }
+
+fn problem<'a, F: Real + Element, L: ClassId>(
+    checked: &Checked<'_>,
+    labels: ArrayView2<'a, L>,
+    weights: Vec<ArrayView2<'a, F>>,
+    biases: Vec<ArrayView2<'a, F>>,
+    inputs: &'a PyReadonlyArray2<'_, F>,
+    values: &'a Values<'_, '_, F>,
+) -> PyResult<SampledLossInputs<'a, F, L>> {
+    Ok(SampledLossInputs {
+        weights: ShardedMatrix::new(weights, checked.strategy, "weights")?,
+        biases: ShardedMatrix::new(biases, checked.strategy, "biases")?,
+        labels,
+        inputs: inputs.as_array(),
+        num_classes: checked.num_classes,
+        sampled: values.views(),
+        remove_accidental_hits: checked.remove_accidental_hits,
+        subtract_log_q: checked.subtract_log_q,
+    })
+}
+
+/// Checks, draws the default sample, and computes `output`: the body of every sampled-loss
+/// function.
+fn sampled_call<'py>(
+    py: Python<'py>,
+    checked: &Checked<'py>,
+    output: Output<'_, 'py>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let drawn = draw(py, checked)?;
+    match (checked.float, &checked.labels) {
+        (FloatType::F32, ClassMatrix::I64(l)) => {
+            run::<f32, i64>(py, l.as_array(), checked, drawn, output)
+        }
+        (FloatType::F32, ClassMatrix::I32(l)) => {
+            run::<f32, i32>(py, l.as_array(), checked, drawn, output)
+        }
+        (FloatType::F64, ClassMatrix::I64(l)) => {
+            run::<f64, i64>(py, l.as_array(), checked, drawn, output)
+        }
+        (FloatType::F64, ClassMatrix::I32(l)) => {
+            run::<f64, i32>(py, l.as_array(), checked, drawn, output)
+        }
+    }
+}
+
+/// The shared arguments of a public function, by their TensorFlow names.
+macro_rules! shared {
+    ($weights:ident, $biases:ident, $labels:ident, $inputs:ident, $num_sampled:ident,
+     $num_classes:ident, $num_true:ident, $sampled_values:ident, $remove_accidental_hits:ident,
+     $partition_strategy:ident, $seed:ident, $subtract_log_q:ident) => {
+        SharedArguments {
+            weights: &$weights,
+            biases: &$biases,
+            labels: &$labels,
+            inputs: &$inputs,
+            num_sampled: &$num_sampled,
+            num_classes: &$num_classes,
+            num_true: &$num_true,
+            sampled_values: $sampled_values.as_ref().filter(|v| !v.is_none()),
+            remove_accidental_hits: &$remove_accidental_hits,
+            partition_strategy: $partition_strategy.0,
+            seed: $seed.as_ref(),
+            subtract_log_q: &$subtract_log_q,
+        }
+    };
+}
+
+const DIV: PartitionStrategyArgument = PartitionStrategyArgument(PartitionStrategy::Div);
+
+/// Declares a sampled-loss function with TensorFlow's arguments and defaults, in TensorFlow's
+/// order; `$output` is what it computes from the checked arguments.
+macro_rules! loss_function {
+    ($(#[$doc:meta])* $name:ident, remove_accidental_hits = $hits:expr, $text:literal, $output:expr) => {
+        $(#[$doc])*
+        #[pyfunction]
+        #[pyo3(text_signature = $text)]
+        #[allow(clippy::too_many_arguments)]
+        #[pyo3(signature = (
+            weights, biases, labels, inputs, num_sampled, num_classes,
+            num_true=Argument::Default(1), sampled_values=None,
+            remove_accidental_hits=Argument::Default($hits), partition_strategy=DIV, seed=None,
+            subtract_log_q=Argument::Default(true)
+        ))]
+        pub fn $name<'py>(
+            py: Python<'py>,
+            weights: Bound<'py, PyAny>,
+            biases: Bound<'py, PyAny>,
+            labels: Bound<'py, PyAny>,
+            inputs: Bound<'py, PyAny>,
+            num_sampled: Bound<'py, PyAny>,
+            num_classes: Bound<'py, PyAny>,
+            num_true: Argument<'py, i64>,
+            sampled_values: Option<Bound<'py, PyAny>>,
+            remove_accidental_hits: Argument<'py, bool>,
+            partition_strategy: PartitionStrategyArgument,
+            seed: Option<Bound<'py, PyAny>>,
+            subtract_log_q: Argument<'py, bool>,
+        ) -> PyResult<Bound<'py, PyAny>> {
+            let checked = check_shared(&shared!(
+                weights, biases, labels, inputs, num_sampled, num_classes, num_true,
+                sampled_values, remove_accidental_hits, partition_strategy, seed, subtract_log_q
+            ))?;
+            sampled_call(py, &checked, $output)
+        }
+    };
+}
+
+loss_function!(
+    /// `tf.nn.nce_loss`: the per-example loss `[batch]`.
+    nce_loss,
+    remove_accidental_hits = false,
+    "(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None, remove_accidental_hits=False, partition_strategy='div', seed=None, subtract_log_q=True)",
+    Output::Loss(SampledLoss::Nce)
+);
+loss_function!(
+    /// `tf.nn.sampled_softmax_loss`: the per-example loss `[batch]`.
+    sampled_softmax_loss,
+    remove_accidental_hits = true,
+    "(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None, remove_accidental_hits=True, partition_strategy='div', seed=None, subtract_log_q=True)",
+    Output::Loss(SampledLoss::SampledSoftmax)
+);
+
+/// TensorFlow's `_compute_sampled_logits`: `(logits, targets)`, each
+/// `[batch, num_true + num_sampled]`. (`subtract_log_q` comes before
+/// `remove_accidental_hits` here, as in TensorFlow.)
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(
+    text_signature = "(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None, subtract_log_q=True, remove_accidental_hits=False, partition_strategy='div', seed=None)"
+)]
+#[pyo3(signature = (
+    weights, biases, labels, inputs, num_sampled, num_classes, num_true=Argument::Default(1),
+    sampled_values=None, subtract_log_q=Argument::Default(true),
+    remove_accidental_hits=Argument::Default(false), partition_strategy=DIV, seed=None
+))]
+pub fn compute_sampled_logits<'py>(
+    py: Python<'py>,
+    weights: Bound<'py, PyAny>,
+    biases: Bound<'py, PyAny>,
+    labels: Bound<'py, PyAny>,
+    inputs: Bound<'py, PyAny>,
+    num_sampled: Bound<'py, PyAny>,
+    num_classes: Bound<'py, PyAny>,
+    num_true: Argument<'py, i64>,
+    sampled_values: Option<Bound<'py, PyAny>>,
+    subtract_log_q: Argument<'py, bool>,
+    remove_accidental_hits: Argument<'py, bool>,
+    partition_strategy: PartitionStrategyArgument,
+    seed: Option<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let checked = check_shared(&shared!(
+        weights,
+        biases,
+        labels,
+        inputs,
+        num_sampled,
+        num_classes,
+        num_true,
+        sampled_values,
+        remove_accidental_hits,
+        partition_strategy,
+        seed,
+        subtract_log_q
+    ))?;
+    sampled_call(py, &checked, Output::Logits)
+}
+
+/// The sampled values a sampled loss with these arguments uses, after every check:
+/// `(sampled_candidates, true_expected_count, sampled_expected_count)`, drawn by the default
+/// sampler when not given; the counts in the dtype of `inputs` (for `rustnce.torch`, which
+/// runs the passes itself and needs the same candidates in both).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(
+    text_signature = "(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None, remove_accidental_hits=False, partition_strategy='div', seed=None, subtract_log_q=True)"
+)]
+#[pyo3(signature = (
+    weights, biases, labels, inputs, num_sampled, num_classes, num_true=Argument::Default(1),
+    sampled_values=None, remove_accidental_hits=Argument::Default(false), partition_strategy=DIV,
+    seed=None, subtract_log_q=Argument::Default(true)
+))]
+pub fn checked_sampled_values<'py>(
+    py: Python<'py>,
+    weights: Bound<'py, PyAny>,
+    biases: Bound<'py, PyAny>,
+    labels: Bound<'py, PyAny>,
+    inputs: Bound<'py, PyAny>,
+    num_sampled: Bound<'py, PyAny>,
+    num_classes: Bound<'py, PyAny>,
+    num_true: Argument<'py, i64>,
+    sampled_values: Option<Bound<'py, PyAny>>,
+    remove_accidental_hits: Argument<'py, bool>,
+    partition_strategy: PartitionStrategyArgument,
+    seed: Option<Bound<'py, PyAny>>,
+    subtract_log_q: Argument<'py, bool>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let checked = check_shared(&shared!(
+        weights,
+        biases,
+        labels,
+        inputs,
+        num_sampled,
+        num_classes,
+        num_true,
+        sampled_values,
+        remove_accidental_hits,
+        partition_strategy,
+        seed,
+        subtract_log_q
+    ))?;
+    let drawn = draw(py, &checked)?;
+    let float = checked.float;
+    Ok(match (checked.sampled, drawn) {
+        (_, Some(drawn)) => {
+            let true_counts = drawn.true_expected_count.into_pyarray(py);
+            let sampled_counts = drawn.sampled_expected_count.into_pyarray(py);
+            (
+                drawn.sampled_candidates.into_pyarray(py).into_any(),
+                float.convert(true_counts.as_untyped())?,
+                float.convert(sampled_counts.as_untyped())?,
+            )
+                .into_pyobject(py)?
+                .into_any()
+        }
+        (
+            Sampled::Given {
+                candidates,
+                true_expected_count,
+                sampled_expected_count,
+            },
+            None,
+        ) => (
+            candidates.as_any().clone(),
+            true_expected_count,
+            sampled_expected_count,
+        )
+            .into_pyobject(py)?
+            .into_any(),
+        (Sampled::Default { .. }, None) => {
+            return Err(errors::wrong_value("the default sample was not drawn"))
+        }
+    })
+}
+
+/// Declares a loss-and-gradients or SGD-step function with TensorFlow's arguments.
+macro_rules! gradient_function {
+    ($(#[$doc:meta])* $name:ident, $kind:expr, remove_accidental_hits = $hits:expr, $text:literal, sgd) => {
+        $(#[$doc])*
+        #[pyfunction]
+        #[pyo3(text_signature = $text)]
+        #[allow(clippy::too_many_arguments)]
+        #[pyo3(signature = (
+            weights, biases, labels, inputs, num_sampled, num_classes, learning_rate,
+            num_true=Argument::Default(1), sampled_values=None,
+            remove_accidental_hits=Argument::Default($hits), partition_strategy=DIV, seed=None,
+            subtract_log_q=Argument::Default(true), upstream=UpstreamArgument::Mean
+        ))]
+        pub fn $name<'py>(
+            py: Python<'py>,
+            weights: Bound<'py, PyAny>,
+            biases: Bound<'py, PyAny>,
+            labels: Bound<'py, PyAny>,
+            inputs: Bound<'py, PyAny>,
+            num_sampled: Bound<'py, PyAny>,
+            num_classes: Bound<'py, PyAny>,
+            learning_rate: Bound<'py, PyAny>,
+            num_true: Argument<'py, i64>,
+            sampled_values: Option<Bound<'py, PyAny>>,
+            remove_accidental_hits: Argument<'py, bool>,
+            partition_strategy: PartitionStrategyArgument,
+            seed: Option<Bound<'py, PyAny>>,
+            subtract_log_q: Argument<'py, bool>,
+            upstream: UpstreamArgument<'py>,
+        ) -> PyResult<Bound<'py, PyAny>> {
+            let learning_rate = as_finite_float(&learning_rate, "learning_rate")?;
+            check_in_place_targets(&weights, "weights")?;
+            check_in_place_targets(&biases, "biases")?;
+            let checked = check_shared(&shared!(
+                weights, biases, labels, inputs, num_sampled, num_classes, num_true,
+                sampled_values, remove_accidental_hits, partition_strategy, seed, subtract_log_q
+            ))?;
+            let per_example = upstream.per_example(checked.batch(), checked.float)?;
+            let access = check_targets(py, &checked, per_example.as_ref())?;
+            sampled_call(py, &checked, Output::SgdStep($kind, &upstream, learning_rate, access))
+        }
+    };
+    ($(#[$doc:meta])* $name:ident, $kind:expr, remove_accidental_hits = $hits:expr, $text:literal) => {
+        $(#[$doc])*
+        #[pyfunction]
+        #[pyo3(text_signature = $text)]
+        #[allow(clippy::too_many_arguments)]
+        #[pyo3(signature = (
+            weights, biases, labels, inputs, num_sampled, num_classes,
+            num_true=Argument::Default(1), sampled_values=None,
+            remove_accidental_hits=Argument::Default($hits), partition_strategy=DIV, seed=None,
+            subtract_log_q=Argument::Default(true), upstream=UpstreamArgument::Sum
+        ))]
+        pub fn $name<'py>(
+            py: Python<'py>,
+            weights: Bound<'py, PyAny>,
+            biases: Bound<'py, PyAny>,
+            labels: Bound<'py, PyAny>,
+            inputs: Bound<'py, PyAny>,
+            num_sampled: Bound<'py, PyAny>,
+            num_classes: Bound<'py, PyAny>,
+            num_true: Argument<'py, i64>,
+            sampled_values: Option<Bound<'py, PyAny>>,
+            remove_accidental_hits: Argument<'py, bool>,
+            partition_strategy: PartitionStrategyArgument,
+            seed: Option<Bound<'py, PyAny>>,
+            subtract_log_q: Argument<'py, bool>,
+            upstream: UpstreamArgument<'py>,
+        ) -> PyResult<Bound<'py, PyAny>> {
+            let checked = check_shared(&shared!(
+                weights, biases, labels, inputs, num_sampled, num_classes, num_true,
+                sampled_values, remove_accidental_hits, partition_strategy, seed, subtract_log_q
+            ))?;
+            // Checked before the default sampler draws.
+            upstream.per_example(checked.batch(), checked.float)?;
+            sampled_call(py, &checked, Output::Gradients($kind, &upstream))
+        }
+    };
+}
+
+gradient_function!(
+    /// `nce_loss` and its gradients in one fused pass, as a `SampledLossGradients`.
+    nce_loss_and_gradients, SampledLoss::Nce, remove_accidental_hits = false,
+    "(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None, remove_accidental_hits=False, partition_strategy='div', seed=None, subtract_log_q=True, upstream='sum')"
+);
+gradient_function!(
+    /// `sampled_softmax_loss` and its gradients in one fused pass.
+    sampled_softmax_loss_and_gradients, SampledLoss::SampledSoftmax, remove_accidental_hits = true,
+    "(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None, remove_accidental_hits=True, partition_strategy='div', seed=None, subtract_log_q=True, upstream='sum')"
+);
+gradient_function!(
+    /// One SGD step of `nce_loss` on `weights` and `biases`, in place:
+    /// `(loss [batch], inputs gradient [batch, dim])`.
+    nce_sgd_step, SampledLoss::Nce, remove_accidental_hits = false,
+    "(weights, biases, labels, inputs, num_sampled, num_classes, learning_rate, num_true=1, sampled_values=None, remove_accidental_hits=False, partition_strategy='div', seed=None, subtract_log_q=True, upstream='mean')", sgd
+);
+gradient_function!(
+    /// One SGD step of `sampled_softmax_loss`, in place.
+    sampled_softmax_sgd_step, SampledLoss::SampledSoftmax, remove_accidental_hits = true,
+    "(weights, biases, labels, inputs, num_sampled, num_classes, learning_rate, num_true=1, sampled_values=None, remove_accidental_hits=True, partition_strategy='div', seed=None, subtract_log_q=True, upstream='mean')", sgd
+);
 
 #[allow(clippy::too_many_arguments)]
 fn run_full<'py, F: Real + Element, L: ClassId>(
@@ -430,7 +994,7 @@ pub fn full_loss<'py>(
         "sigmoid" => FullLoss::Sigmoid,
         "softmax" => FullLoss::Softmax,
         other => {
-            return Err(PyValueError::new_err(format!(
+            return Err(errors::wrong_value(format!(
                 "loss must be \"sigmoid\" or \"softmax\", got {other:?}"
             )))
         }
@@ -438,9 +1002,46 @@ pub fn full_loss<'py>(
     let float = float_type(&inputs, "inputs")?;
     let num_classes = count(num_classes, "num_classes", 1)?;
     let strategy = self::partition_strategy(partition_strategy)?;
-    dispatch!(
-        float,
-        labels,
-        run_full(py, &weights, &biases, &inputs, num_classes, strategy, kind)
-    )
+    match (float, &labels) {
+        (FloatType::F32, ClassMatrix::I64(l)) => run_full::<f32, i64>(
+            py,
+            l.as_array(),
+            &weights,
+            &biases,
+            &inputs,
+            num_classes,
+            strategy,
+            kind,
+        ),
+        (FloatType::F32, ClassMatrix::I32(l)) => run_full::<f32, i32>(
+            py,
+            l.as_array(),
+            &weights,
+            &biases,
+            &inputs,
+            num_classes,
+            strategy,
+            kind,
+        ),
+        (FloatType::F64, ClassMatrix::I64(l)) => run_full::<f64, i64>(
+            py,
+            l.as_array(),
+            &weights,
+            &biases,
+            &inputs,
+            num_classes,
+            strategy,
+            kind,
+        ),
+        (FloatType::F64, ClassMatrix::I32(l)) => run_full::<f64, i32>(
+            py,
+            l.as_array(),
+            &weights,
+            &biases,
+            &inputs,
+            num_classes,
+            strategy,
+            kind,
+        ),
+    }
 }

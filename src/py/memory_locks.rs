@@ -8,14 +8,14 @@
 //! by each array's byte extent, so two interleaved views of one buffer (`big[:, :d]` and
 //! `big[:, d]`) are serialised although they share no element: a wait, never a refusal.
 //! Within one call, written arrays must not share elements with any other argument; that is
-//! refused with both names (`check_disjoint`), exactly (NumPy's `shares_memory`).
+//! refused with both names (`check_disjoint`), by NumPy's `shares_memory` (pairs it cannot decide
+//! within bounded work count as sharing).
 
 use std::sync::{Condvar, Mutex};
 
 use numpy::npyffi::objects::_PyArray_GET_ITEM_DATA;
 use numpy::npyffi::NPY_ARRAY_WRITEABLE;
 use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 /// The bytes `[start, end)` an array's elements lie within, and whether the call writes them.
@@ -59,6 +59,18 @@ struct Entry<'py> {
     array: Bound<'py, PyUntypedArray>,
     extent: (usize, usize),
     write: bool,
+}
+
+/// How much work `numpy.shares_memory` may do on one pair before the pair counts as
+/// overlapping (an exact answer can take exponential time on crafted strides).
+const SHARES_MEMORY_MAX_WORK: usize = 100_000;
+
+/// NumPy's `TooHardError`: `shares_memory` gave up within its `max_work`.
+fn is_too_hard(py: Python<'_>, error: &PyErr) -> bool {
+    error
+        .get_type(py)
+        .name()
+        .is_ok_and(|name| name.to_cow().is_ok_and(|name| name == "TooHardError"))
 }
 
 /// The arrays one call reads and writes, by argument name.
@@ -117,8 +129,16 @@ impl<'py> Access<'py> {
                     Some(function) => function,
                     None => shares_memory.insert(py.import("numpy")?.getattr("shares_memory")?),
                 };
-                if exact.call1((&target.array, &other.array))?.is_truthy()? {
-                    return Err(PyValueError::new_err(format!(
+                // Bounded work: strides for which NumPy cannot decide quickly count as overlap.
+                let keywords = pyo3::types::PyDict::new(py);
+                keywords.set_item("max_work", SHARES_MEMORY_MAX_WORK)?;
+                let overlapping = match exact.call((&target.array, &other.array), Some(&keywords)) {
+                    Ok(answer) => answer.is_truthy()?,
+                    Err(error) if is_too_hard(py, &error) => true,
+                    Err(error) => return Err(error),
+                };
+                if overlapping {
+                    return Err(super::errors::wrong_value(format!(
                         "{} overlaps {}, but {} is updated in place; pass a copy of one of them",
                         target.name, other.name, target.name
                     )));

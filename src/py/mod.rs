@@ -26,11 +26,23 @@ fn _rustnce(module: &Bound<'_, PyModule>) -> PyResult<()> {
         module
     )?)?;
     module.add_function(wrap_pyfunction!(sharding::embedding_lookup, module)?)?;
-    module.add_function(wrap_pyfunction!(losses::sampled_logits, module)?)?;
-    module.add_function(wrap_pyfunction!(losses::sampled_loss, module)?)?;
+    module.add_function(wrap_pyfunction!(samplers::kept_sampler_sample, module)?)?;
+    module.add_function(wrap_pyfunction!(samplers::reset_sampler_cache, module)?)?;
+    module.add_function(wrap_pyfunction!(samplers::sampler_cache_usage, module)?)?;
+    module.add("MAX_CACHED_SAMPLERS", samplers::MAX_CACHED_SAMPLERS)?;
+    module.add("MAX_CACHED_BYTES", samplers::MAX_CACHED_BYTES)?;
+    module.add_function(wrap_pyfunction!(losses::nce_loss, module)?)?;
+    module.add_function(wrap_pyfunction!(losses::sampled_softmax_loss, module)?)?;
+    module.add_function(wrap_pyfunction!(losses::compute_sampled_logits, module)?)?;
+    module.add_function(wrap_pyfunction!(losses::nce_loss_and_gradients, module)?)?;
+    module.add_function(wrap_pyfunction!(
+        losses::sampled_softmax_loss_and_gradients,
+        module
+    )?)?;
+    module.add_function(wrap_pyfunction!(losses::nce_sgd_step, module)?)?;
+    module.add_function(wrap_pyfunction!(losses::sampled_softmax_sgd_step, module)?)?;
+    module.add_function(wrap_pyfunction!(losses::checked_sampled_values, module)?)?;
     module.add_function(wrap_pyfunction!(losses::full_loss, module)?)?;
-    module.add_function(wrap_pyfunction!(losses::sampled_loss_gradients, module)?)?;
-    module.add_function(wrap_pyfunction!(losses::sampled_sgd_step, module)?)?;
     module.add_function(wrap_pyfunction!(set_num_threads, module)?)?;
     module.add_function(wrap_pyfunction!(get_num_threads, module)?)?;
     module.add_function(wrap_pyfunction!(skipgram::skipgram_sgd_step, module)?)?;

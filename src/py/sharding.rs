@@ -4,6 +4,7 @@ use numpy::{Element, IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 
 use super::arguments::{float_type, partition_strategy, shard_arrays, sharded, FloatType};
+use super::errors;
 use crate::element_types::Real;
 
 #[pyfunction]
@@ -14,9 +15,9 @@ pub fn embedding_lookup<'py>(
     partition_strategy: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     let strategy = self::partition_strategy(partition_strategy)?;
-    let first = params.first().ok_or_else(|| {
-        pyo3::exceptions::PyValueError::new_err("params: must hold at least one shard")
-    })?;
+    let first = params
+        .first()
+        .ok_or_else(|| errors::wrong_value("params: must hold at least one shard"))?;
     match float_type(first, "params")? {
         FloatType::F32 => lookup::<f32>(py, &params, ids, strategy),
         FloatType::F64 => lookup::<f64>(py, &params, ids, strategy),
