@@ -3,16 +3,18 @@
 //! (`RUSTNCE_NUM_THREADS`).
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::{Array1, Array2};
 use rustnce::losses::forward_backward::{forward_backward, Upstream};
 use rustnce::losses::{sampled_loss, SampledLoss};
 use rustnce::parallelism;
+use rustnce::phase_timers;
 use rustnce::sampled_logits::{SampledLossInputs, SampledValues};
 use rustnce::samplers::{CandidateSampler, FixedUnigramConfig};
 use rustnce::sharding::ShardedMatrix;
+use rustnce::sharding::{PartitionStrategy, ShardedRowsMut};
 use rustnce::skipgram::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep};
 use rustnce::Seed;
 
@@ -76,8 +78,12 @@ impl Problem {
         let weights = Array2::from_shape_fn((config.classes, config.dim), |(i, j)| {
             0.1 * noise(i * config.dim + j)
         });
+        // Zipf-like labels from the log-uniform distribution, as word frequencies (and as
+        // benches/compare.py draws them): frequent rows stay in the cache.
         let labels = Array2::from_shape_fn((config.batch, config.num_true), |(i, t)| {
-            ((noise(7 * i + t + 1) + 0.5) * config.classes as f32) as i64 % config.classes as i64
+            let u = f64::from(noise(7 * i + t + 1)) + 0.5;
+            let id = ((u * (config.classes as f64 + 1.0).ln()).exp()).floor() as i64 - 1;
+            id.clamp(0, config.classes as i64 - 1)
         });
         let mut sampler =
             CandidateSampler::log_uniform(config.classes as i64, Seed::Op(1)).unwrap();
@@ -252,5 +258,164 @@ fn skipgram_step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, samplers, losses, skipgram_step);
+/// Median of `values` (sorted in place).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// `cargo bench --features phase-timers -- phases`: where the fused pass of each configuration
+/// spends its time (per-phase time summed over threads, per call), and the wall time per call
+/// on 1 and 2 threads of: the fused pass, the fused pass + TensorFlow's row-sparse weight
+/// values (what `nce_loss_and_gradients` hands to Python), and the fused pass + scatter-add
+/// (the SGD step). Thread counts and operations are interleaved in rounds, medians reported.
+/// Not a criterion benchmark: it runs only when the filter is `phases`.
+fn phases(_: &mut Criterion) {
+    if !std::env::args().any(|argument| argument == "phases") {
+        return;
+    }
+    if !phase_timers::ENABLED {
+        println!("phases: build with `--features phase-timers` for the per-phase table");
+    }
+    const ROUNDS: usize = 7;
+    const THREADS: [usize; 2] = [1, 2];
+    for config in &CONFIGS {
+        let problem = Problem::new(config);
+        let inputs = problem.inputs();
+        let mut target = problem.weights.clone();
+        let mut target_biases = problem.biases.clone();
+        let calls = (400_000_000
+            / (config.batch * (config.num_sampled + config.num_true) * config.dim))
+            .clamp(5, 200);
+        // Wall times per call [threads][operation], one entry per round.
+        let mut walls = vec![vec![Vec::new(); 3]; THREADS.len()];
+        let mut phase_totals = vec![vec![0.0f64; phase_timers::PHASES.len()]; THREADS.len()];
+        for round in 0..=ROUNDS {
+            for (slot, &threads) in THREADS.iter().enumerate() {
+                parallelism::set_num_threads(threads);
+                for operation in 0..3 {
+                    phase_timers::take();
+                    let start = Instant::now();
+                    for _ in 0..calls {
+                        parallelism::install(|| {
+                            let gradients =
+                                forward_backward(&inputs, SampledLoss::Nce, &Upstream::Sum)
+                                    .unwrap();
+                            match operation {
+                                1 => {
+                                    black_box(gradients.tf_weight_values(&inputs.inputs));
+                                }
+                                2 => {
+                                    let weights = ShardedRowsMut::new(
+                                        vec![target.view_mut()],
+                                        PartitionStrategy::Div,
+                                        "weights",
+                                    )
+                                    .unwrap();
+                                    let biases = ShardedRowsMut::new(
+                                        vec![target_biases.view_mut()],
+                                        PartitionStrategy::Div,
+                                        "biases",
+                                    )
+                                    .unwrap();
+                                    gradients
+                                        .scatter_add(
+                                            &inputs.inputs,
+                                            Some(&weights),
+                                            Some(&biases),
+                                            -1e-9,
+                                        )
+                                        .unwrap();
+                                }
+                                _ => {}
+                            }
+                            black_box(gradients)
+                        });
+                    }
+                    let per_call = start.elapsed().as_secs_f64() / calls as f64;
+                    let spent = phase_timers::take();
+                    if round == 0 {
+                        continue; // warm-up
+                    }
+                    walls[slot][operation].push(per_call);
+                    for (total, (_, _, time)) in phase_totals[slot].iter_mut().zip(&spent) {
+                        *total += time.as_secs_f64() * 1e6 / (calls * ROUNDS) as f64;
+                    }
+                }
+            }
+        }
+        parallelism::set_num_threads(0);
+        println!(
+            "\n== phases {} (classes {}, dim {}, batch {}, sampled {}, true {}): µs per call, \
+             medians of {ROUNDS} interleaved rounds of {calls} calls",
+            config.name,
+            config.classes,
+            config.dim,
+            config.batch,
+            config.num_sampled,
+            config.num_true
+        );
+        let names = ["fused pass", "+ row-sparse values", "+ scatter-add (SGD)"];
+        for (slot, &threads) in THREADS.iter().enumerate() {
+            let line: Vec<String> = names
+                .iter()
+                .zip(walls[slot].iter_mut())
+                .map(|(name, times)| format!("{name} {:.0}", median(times) * 1e6))
+                .collect();
+            println!("  wall, {threads} thread(s): {}", line.join(" | "));
+        }
+        let fused: Vec<f64> = walls.iter_mut().map(|w| median(&mut w[0])).collect();
+        println!(
+            "  2 threads vs 1: fused pass {:.2}x, + scatter-add {:.2}x; SGD step / gradients call (1 thread) {:.3}, (2 threads) {:.3}",
+            fused[0] / fused[1],
+            median(&mut walls[0][2]) / median(&mut walls[1][2]),
+            median(&mut walls[0][2]) / median(&mut walls[0][1]),
+            median(&mut walls[1][2]) / median(&mut walls[1][1]),
+        );
+        if !phase_timers::ENABLED {
+            continue;
+        }
+        // Phase times accumulate over all three operations; the fused pass's phases ran
+        // three times as often as the others.
+        println!("  per phase (µs per call, summed over threads; fused-pass phases per pass):");
+        for (index, &(phase, name)) in phase_timers::PHASES.iter().enumerate() {
+            let per_pass = |slot: usize| {
+                let total = phase_totals[slot][index];
+                match phase {
+                    phase_timers::Phase::RowSparseValues
+                    | phase_timers::Phase::GroupRows
+                    | phase_timers::Phase::ScatterRows => total,
+                    _ => total / 3.0,
+                }
+            };
+            println!(
+                "    {name:<40} 1 thread {:>8.1}   2 threads {:>8.1}   ({:>4.1}% of 1-thread fused pass)",
+                per_pass(0),
+                per_pass(1),
+                100.0 * per_pass(0) / (fused[0] * 1e6)
+            );
+        }
+        for (slot, &threads) in THREADS.iter().enumerate() {
+            let accounted: f64 = phase_timers::PHASES
+                .iter()
+                .enumerate()
+                .filter(|(_, (phase, _))| {
+                    !matches!(
+                        phase,
+                        phase_timers::Phase::RowSparseValues
+                            | phase_timers::Phase::GroupRows
+                            | phase_timers::Phase::ScatterRows
+                    )
+                })
+                .map(|(index, _)| phase_totals[slot][index] / 3.0)
+                .sum();
+            println!(
+                "    {threads} thread(s): unaccounted in the fused pass (threads × wall − phases: waiting, coordination) {:.1} µs",
+                threads as f64 * fused[slot] * 1e6 - accounted
+            );
+        }
+    }
+}
+
+criterion_group!(benches, phases, samplers, losses, skipgram_step);
 criterion_main!(benches);

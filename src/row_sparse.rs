@@ -10,6 +10,7 @@ use crate::element_types::Real;
 use crate::error::{NceError, Result};
 use crate::losses::forward_backward::SampledGradients;
 use crate::parallelism;
+use crate::phase_timers::{Phase, PhaseGuard};
 use crate::sharding::{ShardLayout, ShardedRowsMut};
 use crate::workspace;
 
@@ -29,6 +30,7 @@ pub struct RowGroups {
 
 impl RowGroups {
     pub fn new(ids: &[usize]) -> Self {
+        let _timer = PhaseGuard::start(Phase::GroupRows);
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&position| (ids[position], position));
         let mut groups = RowGroups {
@@ -62,6 +64,7 @@ impl RowGroups {
 impl<F: Real> SampledGradients<F> {
     /// TensorFlow's weight gradient values `[ids, dim]`, one row per position of `ids`.
     pub fn tf_weight_values(&self, inputs: &ArrayView2<F>) -> Array2<F> {
+        let _timer = PhaseGuard::start(Phase::RowSparseValues);
         let mut values = workspace::zeros::<F>(self.ids.len(), self.dim());
         let row_pass = |(position, mut row): (usize, ArrayViewMut1<F>)| {
             let slot = row.as_slice_mut().expect("a fresh row is contiguous");
@@ -161,6 +164,7 @@ impl<F: Real> SampledGradients<F> {
         const PREFETCH_AHEAD: usize = 4;
         let tasks = groups.len().div_ceil(GROUPS_PER_TASK);
         let task_pass = |task: usize| {
+            let _timer = PhaseGuard::start(Phase::ScatterRows);
             let mut row = vec![F::zero(); dim];
             let first = task * GROUPS_PER_TASK;
             let last = (first + GROUPS_PER_TASK).min(groups.len());

@@ -13,6 +13,7 @@ use crate::element_types::{ClassId, Real, HIT_MASK};
 use crate::error::{NceError, Result};
 use crate::matrix_product::matrix_product;
 use crate::parallelism;
+use crate::phase_timers::{timed, Phase, PhaseGuard};
 use crate::sharding::ShardedMatrix;
 use crate::workspace;
 
@@ -265,11 +266,14 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
                 .expect("the counts' shapes were checked by gather()")
         });
         let inputs = self.inputs.slice(s![first..first + block.nrows(), ..]);
-        matrix_product(
-            &inputs,
-            &gathered.weights.t(),
-            &mut block.slice_mut(s![.., num_true..]),
-        );
+        timed(Phase::SampledLogitsProduct, || {
+            matrix_product(
+                &inputs,
+                &gathered.weights.t(),
+                &mut block.slice_mut(s![.., num_true..]),
+            )
+        });
+        let _timer = PhaseGuard::start(Phase::TrueLogitsAndCorrections);
         let mut masked = Vec::new();
         for (offset, mut row) in block.rows_mut().into_iter().enumerate() {
             let i = first + offset;

@@ -11,6 +11,7 @@ use crate::element_types::{ClassId, Real};
 use crate::error::{NceError, Result};
 use crate::matrix_product::matrix_product;
 use crate::parallelism;
+use crate::phase_timers::{timed, Phase};
 use crate::sampled_logits::{SampledLossInputs, ROWS_PER_BLOCK};
 use crate::workspace;
 
@@ -127,7 +128,7 @@ pub fn forward_backward<F: Real, L: ClassId>(
             ));
         }
     }
-    let gathered = problem.gather()?;
+    let gathered = timed(Phase::CheckAndGatherSampled, || problem.gather())?;
     let (num_true, num_sampled, dim) = (
         problem.num_true(),
         problem.num_sampled(),
@@ -147,47 +148,62 @@ pub fn forward_backward<F: Real, L: ClassId>(
     ): BlockViews<'_, F>| {
         let first = task * ROWS_PER_BLOCK;
         let rows = block_losses.len();
-        let label_rows = problem.label_rows(&gathered, first, rows);
-        let mut gradient = workspace::matrix::<F>(rows, width);
+        let label_rows = timed(Phase::GatherLabelRows, || {
+            problem.label_rows(&gathered, first, rows)
+        });
+        let mut gradient = timed(Phase::BuffersAndCombine, || {
+            workspace::matrix::<F>(rows, width)
+        });
         problem.block_logits(&gathered, first, &label_rows, &mut gradient.view_mut());
         let block_losses = block_losses.as_slice_mut().expect("losses are contiguous");
-        block_row_losses(
-            &mut gradient,
-            block_losses,
-            first,
-            num_true,
-            loss,
-            Some(&weight),
-        );
-        block_true_gradient.assign(&gradient.slice(s![.., ..num_true]));
+        timed(Phase::RowLosses, || {
+            block_row_losses(
+                &mut gradient,
+                block_losses,
+                first,
+                num_true,
+                loss,
+                Some(&weight),
+            )
+        });
+        timed(Phase::BuffersAndCombine, || {
+            block_true_gradient.assign(&gradient.slice(s![.., ..num_true]))
+        });
         let sampled_gradient = gradient.slice(s![.., num_true..]);
 
         // ∂/∂inputs = G_sampled · W_sampled + Σ_t G_t · W[label_t].
-        matrix_product(
-            &sampled_gradient,
-            &gathered.weights.view(),
-            &mut block_inputs_gradient.view_mut(),
-        );
-        for (offset, mut row) in block_inputs_gradient.rows_mut().into_iter().enumerate() {
-            for t in 0..num_true {
-                let label_row = label_rows.row(offset * num_true + t);
-                row.scaled_add(gradient[[offset, t]], &label_row);
+        timed(Phase::InputsGradientProduct, || {
+            matrix_product(
+                &sampled_gradient,
+                &gathered.weights.view(),
+                &mut block_inputs_gradient.view_mut(),
+            )
+        });
+        timed(Phase::InputsGradientLabelRows, || {
+            for (offset, mut row) in block_inputs_gradient.rows_mut().into_iter().enumerate() {
+                for t in 0..num_true {
+                    let label_row = label_rows.row(offset * num_true + t);
+                    row.scaled_add(gradient[[offset, t]], &label_row);
+                }
             }
-        }
+        });
 
         // This block's share of the sampled rows' gradients: G_sampledᵀ · inputs, Σ_i G.
-        let mut weights = Array2::<F>::zeros((num_sampled, dim));
-        matrix_product(
-            &sampled_gradient.t(),
-            &problem.inputs.slice(s![first..first + rows, ..]),
-            &mut weights.view_mut(),
-        );
-        let mut biases = vec![F::zero(); num_sampled];
-        for row in sampled_gradient.rows() {
-            for (sum, &g) in biases.iter_mut().zip(row) {
-                *sum = *sum + g;
+        let (weights, biases) = timed(Phase::SampledWeightGradientProduct, || {
+            let mut weights = Array2::<F>::zeros((num_sampled, dim));
+            matrix_product(
+                &sampled_gradient.t(),
+                &problem.inputs.slice(s![first..first + rows, ..]),
+                &mut weights.view_mut(),
+            );
+            let mut biases = vec![F::zero(); num_sampled];
+            for row in sampled_gradient.rows() {
+                for (sum, &g) in biases.iter_mut().zip(row) {
+                    *sum = *sum + g;
+                }
             }
-        }
+            (weights, biases)
+        });
         workspace::recycle(gradient);
         workspace::recycle(label_rows);
         (weights, biases)
@@ -209,17 +225,21 @@ pub fn forward_backward<F: Real, L: ClassId>(
     };
 
     // The blocks' shares, added in block order.
-    let mut sampled_weight_gradient = Array2::<F>::zeros((num_sampled, dim));
-    let mut sampled_bias_gradient = Array1::<F>::zeros(num_sampled);
-    for (weights, biases) in &partials {
-        sampled_weight_gradient.zip_mut_with(weights, |sum, &part| *sum = *sum + part);
-        sampled_bias_gradient
-            .iter_mut()
-            .zip(biases)
-            .for_each(|(sum, &part)| *sum = *sum + part);
-    }
-    let mut ids = gathered.ids.labels;
-    ids.extend_from_slice(&gathered.ids.sampled);
+    let (sampled_weight_gradient, sampled_bias_gradient, ids) =
+        timed(Phase::BuffersAndCombine, || {
+            let mut weight_sum = Array2::<F>::zeros((num_sampled, dim));
+            let mut bias_sum = Array1::<F>::zeros(num_sampled);
+            for (weights, biases) in &partials {
+                weight_sum.zip_mut_with(weights, |sum, &part| *sum = *sum + part);
+                bias_sum
+                    .iter_mut()
+                    .zip(biases)
+                    .for_each(|(sum, &part)| *sum = *sum + part);
+            }
+            let mut ids = gathered.ids.labels;
+            ids.extend_from_slice(&gathered.ids.sampled);
+            (weight_sum, bias_sum, ids)
+        });
     Ok(SampledGradients {
         loss: losses,
         ids,
