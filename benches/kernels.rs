@@ -265,11 +265,13 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 /// `cargo bench --features phase-timers -- phases`: where the fused pass of each configuration
-/// spends its time (per-phase time summed over threads, per call), and the wall time per call
-/// on 1 and 2 threads of: the fused pass, the fused pass + TensorFlow's row-sparse weight
-/// values (what `nce_loss_and_gradients` hands to Python), and the fused pass + scatter-add
-/// (the SGD step). Thread counts and operations are interleaved in rounds, medians reported.
-/// Not a criterion benchmark: it runs only when the filter is `phases`.
+/// spends its time, and what the gradient forms add. Three operations: the fused pass; the
+/// fused pass + TensorFlow's row-sparse weight values (what `nce_loss_and_gradients` hands to
+/// Python); the fused pass + scatter-add (the SGD step). Each runs on one thread (the calling
+/// thread, timed in its CPU time: a shared machine disturbs it little) and on a pool of two
+/// (timed in wall time), interleaved in rounds; medians of the rounds. The per-phase table is
+/// CPU time per call summed over threads. Not a criterion benchmark: it runs only when the
+/// filter is `phases`.
 fn phases(_: &mut Criterion) {
     if !std::env::args().any(|argument| argument == "phases") {
         return;
@@ -278,73 +280,90 @@ fn phases(_: &mut Criterion) {
         println!("phases: build with `--features phase-timers` for the per-phase table");
     }
     const ROUNDS: usize = 7;
-    const THREADS: [usize; 2] = [1, 2];
+    const OPERATIONS: [&str; 3] = ["fused pass", "+ row-sparse values", "+ scatter-add (SGD)"];
+    const FUSED_ONLY: [phase_timers::Phase; 3] = [
+        phase_timers::Phase::RowSparseValues,
+        phase_timers::Phase::GroupRows,
+        phase_timers::Phase::ScatterRows,
+    ];
     for config in &CONFIGS {
         let problem = Problem::new(config);
         let inputs = problem.inputs();
         let mut target = problem.weights.clone();
         let mut target_biases = problem.biases.clone();
-        let calls = (400_000_000
-            / (config.batch * (config.num_sampled + config.num_true) * config.dim))
-            .clamp(5, 200);
-        // Wall times per call [threads][operation], one entry per round.
-        let mut walls = vec![vec![Vec::new(); 3]; THREADS.len()];
-        let mut phase_totals = vec![vec![0.0f64; phase_timers::PHASES.len()]; THREADS.len()];
+        let work = config.batch * (config.num_sampled + config.num_true) * config.dim;
+        let calls = (400_000_000 / work).clamp(5, 200);
+        let mut run = |operation: usize| {
+            let gradients = forward_backward(&inputs, SampledLoss::Nce, &Upstream::Sum).unwrap();
+            match operation {
+                1 => {
+                    black_box(gradients.tf_weight_values(&inputs.inputs));
+                }
+                2 => {
+                    let weights = ShardedRowsMut::new(
+                        vec![target.view_mut()],
+                        PartitionStrategy::Div,
+                        "weights",
+                    )
+                    .unwrap();
+                    let biases = ShardedRowsMut::new(
+                        vec![target_biases.view_mut()],
+                        PartitionStrategy::Div,
+                        "biases",
+                    )
+                    .unwrap();
+                    gradients
+                        .scatter_add(&inputs.inputs, Some(&weights), Some(&biases), -1e-9)
+                        .unwrap();
+                }
+                _ => {}
+            }
+            black_box(gradients);
+        };
+        // [one thread CPU, one thread wall, two threads wall][operation]: µs per call per round.
+        let mut times = vec![vec![Vec::new(); OPERATIONS.len()]; 3];
+        // [one thread, two threads][phase]: µs per call, summed over threads and rounds.
+        let mut phase_totals = vec![vec![0.0f64; phase_timers::PHASES.len()]; 2];
+        parallelism::set_num_threads(2);
         for round in 0..=ROUNDS {
-            for (slot, &threads) in THREADS.iter().enumerate() {
-                parallelism::set_num_threads(threads);
-                for operation in 0..3 {
+            for (pool, totals) in phase_totals.iter_mut().enumerate() {
+                for (operation, _) in OPERATIONS.iter().enumerate() {
                     phase_timers::take();
-                    let start = Instant::now();
+                    let (cpu, wall) = (phase_timers::thread_cpu_time(), Instant::now());
                     for _ in 0..calls {
-                        parallelism::install(|| {
-                            let gradients =
-                                forward_backward(&inputs, SampledLoss::Nce, &Upstream::Sum)
-                                    .unwrap();
-                            match operation {
-                                1 => {
-                                    black_box(gradients.tf_weight_values(&inputs.inputs));
-                                }
-                                2 => {
-                                    let weights = ShardedRowsMut::new(
-                                        vec![target.view_mut()],
-                                        PartitionStrategy::Div,
-                                        "weights",
-                                    )
-                                    .unwrap();
-                                    let biases = ShardedRowsMut::new(
-                                        vec![target_biases.view_mut()],
-                                        PartitionStrategy::Div,
-                                        "biases",
-                                    )
-                                    .unwrap();
-                                    gradients
-                                        .scatter_add(
-                                            &inputs.inputs,
-                                            Some(&weights),
-                                            Some(&biases),
-                                            -1e-9,
-                                        )
-                                        .unwrap();
-                                }
-                                _ => {}
-                            }
-                            black_box(gradients)
-                        });
+                        if pool == 0 {
+                            // All on this thread: the pieces run one after another.
+                            parallelism::install_sized(0, || run(operation));
+                        } else {
+                            parallelism::install(|| run(operation));
+                        }
                     }
-                    let per_call = start.elapsed().as_secs_f64() / calls as f64;
+                    let per_call = |seconds: f64| seconds * 1e6 / calls as f64;
+                    let (cpu, wall) = (
+                        per_call((phase_timers::thread_cpu_time() - cpu).as_secs_f64()),
+                        per_call(wall.elapsed().as_secs_f64()),
+                    );
                     let spent = phase_timers::take();
                     if round == 0 {
                         continue; // warm-up
                     }
-                    walls[slot][operation].push(per_call);
-                    for (total, (_, _, time)) in phase_totals[slot].iter_mut().zip(&spent) {
-                        *total += time.as_secs_f64() * 1e6 / (calls * ROUNDS) as f64;
+                    if pool == 0 {
+                        times[0][operation].push(cpu);
+                        times[1][operation].push(wall);
+                    } else {
+                        times[2][operation].push(wall);
+                    }
+                    for (total, (_, _, time)) in totals.iter_mut().zip(&spent) {
+                        *total += per_call(time.as_secs_f64()) / ROUNDS as f64;
                     }
                 }
             }
         }
         parallelism::set_num_threads(0);
+        let medians: Vec<Vec<f64>> = times
+            .iter_mut()
+            .map(|rows| rows.iter_mut().map(|v| median(v)).collect())
+            .collect();
         println!(
             "\n== phases {} (classes {}, dim {}, batch {}, sampled {}, true {}): µs per call, \
              medians of {ROUNDS} interleaved rounds of {calls} calls",
@@ -355,65 +374,61 @@ fn phases(_: &mut Criterion) {
             config.num_sampled,
             config.num_true
         );
-        let names = ["fused pass", "+ row-sparse values", "+ scatter-add (SGD)"];
-        for (slot, &threads) in THREADS.iter().enumerate() {
-            let line: Vec<String> = names
+        for (label, row) in ["1 thread, CPU", "1 thread, wall", "2 threads, wall"]
+            .iter()
+            .zip(&medians)
+        {
+            let cells: Vec<String> = OPERATIONS
                 .iter()
-                .zip(walls[slot].iter_mut())
-                .map(|(name, times)| format!("{name} {:.0}", median(times) * 1e6))
+                .zip(row)
+                .map(|(name, us)| format!("{name} {us:.0}"))
                 .collect();
-            println!("  wall, {threads} thread(s): {}", line.join(" | "));
+            println!("  {label:<16} {}", cells.join(" | "));
         }
-        let fused: Vec<f64> = walls.iter_mut().map(|w| median(&mut w[0])).collect();
         println!(
-            "  2 threads vs 1: fused pass {:.2}x, + scatter-add {:.2}x; SGD step / gradients call (1 thread) {:.3}, (2 threads) {:.3}",
-            fused[0] / fused[1],
-            median(&mut walls[0][2]) / median(&mut walls[1][2]),
-            median(&mut walls[0][2]) / median(&mut walls[0][1]),
-            median(&mut walls[1][2]) / median(&mut walls[1][1]),
+            "  2 threads vs 1 (wall): fused pass {:.2}x, SGD step {:.2}x; \
+             SGD step / gradients call: 1 thread (CPU) {:.3}, 2 threads (wall) {:.3}",
+            medians[1][0] / medians[2][0],
+            medians[1][2] / medians[2][2],
+            medians[0][2] / medians[0][1],
+            medians[2][2] / medians[2][1],
         );
         if !phase_timers::ENABLED {
             continue;
         }
-        // Phase times accumulate over all three operations; the fused pass's phases ran
-        // three times as often as the others.
-        println!("  per phase (µs per call, summed over threads; fused-pass phases per pass):");
-        for (index, &(phase, name)) in phase_timers::PHASES.iter().enumerate() {
-            let per_pass = |slot: usize| {
-                let total = phase_totals[slot][index];
-                match phase {
-                    phase_timers::Phase::RowSparseValues
-                    | phase_timers::Phase::GroupRows
-                    | phase_timers::Phase::ScatterRows => total,
-                    _ => total / 3.0,
-                }
-            };
+        // The fused pass's phases ran in all three operations: per pass, a third of the total.
+        let per_pass = |pool: usize, index: usize| {
+            let (phase, _) = phase_timers::PHASES[index];
+            let total = phase_totals[pool][index];
+            if FUSED_ONLY.contains(&phase) {
+                total
+            } else {
+                total / 3.0
+            }
+        };
+        println!(
+            "  per phase, CPU µs per call summed over threads (share of the 1-thread fused pass):"
+        );
+        for (index, &(_, name)) in phase_timers::PHASES.iter().enumerate() {
             println!(
-                "    {name:<40} 1 thread {:>8.1}   2 threads {:>8.1}   ({:>4.1}% of 1-thread fused pass)",
-                per_pass(0),
-                per_pass(1),
-                100.0 * per_pass(0) / (fused[0] * 1e6)
+                "    {name:<40} 1 thread {:>8.1} ({:>4.1}%)   2 threads {:>8.1}",
+                per_pass(0, index),
+                100.0 * per_pass(0, index) / medians[0][0],
+                per_pass(1, index),
             );
         }
-        for (slot, &threads) in THREADS.iter().enumerate() {
-            let accounted: f64 = phase_timers::PHASES
-                .iter()
-                .enumerate()
-                .filter(|(_, (phase, _))| {
-                    !matches!(
-                        phase,
-                        phase_timers::Phase::RowSparseValues
-                            | phase_timers::Phase::GroupRows
-                            | phase_timers::Phase::ScatterRows
-                    )
-                })
-                .map(|(index, _)| phase_totals[slot][index] / 3.0)
-                .sum();
-            println!(
-                "    {threads} thread(s): unaccounted in the fused pass (threads × wall − phases: waiting, coordination) {:.1} µs",
-                threads as f64 * fused[slot] * 1e6 - accounted
-            );
-        }
+        let fused_phases = |pool: usize| -> f64 {
+            (0..phase_timers::PHASES.len())
+                .filter(|&index| !FUSED_ONLY.contains(&phase_timers::PHASES[index].0))
+                .map(|index| per_pass(pool, index))
+                .sum()
+        };
+        println!(
+            "    fused pass outside the phases: 1 thread {:.1} (CPU − phases); \
+             2 threads {:.1} (2 × wall − phases: waiting for the other thread, coordination)",
+            medians[0][0] - fused_phases(0),
+            2.0 * medians[2][0] - fused_phases(1),
+        );
     }
 }
 

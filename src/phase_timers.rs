@@ -1,6 +1,7 @@
-//! Where the fused pass spends its time: with the `phase-timers` feature, each phase adds its
-//! elapsed time (summed over threads) to a counter that `take` reads and resets; without it,
-//! `timed` is just a call. `cargo bench --features phase-timers -- phases` prints the table
+//! Where the fused pass spends its time: with the `phase-timers` feature, each phase adds the
+//! CPU time its thread spent in it (summed over threads; time the thread was descheduled does
+//! not count, so a shared machine disturbs the figures little) to a counter that `take` reads
+//! and resets; without it, `timed` is just a call. `cargo bench --features phase-timers -- phases` prints the table
 //! (docs/performance.md).
 
 #[cfg(feature = "phase-timers")]
@@ -75,9 +76,9 @@ static NANOS: [AtomicU64; PHASES.len()] = [const { AtomicU64::new(0) }; PHASES.l
 pub fn timed<R>(phase: Phase, work: impl FnOnce() -> R) -> R {
     #[cfg(feature = "phase-timers")]
     {
-        let start = std::time::Instant::now();
+        let start = thread_cpu_time();
         let result = work();
-        let nanos = start.elapsed().as_nanos() as u64;
+        let nanos = (thread_cpu_time() - start).as_nanos() as u64;
         NANOS[phase as usize].fetch_add(nanos, Ordering::Relaxed);
         result
     }
@@ -107,7 +108,7 @@ pub struct PhaseGuard {
     #[cfg(feature = "phase-timers")]
     phase: Phase,
     #[cfg(feature = "phase-timers")]
-    start: std::time::Instant,
+    start: Duration,
 }
 
 impl PhaseGuard {
@@ -117,7 +118,7 @@ impl PhaseGuard {
         {
             PhaseGuard {
                 phase,
-                start: std::time::Instant::now(),
+                start: thread_cpu_time(),
             }
         }
         #[cfg(not(feature = "phase-timers"))]
@@ -131,7 +132,34 @@ impl PhaseGuard {
 #[cfg(feature = "phase-timers")]
 impl Drop for PhaseGuard {
     fn drop(&mut self) {
-        let nanos = self.start.elapsed().as_nanos() as u64;
+        let nanos = (thread_cpu_time() - self.start).as_nanos() as u64;
         NANOS[self.phase as usize].fetch_add(nanos, Ordering::Relaxed);
     }
+}
+
+/// The CPU time the calling thread has used (Linux; elsewhere the time since the first call,
+/// which also counts time the thread was descheduled).
+pub fn thread_cpu_time() -> Duration {
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    {
+        #[repr(C)]
+        struct Timespec {
+            seconds: i64,
+            nanoseconds: i64,
+        }
+        extern "C" {
+            fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
+        }
+        const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+        let mut time = Timespec {
+            seconds: 0,
+            nanoseconds: 0,
+        };
+        // SAFETY: `time` is a valid `struct timespec` (64-bit Linux layout) to write into.
+        if unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut time) } == 0 {
+            return Duration::new(time.seconds as u64, time.nanoseconds as u32);
+        }
+    }
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed()
 }

@@ -31,12 +31,27 @@ pub struct RowGroups {
 impl RowGroups {
     pub fn new(ids: &[usize]) -> Self {
         let _timer = PhaseGuard::start(Phase::GroupRows);
-        let mut order: Vec<usize> = (0..ids.len()).collect();
-        order.sort_by_key(|&position| (ids[position], position));
+        let positions =
+            if (ids.len() as u64) < 1 << 32 && ids.iter().all(|&id| (id as u64) < 1 << 32) {
+                // (id, position) packed in one integer: an unstable sort of plain integers.
+                let mut keys: Vec<u64> = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(position, &id)| (id as u64) << 32 | position as u64)
+                    .collect();
+                keys.sort_unstable();
+                keys.into_iter()
+                    .map(|key| (key & 0xFFFF_FFFF) as usize)
+                    .collect()
+            } else {
+                let mut order: Vec<usize> = (0..ids.len()).collect();
+                order.sort_by_key(|&position| (ids[position], position));
+                order
+            };
         let mut groups = RowGroups {
             ids: Vec::new(),
             starts: Vec::new(),
-            positions: order,
+            positions,
         };
         for (index, &position) in groups.positions.iter().enumerate() {
             if groups.ids.last() != Some(&ids[position]) {
@@ -65,10 +80,10 @@ impl<F: Real> SampledGradients<F> {
     /// TensorFlow's weight gradient values `[ids, dim]`, one row per position of `ids`.
     pub fn tf_weight_values(&self, inputs: &ArrayView2<F>) -> Array2<F> {
         let _timer = PhaseGuard::start(Phase::RowSparseValues);
-        let mut values = workspace::zeros::<F>(self.ids.len(), self.dim());
+        let mut values = workspace::matrix::<F>(self.ids.len(), self.dim());
         let row_pass = |(position, mut row): (usize, ArrayViewMut1<F>)| {
             let slot = row.as_slice_mut().expect("a fresh row is contiguous");
-            self.add_weight_row(position, inputs, F::one(), slot);
+            self.write_weight_row(position, inputs, slot);
         };
         let rows = values.axis_iter_mut(ndarray::Axis(0));
         if parallelism::inline() {

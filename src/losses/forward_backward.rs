@@ -13,6 +13,7 @@ use crate::matrix_product::matrix_product;
 use crate::parallelism;
 use crate::phase_timers::{timed, Phase};
 use crate::sampled_logits::{SampledLossInputs, ROWS_PER_BLOCK};
+use crate::simd::{avx2_version, InstructionSet};
 use crate::workspace;
 
 /// One block's rows of the outputs: its losses, true-logit gradients and inputs gradient.
@@ -77,6 +78,26 @@ impl<F: Real> SampledGradients<F> {
 
     /// Adds `scale ·` the weight-gradient row of position `position` of `ids` to `out`.
     pub fn add_weight_row(&self, position: usize, inputs: &ArrayView2<F>, scale: F, out: &mut [F]) {
+        self.combine_weight_row(position, inputs, scale, out, |slot, value| slot + value);
+    }
+
+    /// Writes the weight-gradient row of position `position` of `ids` to `out`: the bits of
+    /// `add_weight_row` into zeros, without the zeros.
+    pub fn write_weight_row(&self, position: usize, inputs: &ArrayView2<F>, out: &mut [F]) {
+        self.combine_weight_row(position, inputs, F::one(), out, |_, value| {
+            F::zero() + value
+        });
+    }
+
+    #[inline(always)]
+    fn combine_weight_row(
+        &self,
+        position: usize,
+        inputs: &ArrayView2<F>,
+        scale: F,
+        out: &mut [F],
+        combine: impl Fn(F, F) -> F,
+    ) {
         let true_rows = self.batch() * self.num_true;
         let (factor, row) = if position < true_rows {
             let (i, t) = (position / self.num_true, position % self.num_true);
@@ -91,12 +112,12 @@ impl<F: Real> SampledGradients<F> {
         match row.as_slice() {
             Some(values) => {
                 for (slot, &value) in out.iter_mut().zip(values) {
-                    *slot = *slot + factor * value;
+                    *slot = combine(*slot, factor * value);
                 }
             }
             None => {
                 for (slot, &value) in out.iter_mut().zip(row) {
-                    *slot = *slot + factor * value;
+                    *slot = combine(*slot, factor * value);
                 }
             }
         }
@@ -180,12 +201,12 @@ pub fn forward_backward<F: Real, L: ClassId>(
             )
         });
         timed(Phase::InputsGradientLabelRows, || {
-            for (offset, mut row) in block_inputs_gradient.rows_mut().into_iter().enumerate() {
-                for t in 0..num_true {
-                    let label_row = label_rows.row(offset * num_true + t);
-                    row.scaled_add(gradient[[offset, t]], &label_row);
-                }
-            }
+            add_label_rows(
+                &gradient,
+                &label_rows.rows,
+                num_true,
+                &mut block_inputs_gradient,
+            )
         });
 
         // This block's share of the sampled rows' gradients: G_sampledᵀ · inputs, Σ_i G.
@@ -205,7 +226,7 @@ pub fn forward_backward<F: Real, L: ClassId>(
             (weights, biases)
         });
         workspace::recycle(gradient);
-        workspace::recycle(label_rows);
+        label_rows.recycle();
         (weights, biases)
     };
     let (loss_blocks, true_blocks, input_blocks) = (
@@ -249,4 +270,65 @@ pub fn forward_backward<F: Real, L: ClassId>(
         sampled_bias_gradient,
         inputs_gradient,
     })
+}
+
+/// `out[i] += Σ_t gradient[i, t] · label_rows[i * num_true + t]`, the labels added in order.
+/// Runs the AVX2 build where the processor has it.
+fn add_label_rows<F: Real>(
+    gradient: &Array2<F>,
+    label_rows: &Array2<F>,
+    num_true: usize,
+    out: &mut ArrayViewMut2<F>,
+) {
+    let (width, dim) = (gradient.ncols(), out.ncols());
+    let gradient = gradient
+        .as_slice()
+        .expect("the logit gradient is contiguous");
+    let rows = label_rows.as_slice().expect("label rows are contiguous");
+    let out = out
+        .as_slice_mut()
+        .expect("blocks of the inputs gradient are contiguous");
+    #[cfg(target_arch = "x86_64")]
+    if InstructionSet::detect().has_avx2_fma() {
+        // SAFETY: an `InstructionSet` with AVX2 and FMA exists only where the processor has them.
+        unsafe { add_label_rows_avx2(gradient, rows, num_true, width, dim, out) };
+        return;
+    }
+    add_label_row_slices(gradient, rows, num_true, width, dim, out);
+}
+
+avx2_version!(
+    add_label_rows_avx2,
+    add_label_row_slices,
+    <F: Real>,
+    (
+        gradient: &[F],
+        rows: &[F],
+        num_true: usize,
+        width: usize,
+        dim: usize,
+        out: &mut [F]
+    )
+);
+
+#[inline(always)]
+fn add_label_row_slices<F: Real>(
+    gradient: &[F],
+    rows: &[F],
+    num_true: usize,
+    width: usize,
+    dim: usize,
+    out: &mut [F],
+) {
+    for ((out, labels), gradient) in out
+        .chunks_exact_mut(dim)
+        .zip(rows.chunks_exact(dim * num_true))
+        .zip(gradient.chunks_exact(width))
+    {
+        for (label, &g) in labels.chunks_exact(dim).zip(&gradient[..num_true]) {
+            for (sum, &w) in out.iter_mut().zip(label) {
+                *sum = *sum + g * w;
+            }
+        }
+    }
 }
