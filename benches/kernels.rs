@@ -204,23 +204,104 @@ fn losses(c: &mut Criterion) {
     }
 }
 
+/// The skip-gram benchmark's tables and batch.
+struct SkipGramData {
+    input: Vec<f32>,
+    output: Vec<f32>,
+    biases: Vec<f32>,
+    centers: Vec<u32>,
+    contexts: Vec<u32>,
+    context_log_q: Vec<f32>,
+    negatives: Vec<u32>,
+    negative_log_q: Vec<f32>,
+    dim: usize,
+    pairs: usize,
+}
+
+impl SkipGramData {
+    fn new() -> Self {
+        let (vocabulary, dim, pairs) = (10_000usize, 100usize, 512usize);
+        // Centers repeat as in text (about six pairs each); contexts and negatives spread out.
+        let negatives: Vec<u32> = (0..10).map(|j| (j * 997 + 3) as u32).collect();
+        SkipGramData {
+            input: (0..vocabulary * dim).map(|k| noise(k) * 0.01).collect(),
+            output: (0..vocabulary * dim).map(|k| noise(k + 1) * 0.01).collect(),
+            biases: vec![0.0f32; vocabulary],
+            centers: (0..pairs)
+                .map(|i| ((i / 6) * 37 % vocabulary) as u32)
+                .collect(),
+            contexts: (0..pairs)
+                .map(|i| (i * 7_331 % vocabulary) as u32)
+                .collect(),
+            context_log_q: vec![-3.0f32; pairs],
+            negative_log_q: vec![-2.0f32; negatives.len()],
+            negatives,
+            dim,
+            pairs,
+        }
+    }
+}
+
+/// `cargo bench -- phases` also: the skip-gram step (as in `skipgram_step`) on 1 and 2 threads,
+/// interleaved in rounds, wall µs per step (medians).
+fn skipgram_threads() {
+    let mut data = SkipGramData::new();
+    let batch = PairBatch {
+        centers: &data.centers,
+        contexts: &data.contexts,
+        context_log_q: &data.context_log_q,
+        negatives: &data.negatives,
+        negative_log_q: &data.negative_log_q,
+    };
+    let mut step = SkipGramStep::default();
+    let (rounds, steps) = (9, 400);
+    println!("\n== skip-gram step (512 pairs, dim 100, 10 negatives): wall µs per step, medians of {rounds} interleaved rounds of {steps} steps");
+    for loss in [SkipGramLoss::Nce, SkipGramLoss::Neg] {
+        let mut times = [Vec::new(), Vec::new()];
+        for round in 0..=rounds {
+            for (slot, threads) in [1usize, 2].into_iter().enumerate() {
+                parallelism::set_num_threads(threads);
+                let start = Instant::now();
+                parallelism::install(|| {
+                    for _ in 0..steps {
+                        let mut embeddings = Embeddings {
+                            input: &mut data.input,
+                            output: &mut data.output,
+                            biases: &mut data.biases,
+                            dim: data.dim,
+                        };
+                        black_box(step.run(&mut embeddings, &batch, loss, 1e-6, true));
+                    }
+                });
+                if round > 0 {
+                    times[slot].push(start.elapsed().as_secs_f64() * 1e6 / steps as f64);
+                }
+            }
+        }
+        parallelism::set_num_threads(0);
+        let (one, two) = (median(&mut times[0]), median(&mut times[1]));
+        println!(
+            "  {loss:?}: 1 thread {one:.1}, 2 threads {two:.1}: {:.2}x",
+            one / two
+        );
+    }
+}
+
 /// One skip-gram SGD step on a word2vec-sized batch: 512 pairs, dim 100, 10 shared negatives,
 /// a 10,000-word vocabulary (pairs per second is the throughput).
 fn skipgram_step(c: &mut Criterion) {
-    let (vocabulary, dim, pairs) = (10_000usize, 100usize, 512usize);
-    let mut input: Vec<f32> = (0..vocabulary * dim).map(|k| noise(k) * 0.01).collect();
-    let mut output: Vec<f32> = (0..vocabulary * dim).map(|k| noise(k + 1) * 0.01).collect();
-    let mut biases = vec![0.0f32; vocabulary];
-    // Centers repeat as in text (about six pairs each); contexts and negatives spread out.
-    let centers: Vec<u32> = (0..pairs)
-        .map(|i| ((i / 6) * 37 % vocabulary) as u32)
-        .collect();
-    let contexts: Vec<u32> = (0..pairs)
-        .map(|i| (i * 7_331 % vocabulary) as u32)
-        .collect();
-    let negatives: Vec<u32> = (0..10).map(|j| (j * 997 + 3) as u32).collect();
-    let context_log_q = vec![-3.0f32; pairs];
-    let negative_log_q = vec![-2.0f32; negatives.len()];
+    let SkipGramData {
+        mut input,
+        mut output,
+        mut biases,
+        centers,
+        contexts,
+        context_log_q,
+        negatives,
+        negative_log_q,
+        dim,
+        pairs,
+    } = SkipGramData::new();
     let batch = PairBatch {
         centers: &centers,
         contexts: &contexts,
@@ -286,7 +367,15 @@ fn phases(_: &mut Criterion) {
         phase_timers::Phase::GroupRows,
         phase_timers::Phase::ScatterRows,
     ];
-    for config in &CONFIGS {
+    // `RUSTNCE_PHASES=multi-true` (say) runs one configuration and skips the skip-gram step.
+    let only = std::env::var("RUSTNCE_PHASES").ok();
+    if only.is_none() {
+        skipgram_threads();
+    }
+    for config in CONFIGS
+        .iter()
+        .filter(|config| only.as_deref().is_none_or(|name| name == config.name))
+    {
         let problem = Problem::new(config);
         let inputs = problem.inputs();
         let mut target = problem.weights.clone();

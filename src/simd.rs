@@ -104,27 +104,16 @@ pub fn dots_in_lanes<F: Real, const N: usize>(x: &[F], rows: [&[F]; N]) -> [F; N
     totals
 }
 
-/// Hints the processor to start loading a row (a few rows before it is read: rows of a large
-/// matrix are cache and TLB misses, and this overlaps them).
+/// Hints the processor to start loading the first element of a row.
 #[inline(always)]
-pub fn prefetch<F>(row: ndarray::ArrayView1<'_, F>) {
+pub fn prefetch_first<F>(row: ndarray::ArrayView1<'_, F>) {
     #[cfg(target_arch = "x86_64")]
-    {
-        let start = row.as_ptr() as *const i8;
-        let bytes = if row.strides().first().copied().unwrap_or(1) == 1 {
-            row.len() * std::mem::size_of::<F>()
-        } else {
-            1
-        };
-        for offset in (0..bytes).step_by(64) {
-            // SAFETY: prefetching is a hint that never faults; the address is inside the row.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    start.wrapping_add(offset),
-                )
-            };
-        }
-    }
+    // SAFETY: prefetching is a hint that never faults.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            row.as_ptr() as *const i8
+        )
+    };
     #[cfg(not(target_arch = "x86_64"))]
     let _ = row;
 }

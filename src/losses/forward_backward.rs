@@ -332,3 +332,41 @@ fn add_label_row_slices<F: Real>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX2 build of the label rows' inputs gradient computes the bits of the plain build,
+    /// which are those of adding `g · row` label by label.
+    #[test]
+    fn the_label_row_gradient_kernels_agree_bit_for_bit() {
+        let (examples, num_true, dim, width) = (6, 3, 29, 8);
+        let value = |k: usize| ((k * 2_654_435_761usize) % 2_001) as f32 / 1000.0 - 1.0;
+        let gradient: Vec<f32> = (0..examples * width).map(value).collect();
+        let rows: Vec<f32> = (0..examples * num_true * dim)
+            .map(|k| value(k + 7))
+            .collect();
+        let start: Vec<f32> = (0..examples * dim).map(|k| value(k + 1_000)).collect();
+        let mut expected = start.clone();
+        for i in 0..examples {
+            for t in 0..num_true {
+                for d in 0..dim {
+                    let g = gradient[i * width + t];
+                    let slot = &mut expected[i * dim + d];
+                    *slot += g * rows[(i * num_true + t) * dim + d];
+                }
+            }
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let mut plain = start.clone();
+        add_label_row_slices(&gradient, &rows, num_true, width, dim, &mut plain);
+        assert_eq!(bits(&plain), bits(&expected));
+        if InstructionSet::detect().has_avx2_fma() {
+            let mut fast = start.clone();
+            // SAFETY: checked above that the processor has AVX2 and FMA.
+            unsafe { add_label_rows_avx2(&gradient, &rows, num_true, width, dim, &mut fast) };
+            assert_eq!(bits(&fast), bits(&expected));
+        }
+    }
+}

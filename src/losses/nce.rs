@@ -18,10 +18,6 @@ pub fn sigmoid_cross_entropy<F: Real>(z: F, y: F) -> F {
 /// The row's loss. With `gradient`, the row of logits is then overwritten with
 /// `upstream · (σ(z) - y)`, its gradient. `scratch` holds the per-logit losses, summed in a
 /// fixed order.
-///
-/// The row runs in chunks of eight columns, the last one padded: a row of five true columns
-/// and 64 sampled ones is nine chunks, not eight and five scalar columns. Each column's values
-/// are the same whatever chunk it falls in.
 #[inline(always)]
 pub fn row_loss<F: Real>(
     logits: &mut [F],
@@ -31,55 +27,38 @@ pub fn row_loss<F: Real>(
     scratch: &mut [F],
 ) -> F {
     let target = true_target::<F>(num_true);
-    let scratch = &mut scratch[..logits.len()];
-    let tail_column = logits.len() / 8 * 8;
-    let mut logit_chunks = logits.chunks_exact_mut(8);
-    let mut scratch_chunks = scratch.chunks_exact_mut(8);
-    for (chunk, (z, slot)) in (&mut logit_chunks).zip(&mut scratch_chunks).enumerate() {
-        columns(z, slot, chunk * 8, num_true, target, upstream, gradient);
+    let (true_logits, sampled_logits) = logits.split_at_mut(num_true);
+    let (true_scratch, sampled_scratch) = scratch.split_at_mut(num_true);
+    if num_true < PADDED {
+        // A few true columns: padded to one vector's width rather than a scalar loop (each
+        // column's values are the same either way).
+        let (mut z, mut slot) = ([F::zero(); PADDED], [F::zero(); PADDED]);
+        z[..num_true].copy_from_slice(true_logits);
+        columns(&mut z, &mut slot, target, upstream, gradient);
+        true_logits.copy_from_slice(&z[..num_true]);
+        true_scratch.copy_from_slice(&slot[..num_true]);
+    } else {
+        columns(true_logits, true_scratch, target, upstream, gradient);
     }
-    let (z_tail, slot_tail) = (
-        logit_chunks.into_remainder(),
-        scratch_chunks.into_remainder(),
+    columns(
+        sampled_logits,
+        sampled_scratch,
+        F::zero(),
+        upstream,
+        gradient,
     );
-    if !z_tail.is_empty() {
-        let (mut z, mut slot) = ([F::zero(); 8], [F::zero(); 8]);
-        z[..z_tail.len()].copy_from_slice(z_tail);
-        columns(
-            &mut z,
-            &mut slot,
-            tail_column,
-            num_true,
-            target,
-            upstream,
-            gradient,
-        );
-        z_tail.copy_from_slice(&z[..z_tail.len()]);
-        slot_tail.copy_from_slice(&slot[..slot_tail.len()]);
-    }
     sum_in_lanes(scratch)
 }
 
-/// Loss terms (into `slot`) and, with `gradient`, gradients (over `z`) of eight columns, the
-/// first of which is column `first_column` of the row (columns below `num_true` have target
-/// `target`, the others 0).
+/// The width the true columns are padded to when there are fewer.
+const PADDED: usize = 8;
+
+/// Loss terms (into `scratch`) and, with `gradient`, gradients (over `logits`) of columns
+/// sharing the target `y`.
 #[inline(always)]
-fn columns<F: Real>(
-    z: &mut [F],
-    slot: &mut [F],
-    first_column: usize,
-    num_true: usize,
-    target: F,
-    upstream: F,
-    gradient: bool,
-) {
+fn columns<F: Real>(logits: &mut [F], scratch: &mut [F], y: F, upstream: F, gradient: bool) {
     let one = F::one();
-    for (lane, (slot, z)) in slot[..8].iter_mut().zip(z[..8].iter_mut()).enumerate() {
-        let y = if first_column + lane < num_true {
-            target
-        } else {
-            F::zero()
-        };
+    for (slot, z) in scratch.iter_mut().zip(logits.iter_mut()) {
         let positive = *z >= F::zero();
         let (relu, negative_abs) = if positive { (*z, -*z) } else { (F::zero(), *z) };
         let e = F::exp_nonpositive(negative_abs);
