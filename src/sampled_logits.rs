@@ -341,6 +341,10 @@ fn true_logits<F: Real>(
     block: &mut ArrayViewMut2<F>,
 ) {
     let (dim, width) = (inputs.ncols(), block.ncols());
+    if dim == 0 {
+        block.slice_mut(s![.., ..num_true]).fill(F::zero());
+        return;
+    }
     let rows = label_rows
         .rows
         .as_slice()

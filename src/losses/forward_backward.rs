@@ -281,6 +281,9 @@ fn add_label_rows<F: Real>(
     out: &mut ArrayViewMut2<F>,
 ) {
     let (width, dim) = (gradient.ncols(), out.ncols());
+    if dim == 0 {
+        return;
+    }
     let gradient = gradient
         .as_slice()
         .expect("the logit gradient is contiguous");
