@@ -29,9 +29,9 @@ pub fn row_loss<F: Real>(
     let target = true_target::<F>(num_true);
     let (true_logits, sampled_logits) = logits.split_at_mut(num_true);
     let (true_scratch, sampled_scratch) = scratch.split_at_mut(num_true);
-    if num_true < PADDED {
+    if 1 < num_true && num_true < PADDED {
         // A few true columns: padded to one vector's width rather than a scalar loop (each
-        // column's values are the same either way).
+        // column's values are the same either way; one column is cheaper alone).
         let (mut z, mut slot) = ([F::zero(); PADDED], [F::zero(); PADDED]);
         z[..num_true].copy_from_slice(true_logits);
         columns(&mut z, &mut slot, target, upstream, gradient);
