@@ -875,6 +875,13 @@ def main(argv: list[str] | None = None) -> int:
     notes += [note] if note else []
     torch, note = (None, "PyTorch skipped (--no-torch)") if args.no_torch else _import_torch()
     notes += [note] if note else []
+    if tf is not None and torch is not None:
+        # rustnce.torch registers custom ops, which imports triton; triton's LLVM and
+        # TensorFlow's abort the process when both load ("Option ... registered more than once").
+        notes.append(
+            "rustnce.torch autograd skipped: with TensorFlow loaded, importing it (through "
+            "triton's LLVM) aborts the process; run with --no-tf for that column"
+        )
     describe_machine(tf, torch, notes)
     print(
         "Each implementation computes the loss and the gradients with respect to inputs, "
@@ -899,8 +906,9 @@ def main(argv: list[str] | None = None) -> int:
         if torch is not None:
             run_torch(torch, config, data, args.repeats, result, base)
             gc.collect()
-            run_torch_autograd(torch, config, data, args.repeats, result, base)
-            gc.collect()
+            if tf is None:
+                run_torch_autograd(torch, config, data, args.repeats, result, base)
+                gc.collect()
         run_ceiling(config, args.repeats, result)
         more_rounds(result, args.rounds)
         note_gflops(result)
