@@ -12,10 +12,15 @@ Run it in an environment where rustnce, TensorFlow and PyTorch are all installed
 column in one process (e.g. ``maturin build --release`` and pip-install the wheel into the
 TensorFlow environment); missing frameworks are skipped with a note.
 
-Timings are medians after warm-up. Other processes on the machine spoil them badly (parallel
-code waits for its slowest thread), so before each measurement the script waits for the CPUs
-to be idle (``--wait-idle``), measures again if other processes used CPU time meanwhile (from
-/proc/stat), and marks a measurement DISTURBED if they still did.
+Timings are medians after warm-up. Every implementation is timed in ``--rounds`` blocks
+(default 3), interleaved with the others' blocks (the order rotating): a timing is the median
+of its rounds' medians, and a ratio ("vs tensorflow", "vs faster peer" — the faster of
+TensorFlow and PyTorch in that round —, "of ceiling") the median of the rounds' ratios, so
+that drift and other processes' load fall on all implementations alike. Other processes on the
+machine spoil timings badly (parallel code waits for its slowest thread), so before each
+measurement the script waits for the CPUs to be idle (``--wait-idle``), measures again if
+other processes used CPU time meanwhile (from /proc/stat), and marks a measurement DISTURBED
+if they still did.
 """
 
 from __future__ import annotations
@@ -74,12 +79,15 @@ class Timing:
     runs: int = 0
     note: str = ""
     min_ms: float | None = None
+    rounds: list[float] = field(default_factory=list)  # each round's median, milliseconds
 
 
 @dataclass
 class Result:
     config: Config
     timings: dict[str, Timing] = field(default_factory=dict)
+    # What each timing times, for the later rounds: (function, repeats, warm-up calls).
+    callables: dict[str, tuple[Callable[[], Any], int, int]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -288,6 +296,47 @@ def time_call(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> Timing:
     return timing
 
 
+def record(
+    result: Result, name: str, fn: Callable[[], Any], repeats: int, warmup: int = 2
+) -> Timing:
+    """Times ``fn`` (the first round) and keeps it for the later rounds."""
+    timing = time_call(fn, repeats, warmup)
+    timing.rounds = [timing.ms] if timing.ms is not None else []
+    result.timings[name] = timing
+    result.callables[name] = (fn, repeats, warmup)
+    return timing
+
+
+def more_rounds(result: Result, rounds: int) -> None:
+    """Times every recorded implementation again, ``rounds - 1`` more times, interleaved (the
+    order rotating from round to round); each timing becomes the median of its rounds'
+    medians, so load from other processes falls on all implementations alike."""
+    names = list(result.callables)
+    for round_number in range(1, rounds):
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            fn, repeats, warmup = result.callables[name]
+            again = time_call(fn, repeats, warmup)
+            timing = result.timings[name]
+            if again.ms is not None:
+                timing.rounds.append(again.ms)
+                timing.runs += again.runs
+                timing.min_ms = min(timing.min_ms or again.ms, again.min_ms or again.ms)
+                if again.note.startswith("DISTURBED") and not timing.note.startswith("DISTURBED"):
+                    timing.note = ", ".join(filter(None, [again.note, timing.note]))
+    for timing in result.timings.values():
+        if len(timing.rounds) > 1:
+            timing.ms = statistics.median(timing.rounds)
+
+
+def round_ratio(theirs: Timing, mine: Timing) -> float:
+    """The median over rounds of ``theirs / mine`` (each round measured both)."""
+    pairs = list(zip(theirs.rounds, mine.rounds))
+    if not pairs:
+        return theirs.ms / mine.ms
+    return statistics.median(t / m for t, m in pairs)
+
+
 def log_uniform_labels(rng: np.random.Generator, shape: tuple[int, ...], classes: int):
     """Zipf-like labels drawn from the log-uniform distribution (word frequencies)."""
     u = rng.random(shape)
@@ -359,7 +408,7 @@ def run_rustnce(config: Config, data: dict, repeats: int, result: Result) -> dic
     expected_rows = config.batch * t + s
     assert weight_grad.values.shape == (expected_rows, config.dim), weight_grad.values.shape
     assert bias_grad.values.shape == (expected_rows,), bias_grad.values.shape
-    result.timings["rustnce"] = time_call(forward_backward, repeats)
+    record(result, "rustnce", forward_backward, repeats)
 
     w_before = w[sv[0][:4]].copy()
 
@@ -369,7 +418,7 @@ def run_rustnce(config: Config, data: dict, repeats: int, result: Result) -> dic
         )
 
     step_loss, step_grad = sgd_step()
-    result.timings["rustnce sgd step"] = time_call(sgd_step, repeats)
+    record(result, "rustnce sgd step", sgd_step, repeats)
     if not np.array_equal(w[sv[0][:4]], w_before):
         result.warnings.append("WARNING: nce_sgd_step with learning_rate=0 changed the weights")
     base = {"loss": loss.copy(), "inputs_grad": inputs_grad.copy()}
@@ -398,7 +447,7 @@ def run_reference(config: Config, data: dict, repeats: int, result: Result, base
             note=f"skipped: one call took {single:.2f} s > {REFERENCE_SKIP_SECONDS:g} s"
         )
         return
-    result.timings["reference"] = time_call(forward_backward, repeats, warmup=1)
+    record(result, "reference", forward_backward, repeats, warmup=1)
 
 
 def run_tensorflow(tf: Any, config: Config, data: dict, repeats: int, result: Result, base):
@@ -443,7 +492,7 @@ def run_tensorflow(tf: Any, config: Config, data: dict, repeats: int, result: Re
         result.notes.append(f"tensorflow: weight gradient is {type(grad_w).__name__}")
     compare("tensorflow", loss.numpy(), grad_x.numpy(), base, result)
     del loss, grad_w, grad_b, grad_x
-    result.timings["tensorflow"] = time_call(call, repeats, warmup=3)
+    record(result, "tensorflow", call, repeats, warmup=3)
 
 
 def torch_hand_written(torch: Any, config: Config, data: dict) -> Callable[[], tuple]:
@@ -486,7 +535,7 @@ def run_torch(torch: Any, config: Config, data: dict, repeats: int, result: Resu
         result.notes.append("torch: weight gradient is dense")
     compare("torch", loss.detach().numpy(), grad_x.numpy(), base, result)
     del loss, grad_w, grad_b, grad_x
-    result.timings["torch"] = time_call(forward_backward, repeats, warmup=3)
+    record(result, "torch", forward_backward, repeats, warmup=3)
 
 
 def run_torch_autograd(torch: Any, config: Config, data: dict, repeats: int, result: Result, base):
@@ -515,7 +564,7 @@ def run_torch_autograd(torch: Any, config: Config, data: dict, repeats: int, res
         result.warnings.append("WARNING: rustnce.torch gave dense weight/bias gradients")
     compare("rustnce.torch autograd", loss.detach().numpy(), grad_x.numpy(), base, result)
     del loss, grad_w, grad_b, grad_x
-    result.timings["rustnce.torch autograd"] = time_call(forward_backward, repeats, warmup=3)
+    record(result, "rustnce.torch autograd", forward_backward, repeats, warmup=3)
 
     # The targets as ratios measured side by side: the three alternate call by call, so load
     # from other processes falls on all of them alike.
@@ -639,10 +688,18 @@ def run_ceiling(config: Config, repeats: int, result: Result) -> None:
         g @ w  # inputs gradient [B, D]
         g.T @ x  # sampled weight gradient [S, D]
 
-    timing = time_call(products, repeats, warmup=3)
-    gflops = 3 * 2 * b * s * d / (timing.ms * 1e-3) / 1e9
+    record(result, "matmul ceiling", products, repeats, warmup=3)
+
+
+def note_gflops(result: Result) -> None:
+    """The ceiling's rate, from its final (median) time."""
+    timing = result.timings.get("matmul ceiling")
+    if timing is None or timing.ms is None:
+        return
+    config = result.config
+    flops = 3 * 2 * config.batch * config.num_sampled * config.dim
+    gflops = flops / (timing.ms * 1e-3) / 1e9
     timing.note = ", ".join(filter(None, [f"{gflops:.0f} GFLOP/s", timing.note]))
-    result.timings["matmul ceiling"] = timing
 
 
 # ---------------------------------------------------------------------------------------
@@ -659,6 +716,7 @@ COLUMNS = [
     "matmul ceiling",
 ]
 BASELINES = ["tensorflow", "torch", "reference"]
+PEERS = ["tensorflow", "torch"]  # the frameworks the speed targets are set against
 
 
 def _fmt_ms(timing: Timing | None) -> str:
@@ -681,8 +739,16 @@ def print_result(result: Result, markdown: bool) -> None:
             continue
         detail = timing.note
         if timing.ms is not None:
+            spread = (
+                f"rounds {min(timing.rounds):.2f}–{max(timing.rounds):.2f}"
+                if len(timing.rounds) > 1
+                else ""
+            )
             detail = ", ".join(
-                filter(None, [f"median of {timing.runs}", f"min {timing.min_ms:.2f}", detail])
+                filter(
+                    None,
+                    [f"median of {timing.runs}", f"min {timing.min_ms:.2f}", spread, detail],
+                )
             )
         rows.append([name, _fmt_ms(timing), detail])
     speedups: list[list[str]] = []
@@ -694,10 +760,33 @@ def print_result(result: Result, markdown: bool) -> None:
         cells = [variant]
         for other in BASELINES:
             theirs = timings.get(other)
-            cells.append(f"{theirs.ms / mine.ms:.2f}x" if theirs is not None and theirs.ms else "—")
-        cells.append(f"{ceiling.ms / mine.ms:.0%}" if ceiling is not None and ceiling.ms else "—")
+            cells.append(
+                f"{round_ratio(theirs, mine):.2f}x" if theirs is not None and theirs.ms else "—"
+            )
+        peers = [timings[p] for p in PEERS if p in timings and timings[p].ms]
+        if peers:
+            # Per round, the faster peer of that round; the median over rounds.
+            per_round = [
+                min(p.rounds[k] for p in peers) / mine.rounds[k]
+                for k in range(min(len(mine.rounds), *(len(p.rounds) for p in peers)))
+            ]
+            fastest = min(peers, key=lambda p: p.ms)
+            ratio = statistics.median(per_round) if per_round else fastest.ms / mine.ms
+            cells.append(f"{ratio:.2f}x")
+        else:
+            cells.append("—")
+        cells.append(
+            f"{round_ratio(ceiling, mine):.0%}" if ceiling is not None and ceiling.ms else "—"
+        )
         speedups.append(cells)
-    speedup_header = ["speed-up of", "vs tensorflow", "vs torch", "vs reference", "of ceiling"]
+    speedup_header = [
+        "speed-up of",
+        "vs tensorflow",
+        "vs torch",
+        "vs reference",
+        "vs faster peer",
+        "of ceiling",
+    ]
 
     if markdown:
         print(f"#### {title}\n")
@@ -752,6 +841,13 @@ def main(argv: list[str] | None = None) -> int:
         help="timed runs per measurement (default 20; fewer for slow ones, more for fast ones "
         f"to fill {MIN_BLOCK_SECONDS:g} s)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="time every implementation this many times, interleaved; report the median of "
+        "the rounds' medians, and ratios as the median of the rounds' ratios (default 3)",
+    )
     parser.add_argument("--markdown", action="store_true", help="print tables as Markdown")
     parser.add_argument(
         "--wait-idle",
@@ -770,6 +866,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown configuration(s) {unknown}; choose from {list(CONFIGS)}")
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
 
     GATE.max_wait = max(args.wait_idle, 0.0)
     notes = []
@@ -777,6 +875,13 @@ def main(argv: list[str] | None = None) -> int:
     notes += [note] if note else []
     torch, note = (None, "PyTorch skipped (--no-torch)") if args.no_torch else _import_torch()
     notes += [note] if note else []
+    if tf is not None and torch is not None:
+        # rustnce.torch registers custom ops, which imports triton; triton's LLVM and
+        # TensorFlow's abort the process when both load ("Option ... registered more than once").
+        notes.append(
+            "rustnce.torch autograd skipped: with TensorFlow loaded, importing it (through "
+            "triton's LLVM) aborts the process; run with --no-tf for that column"
+        )
     describe_machine(tf, torch, notes)
     print(
         "Each implementation computes the loss and the gradients with respect to inputs, "
@@ -794,16 +899,20 @@ def main(argv: list[str] | None = None) -> int:
         data = make_inputs(config)
         base = run_rustnce(config, data, args.repeats, result)
         run_reference(config, data, args.repeats, result, base)
-        # Each framework's copies live only inside its run_* call: freed before the next.
+        # Each framework's copies live until this configuration's rounds are timed.
         if tf is not None:
             run_tensorflow(tf, config, data, args.repeats, result, base)
             gc.collect()
         if torch is not None:
             run_torch(torch, config, data, args.repeats, result, base)
             gc.collect()
-            run_torch_autograd(torch, config, data, args.repeats, result, base)
-            gc.collect()
+            if tf is None:
+                run_torch_autograd(torch, config, data, args.repeats, result, base)
+                gc.collect()
         run_ceiling(config, args.repeats, result)
+        more_rounds(result, args.rounds)
+        note_gflops(result)
+        result.callables.clear()  # frees each framework's copies
         del data, base
         gc.collect()
         result.notes.append(f"process memory after this configuration: {_rss_mb()}")

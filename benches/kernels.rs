@@ -3,16 +3,18 @@
 //! (`RUSTNCE_NUM_THREADS`).
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::{Array1, Array2};
 use rustnce::losses::forward_backward::{forward_backward, Upstream};
 use rustnce::losses::{sampled_loss, SampledLoss};
 use rustnce::parallelism;
+use rustnce::phase_timers;
 use rustnce::sampled_logits::{SampledLossInputs, SampledValues};
 use rustnce::samplers::{CandidateSampler, FixedUnigramConfig};
 use rustnce::sharding::ShardedMatrix;
+use rustnce::sharding::{PartitionStrategy, ShardedRowsMut};
 use rustnce::skipgram::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep};
 use rustnce::Seed;
 
@@ -76,8 +78,12 @@ impl Problem {
         let weights = Array2::from_shape_fn((config.classes, config.dim), |(i, j)| {
             0.1 * noise(i * config.dim + j)
         });
+        // Zipf-like labels from the log-uniform distribution, as word frequencies (and as
+        // benches/compare.py draws them): frequent rows stay in the cache.
         let labels = Array2::from_shape_fn((config.batch, config.num_true), |(i, t)| {
-            ((noise(7 * i + t + 1) + 0.5) * config.classes as f32) as i64 % config.classes as i64
+            let u = f64::from(noise(7 * i + t + 1)) + 0.5;
+            let id = ((u * (config.classes as f64 + 1.0).ln()).exp()).floor() as i64 - 1;
+            id.clamp(0, config.classes as i64 - 1)
         });
         let mut sampler =
             CandidateSampler::log_uniform(config.classes as i64, Seed::Op(1)).unwrap();
@@ -198,23 +204,104 @@ fn losses(c: &mut Criterion) {
     }
 }
 
+/// The skip-gram benchmark's tables and batch.
+struct SkipGramData {
+    input: Vec<f32>,
+    output: Vec<f32>,
+    biases: Vec<f32>,
+    centers: Vec<u32>,
+    contexts: Vec<u32>,
+    context_log_q: Vec<f32>,
+    negatives: Vec<u32>,
+    negative_log_q: Vec<f32>,
+    dim: usize,
+    pairs: usize,
+}
+
+impl SkipGramData {
+    fn new() -> Self {
+        let (vocabulary, dim, pairs) = (10_000usize, 100usize, 512usize);
+        // Centers repeat as in text (about six pairs each); contexts and negatives spread out.
+        let negatives: Vec<u32> = (0..10).map(|j| (j * 997 + 3) as u32).collect();
+        SkipGramData {
+            input: (0..vocabulary * dim).map(|k| noise(k) * 0.01).collect(),
+            output: (0..vocabulary * dim).map(|k| noise(k + 1) * 0.01).collect(),
+            biases: vec![0.0f32; vocabulary],
+            centers: (0..pairs)
+                .map(|i| ((i / 6) * 37 % vocabulary) as u32)
+                .collect(),
+            contexts: (0..pairs)
+                .map(|i| (i * 7_331 % vocabulary) as u32)
+                .collect(),
+            context_log_q: vec![-3.0f32; pairs],
+            negative_log_q: vec![-2.0f32; negatives.len()],
+            negatives,
+            dim,
+            pairs,
+        }
+    }
+}
+
+/// `cargo bench -- phases` also: the skip-gram step (as in `skipgram_step`) on 1 and 2 threads,
+/// interleaved in rounds, wall µs per step (medians).
+fn skipgram_threads() {
+    let mut data = SkipGramData::new();
+    let batch = PairBatch {
+        centers: &data.centers,
+        contexts: &data.contexts,
+        context_log_q: &data.context_log_q,
+        negatives: &data.negatives,
+        negative_log_q: &data.negative_log_q,
+    };
+    let mut step = SkipGramStep::default();
+    let (rounds, steps) = (9, 400);
+    println!("\n== skip-gram step (512 pairs, dim 100, 10 negatives): wall µs per step, medians of {rounds} interleaved rounds of {steps} steps");
+    for loss in [SkipGramLoss::Nce, SkipGramLoss::Neg] {
+        let mut times = [Vec::new(), Vec::new()];
+        for round in 0..=rounds {
+            for (slot, threads) in [1usize, 2].into_iter().enumerate() {
+                parallelism::set_num_threads(threads);
+                let start = Instant::now();
+                parallelism::install(|| {
+                    for _ in 0..steps {
+                        let mut embeddings = Embeddings {
+                            input: &mut data.input,
+                            output: &mut data.output,
+                            biases: &mut data.biases,
+                            dim: data.dim,
+                        };
+                        black_box(step.run(&mut embeddings, &batch, loss, 1e-6, true));
+                    }
+                });
+                if round > 0 {
+                    times[slot].push(start.elapsed().as_secs_f64() * 1e6 / steps as f64);
+                }
+            }
+        }
+        parallelism::set_num_threads(0);
+        let (one, two) = (median(&mut times[0]), median(&mut times[1]));
+        println!(
+            "  {loss:?}: 1 thread {one:.1}, 2 threads {two:.1}: {:.2}x",
+            one / two
+        );
+    }
+}
+
 /// One skip-gram SGD step on a word2vec-sized batch: 512 pairs, dim 100, 10 shared negatives,
 /// a 10,000-word vocabulary (pairs per second is the throughput).
 fn skipgram_step(c: &mut Criterion) {
-    let (vocabulary, dim, pairs) = (10_000usize, 100usize, 512usize);
-    let mut input: Vec<f32> = (0..vocabulary * dim).map(|k| noise(k) * 0.01).collect();
-    let mut output: Vec<f32> = (0..vocabulary * dim).map(|k| noise(k + 1) * 0.01).collect();
-    let mut biases = vec![0.0f32; vocabulary];
-    // Centers repeat as in text (about six pairs each); contexts and negatives spread out.
-    let centers: Vec<u32> = (0..pairs)
-        .map(|i| ((i / 6) * 37 % vocabulary) as u32)
-        .collect();
-    let contexts: Vec<u32> = (0..pairs)
-        .map(|i| (i * 7_331 % vocabulary) as u32)
-        .collect();
-    let negatives: Vec<u32> = (0..10).map(|j| (j * 997 + 3) as u32).collect();
-    let context_log_q = vec![-3.0f32; pairs];
-    let negative_log_q = vec![-2.0f32; negatives.len()];
+    let SkipGramData {
+        mut input,
+        mut output,
+        mut biases,
+        centers,
+        contexts,
+        context_log_q,
+        negatives,
+        negative_log_q,
+        dim,
+        pairs,
+    } = SkipGramData::new();
     let batch = PairBatch {
         centers: &centers,
         contexts: &contexts,
@@ -252,5 +339,187 @@ fn skipgram_step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, samplers, losses, skipgram_step);
+/// Median of `values` (sorted in place).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// `cargo bench --features phase-timers -- phases`: where the fused pass of each configuration
+/// spends its time, and what the gradient forms add. Three operations: the fused pass; the
+/// fused pass + TensorFlow's row-sparse weight values (what `nce_loss_and_gradients` hands to
+/// Python); the fused pass + scatter-add (the SGD step). Each runs on one thread (the calling
+/// thread, timed in its CPU time: a shared machine disturbs it little) and on a pool of two
+/// (timed in wall time), interleaved in rounds; medians of the rounds. The per-phase table is
+/// CPU time per call summed over threads. Not a criterion benchmark: it runs only when the
+/// filter is `phases`.
+fn phases(_: &mut Criterion) {
+    if !std::env::args().any(|argument| argument == "phases") {
+        return;
+    }
+    if !phase_timers::ENABLED {
+        println!("phases: build with `--features phase-timers` for the per-phase table");
+    }
+    const ROUNDS: usize = 7;
+    const OPERATIONS: [&str; 3] = ["fused pass", "+ row-sparse values", "+ scatter-add (SGD)"];
+    const FUSED_ONLY: [phase_timers::Phase; 3] = [
+        phase_timers::Phase::RowSparseValues,
+        phase_timers::Phase::GroupRows,
+        phase_timers::Phase::ScatterRows,
+    ];
+    // `RUSTNCE_PHASES=multi-true` (say) runs one configuration and skips the skip-gram step.
+    let only = std::env::var("RUSTNCE_PHASES").ok();
+    if only.is_none() {
+        skipgram_threads();
+    }
+    for config in CONFIGS
+        .iter()
+        .filter(|config| only.as_deref().is_none_or(|name| name == config.name))
+    {
+        let problem = Problem::new(config);
+        let inputs = problem.inputs();
+        let mut target = problem.weights.clone();
+        let mut target_biases = problem.biases.clone();
+        let work = config.batch * (config.num_sampled + config.num_true) * config.dim;
+        let calls = (400_000_000 / work).clamp(5, 200);
+        let mut run = |operation: usize| {
+            let gradients = forward_backward(&inputs, SampledLoss::Nce, &Upstream::Sum).unwrap();
+            match operation {
+                1 => {
+                    black_box(gradients.tf_weight_values(&inputs.inputs));
+                }
+                2 => {
+                    let weights = ShardedRowsMut::new(
+                        vec![target.view_mut()],
+                        PartitionStrategy::Div,
+                        "weights",
+                    )
+                    .unwrap();
+                    let biases = ShardedRowsMut::new(
+                        vec![target_biases.view_mut()],
+                        PartitionStrategy::Div,
+                        "biases",
+                    )
+                    .unwrap();
+                    gradients
+                        .scatter_add(&inputs.inputs, Some(&weights), Some(&biases), -1e-9)
+                        .unwrap();
+                }
+                _ => {}
+            }
+            black_box(gradients);
+        };
+        // [one thread CPU, one thread wall, two threads wall][operation]: µs per call per round.
+        let mut times = vec![vec![Vec::new(); OPERATIONS.len()]; 3];
+        // [one thread, two threads][phase]: µs per call, summed over threads and rounds.
+        let mut phase_totals = vec![vec![0.0f64; phase_timers::PHASES.len()]; 2];
+        parallelism::set_num_threads(2);
+        for round in 0..=ROUNDS {
+            for (pool, totals) in phase_totals.iter_mut().enumerate() {
+                for (operation, _) in OPERATIONS.iter().enumerate() {
+                    phase_timers::take();
+                    let (cpu, wall) = (phase_timers::thread_cpu_time(), Instant::now());
+                    for _ in 0..calls {
+                        if pool == 0 {
+                            // All on this thread: the pieces run one after another.
+                            parallelism::install_sized(0, || run(operation));
+                        } else {
+                            parallelism::install(|| run(operation));
+                        }
+                    }
+                    let per_call = |seconds: f64| seconds * 1e6 / calls as f64;
+                    let (cpu, wall) = (
+                        per_call((phase_timers::thread_cpu_time() - cpu).as_secs_f64()),
+                        per_call(wall.elapsed().as_secs_f64()),
+                    );
+                    let spent = phase_timers::take();
+                    if round == 0 {
+                        continue; // warm-up
+                    }
+                    if pool == 0 {
+                        times[0][operation].push(cpu);
+                        times[1][operation].push(wall);
+                    } else {
+                        times[2][operation].push(wall);
+                    }
+                    for (total, (_, _, time)) in totals.iter_mut().zip(&spent) {
+                        *total += per_call(time.as_secs_f64()) / ROUNDS as f64;
+                    }
+                }
+            }
+        }
+        parallelism::set_num_threads(0);
+        let medians: Vec<Vec<f64>> = times
+            .iter_mut()
+            .map(|rows| rows.iter_mut().map(|v| median(v)).collect())
+            .collect();
+        println!(
+            "\n== phases {} (classes {}, dim {}, batch {}, sampled {}, true {}): µs per call, \
+             medians of {ROUNDS} interleaved rounds of {calls} calls",
+            config.name,
+            config.classes,
+            config.dim,
+            config.batch,
+            config.num_sampled,
+            config.num_true
+        );
+        for (label, row) in ["1 thread, CPU", "1 thread, wall", "2 threads, wall"]
+            .iter()
+            .zip(&medians)
+        {
+            let cells: Vec<String> = OPERATIONS
+                .iter()
+                .zip(row)
+                .map(|(name, us)| format!("{name} {us:.0}"))
+                .collect();
+            println!("  {label:<16} {}", cells.join(" | "));
+        }
+        println!(
+            "  2 threads vs 1 (wall): fused pass {:.2}x, SGD step {:.2}x; \
+             SGD step / gradients call: 1 thread (CPU) {:.3}, 2 threads (wall) {:.3}",
+            medians[1][0] / medians[2][0],
+            medians[1][2] / medians[2][2],
+            medians[0][2] / medians[0][1],
+            medians[2][2] / medians[2][1],
+        );
+        if !phase_timers::ENABLED {
+            continue;
+        }
+        // The fused pass's phases ran in all three operations: per pass, a third of the total.
+        let per_pass = |pool: usize, index: usize| {
+            let (phase, _) = phase_timers::PHASES[index];
+            let total = phase_totals[pool][index];
+            if FUSED_ONLY.contains(&phase) {
+                total
+            } else {
+                total / 3.0
+            }
+        };
+        println!(
+            "  per phase, CPU µs per call summed over threads (share of the 1-thread fused pass):"
+        );
+        for (index, &(_, name)) in phase_timers::PHASES.iter().enumerate() {
+            println!(
+                "    {name:<40} 1 thread {:>8.1} ({:>4.1}%)   2 threads {:>8.1}",
+                per_pass(0, index),
+                100.0 * per_pass(0, index) / medians[0][0],
+                per_pass(1, index),
+            );
+        }
+        let fused_phases = |pool: usize| -> f64 {
+            (0..phase_timers::PHASES.len())
+                .filter(|&index| !FUSED_ONLY.contains(&phase_timers::PHASES[index].0))
+                .map(|index| per_pass(pool, index))
+                .sum()
+        };
+        println!(
+            "    fused pass outside the phases: 1 thread {:.1} (CPU − phases); \
+             2 threads {:.1} (2 × wall − phases: waiting for the other thread, coordination)",
+            medians[0][0] - fused_phases(0),
+            2.0 * medians[2][0] - fused_phases(1),
+        );
+    }
+}
+
+criterion_group!(benches, phases, samplers, losses, skipgram_step);
 criterion_main!(benches);

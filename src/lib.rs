@@ -20,6 +20,7 @@ pub mod skipgram;
 pub mod fast_math;
 pub mod matrix_product;
 pub mod parallelism;
+pub mod phase_timers;
 #[cfg(feature = "python")]
 mod py;
 pub mod row_sparse;

@@ -10,6 +10,7 @@ use crate::element_types::Real;
 use crate::error::{NceError, Result};
 use crate::losses::forward_backward::SampledGradients;
 use crate::parallelism;
+use crate::phase_timers::{Phase, PhaseGuard};
 use crate::sharding::{ShardLayout, ShardedRowsMut};
 use crate::workspace;
 
@@ -29,12 +30,28 @@ pub struct RowGroups {
 
 impl RowGroups {
     pub fn new(ids: &[usize]) -> Self {
-        let mut order: Vec<usize> = (0..ids.len()).collect();
-        order.sort_by_key(|&position| (ids[position], position));
+        let _timer = PhaseGuard::start(Phase::GroupRows);
+        let positions =
+            if (ids.len() as u64) < 1 << 32 && ids.iter().all(|&id| (id as u64) < 1 << 32) {
+                // (id, position) packed in one integer: an unstable sort of plain integers.
+                let mut keys: Vec<u64> = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(position, &id)| (id as u64) << 32 | position as u64)
+                    .collect();
+                keys.sort_unstable();
+                keys.into_iter()
+                    .map(|key| (key & 0xFFFF_FFFF) as usize)
+                    .collect()
+            } else {
+                let mut order: Vec<usize> = (0..ids.len()).collect();
+                order.sort_by_key(|&position| (ids[position], position));
+                order
+            };
         let mut groups = RowGroups {
             ids: Vec::new(),
             starts: Vec::new(),
-            positions: order,
+            positions,
         };
         for (index, &position) in groups.positions.iter().enumerate() {
             if groups.ids.last() != Some(&ids[position]) {
@@ -62,10 +79,11 @@ impl RowGroups {
 impl<F: Real> SampledGradients<F> {
     /// TensorFlow's weight gradient values `[ids, dim]`, one row per position of `ids`.
     pub fn tf_weight_values(&self, inputs: &ArrayView2<F>) -> Array2<F> {
-        let mut values = workspace::zeros::<F>(self.ids.len(), self.dim());
+        let _timer = PhaseGuard::start(Phase::RowSparseValues);
+        let mut values = workspace::matrix::<F>(self.ids.len(), self.dim());
         let row_pass = |(position, mut row): (usize, ArrayViewMut1<F>)| {
             let slot = row.as_slice_mut().expect("a fresh row is contiguous");
-            self.add_weight_row(position, inputs, F::one(), slot);
+            self.write_weight_row(position, inputs, slot);
         };
         let rows = values.axis_iter_mut(ndarray::Axis(0));
         if parallelism::inline() {
@@ -161,6 +179,7 @@ impl<F: Real> SampledGradients<F> {
         const PREFETCH_AHEAD: usize = 4;
         let tasks = groups.len().div_ceil(GROUPS_PER_TASK);
         let task_pass = |task: usize| {
+            let _timer = PhaseGuard::start(Phase::ScatterRows);
             let mut row = vec![F::zero(); dim];
             let first = task * GROUPS_PER_TASK;
             let last = (first + GROUPS_PER_TASK).min(groups.len());

@@ -13,8 +13,10 @@ use crate::element_types::{ClassId, Real, HIT_MASK};
 use crate::error::{NceError, Result};
 use crate::matrix_product::matrix_product;
 use crate::parallelism;
+use crate::phase_timers::{timed, Phase, PhaseGuard};
 use crate::sharding::ShardedMatrix;
-use crate::workspace;
+use crate::simd::{self, avx2_version, InstructionSet};
+use crate::workspace::{self, Pooled};
 
 /// Rows of the batch handed to one parallel task: fixed, so that results do not depend on the
 /// number of threads, and large enough to amortise the packing of matrix products.
@@ -199,7 +201,7 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
             let first = task * ROWS_PER_BLOCK;
             let label_rows = self.label_rows(&gathered, first, block.nrows());
             self.block_logits(&gathered, first, &label_rows, &mut block);
-            workspace::recycle(label_rows);
+            label_rows.recycle();
         };
         let blocks = logits.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK);
         if parallelism::inline() {
@@ -238,15 +240,25 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
         })
     }
 
-    /// The label rows of the weights for batch rows `first..first + rows`, contiguous
-    /// `[rows * num_true, dim]` in a reused buffer: each is read twice (logit, then inputs
-    /// gradient), and gathering them once turns scattered reads into sequential ones.
-    pub fn label_rows(&self, gathered: &Gathered<F>, first: usize, rows: usize) -> Array2<F> {
+    /// The label rows of the weights and their biases for batch rows `first..first + rows`,
+    /// contiguous `[rows * num_true, dim]` in reused buffers: each row is read twice (logit,
+    /// then inputs gradient), and gathering them once, prefetched a few rows ahead, turns
+    /// scattered reads into sequential ones.
+    pub fn label_rows(&self, gathered: &Gathered<F>, first: usize, rows: usize) -> LabelRows<F> {
         let num_true = self.num_true();
         let labels = &gathered.ids.labels[first * num_true..(first + rows) * num_true];
         let mut out = workspace::matrix::<F>(labels.len(), self.weights.dim());
+        let mut biases = workspace::vector::<F>(labels.len());
+        // The biases' cache lines are requested first and read after the rows (a bias read
+        // right after its logit's product was the pass's costliest cache miss).
+        for &label in labels {
+            simd::prefetch_first(self.biases.row(label));
+        }
         self.weights.gather_into(labels, &mut out.view_mut());
-        out
+        for (bias, &label) in biases.iter_mut().zip(labels) {
+            *bias = self.biases.scalar(label);
+        }
+        LabelRows { rows: out, biases }
     }
 
     /// The logits of batch rows `first..first + block.nrows()` into `block`, given their
@@ -255,7 +267,7 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
         &self,
         gathered: &Gathered<F>,
         first: usize,
-        label_rows: &Array2<F>,
+        label_rows: &LabelRows<F>,
         block: &mut ArrayViewMut2<F>,
     ) {
         let num_true = self.num_true();
@@ -265,20 +277,24 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
                 .expect("the counts' shapes were checked by gather()")
         });
         let inputs = self.inputs.slice(s![first..first + block.nrows(), ..]);
-        matrix_product(
-            &inputs,
-            &gathered.weights.t(),
-            &mut block.slice_mut(s![.., num_true..]),
-        );
+        timed(Phase::SampledLogitsProduct, || {
+            matrix_product(
+                &inputs,
+                &gathered.weights.t(),
+                &mut block.slice_mut(s![.., num_true..]),
+            )
+        });
+        let _timer = PhaseGuard::start(Phase::TrueLogitsAndCorrections);
+        true_logits(num_true, &inputs, label_rows, block);
         let mut masked = Vec::new();
         for (offset, mut row) in block.rows_mut().into_iter().enumerate() {
             let i = first + offset;
-            let x = inputs.row(offset);
             let labels = &gathered.ids.labels[i * num_true..(i + 1) * num_true];
             let row = row.as_slice_mut().expect("logit rows are contiguous");
             let (true_part, sampled_part) = row.split_at_mut(num_true);
-            for (t, (z, &label)) in true_part.iter_mut().zip(labels).enumerate() {
-                *z = x.dot(&label_rows.row(offset * num_true + t)) + self.biases.scalar(label);
+            let biases = &label_rows.biases[offset * num_true..(offset + 1) * num_true];
+            for (t, (z, &bias)) in true_part.iter_mut().zip(biases).enumerate() {
+                *z = *z + bias;
                 if let Some(counts) = &true_counts {
                     *z = *z - counts[[i, t]].ln();
                 }
@@ -296,6 +312,94 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
             for (z, &log_q) in sampled_part.iter_mut().zip(gathered.log_q.row(log_q_row)) {
                 *z = *z - log_q;
             }
+        }
+    }
+}
+
+/// The label rows of a block of the batch, gathered from the weights, and their biases.
+pub struct LabelRows<F: Pooled> {
+    /// `[rows * num_true, dim]`: example by example, label by label.
+    pub rows: Array2<F>,
+    /// The bias of each label row.
+    pub biases: Vec<F>,
+}
+
+impl<F: Pooled> LabelRows<F> {
+    /// Returns the buffers for reuse.
+    pub fn recycle(self) {
+        workspace::recycle(self.rows);
+        workspace::recycle_vector(self.biases);
+    }
+}
+
+/// The true logits' products into the first `num_true` columns of `block`: each example's
+/// input row against its label rows. Runs the AVX2 build where the processor has it.
+fn true_logits<F: Real>(
+    num_true: usize,
+    inputs: &ArrayView2<F>,
+    label_rows: &LabelRows<F>,
+    block: &mut ArrayViewMut2<F>,
+) {
+    let (dim, width) = (inputs.ncols(), block.ncols());
+    if dim == 0 {
+        block.slice_mut(s![.., ..num_true]).fill(F::zero());
+        return;
+    }
+    let rows = label_rows
+        .rows
+        .as_slice()
+        .expect("label rows are contiguous");
+    let out = block.as_slice_mut().expect("logit blocks are contiguous");
+    let inputs = inputs.as_standard_layout();
+    let x = inputs.as_slice().expect("a standard layout is contiguous");
+    #[cfg(target_arch = "x86_64")]
+    if InstructionSet::detect().has_avx2_fma() {
+        // SAFETY: an `InstructionSet` with AVX2 and FMA exists only where the processor has them.
+        unsafe { true_logits_avx2(x, rows, out, num_true, dim, width) };
+        return;
+    }
+    true_logit_rows(x, rows, out, num_true, dim, width);
+}
+
+avx2_version!(
+    true_logits_avx2,
+    true_logit_rows,
+    <F: Real>,
+    (
+        x: &[F],
+        rows: &[F],
+        out: &mut [F],
+        num_true: usize,
+        dim: usize,
+        width: usize
+    )
+);
+
+/// `out[i, t] = x[i] · rows[i * num_true + t]`, four label rows at a time.
+#[inline(always)]
+fn true_logit_rows<F: Real>(
+    x: &[F],
+    rows: &[F],
+    out: &mut [F],
+    num_true: usize,
+    dim: usize,
+    width: usize,
+) {
+    for ((x, labels), out) in x
+        .chunks_exact(dim)
+        .zip(rows.chunks_exact(dim * num_true))
+        .zip(out.chunks_exact_mut(width))
+    {
+        let row = |t: usize| &labels[t * dim..(t + 1) * dim];
+        let mut t = 0;
+        while t + 4 <= num_true {
+            let dots = simd::dots_in_lanes(x, [row(t), row(t + 1), row(t + 2), row(t + 3)]);
+            out[t..t + 4].copy_from_slice(&dots);
+            t += 4;
+        }
+        while t < num_true {
+            out[t] = simd::dots_in_lanes(x, [row(t)])[0];
+            t += 1;
         }
     }
 }
@@ -379,4 +483,41 @@ fn check_expected_counts<'b, F: Real>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX2 build of the true logits computes the very bits of the plain build, and each
+    /// logit is the dot product of its example's input and label row.
+    #[test]
+    fn the_true_logit_kernels_agree_bit_for_bit() {
+        let (examples, num_true, dim, width) = (7, 5, 37, 9);
+        let value = |k: usize| ((k * 2_654_435_761usize) % 2_001) as f32 / 1000.0 - 1.0;
+        let x: Vec<f32> = (0..examples * dim).map(value).collect();
+        let rows: Vec<f32> = (0..examples * num_true * dim)
+            .map(|k| value(k + 99))
+            .collect();
+        let mut plain = vec![0.0f32; examples * width];
+        true_logit_rows(&x, &rows, &mut plain, num_true, dim, width);
+        for i in 0..examples {
+            for t in 0..num_true {
+                let label = &rows[(i * num_true + t) * dim..][..dim];
+                let expected: f64 = x[i * dim..][..dim]
+                    .iter()
+                    .zip(label)
+                    .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                    .sum();
+                assert!((f64::from(plain[i * width + t]) - expected).abs() < 1e-5);
+            }
+        }
+        if InstructionSet::detect().has_avx2_fma() {
+            let mut fast = vec![0.0f32; examples * width];
+            // SAFETY: checked above that the processor has AVX2 and FMA.
+            unsafe { true_logits_avx2(&x, &rows, &mut fast, num_true, dim, width) };
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&plain), bits(&fast));
+        }
+    }
 }

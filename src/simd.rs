@@ -7,6 +7,8 @@
 //! per set; Rust never contracts `a * b + c` into a fused multiply-add by itself, so a kernel
 //! computes the same bits whichever set runs it unless it asks for FMA explicitly.
 
+use crate::element_types::Real;
+
 /// An instruction set this processor supports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InstructionSet(Kind);
@@ -73,3 +75,71 @@ macro_rules! avx2_version {
     };
 }
 pub(crate) use avx2_version;
+
+/// Dot products of `x` with each of `N` rows, each summed in eight interleaved lanes in a fixed
+/// order (the bits of one product do not depend on `N`, the instruction set or the threads).
+/// Several rows at once keep several independent chains of additions in flight.
+#[inline(always)]
+pub fn dots_in_lanes<F: Real, const N: usize>(x: &[F], rows: [&[F]; N]) -> [F; N] {
+    let mut lanes = [[F::zero(); 8]; N];
+    let chunks = x.len() / 8;
+    for chunk in 0..chunks {
+        let x = &x[chunk * 8..chunk * 8 + 8];
+        for (lanes, row) in lanes.iter_mut().zip(&rows) {
+            let row = &row[chunk * 8..chunk * 8 + 8];
+            for lane in 0..8 {
+                lanes[lane] = lanes[lane] + x[lane] * row[lane];
+            }
+        }
+    }
+    let mut totals = [F::zero(); N];
+    for ((total, lanes), row) in totals.iter_mut().zip(&lanes).zip(&rows) {
+        let mut sum = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5]))
+            + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+        for (&a, &b) in x[chunks * 8..].iter().zip(&row[chunks * 8..]) {
+            sum = sum + a * b;
+        }
+        *total = sum;
+    }
+    totals
+}
+
+/// Hints the processor to start loading the first element of a row.
+#[inline(always)]
+pub fn prefetch_first<F>(row: ndarray::ArrayView1<'_, F>) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint that never faults.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            row.as_ptr() as *const i8
+        )
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dots_in_lanes_agree_with_a_plain_dot_and_do_not_depend_on_grouping() {
+        let x: Vec<f64> = (0..37).map(|k| (k as f64 * 0.37).sin()).collect();
+        let rows: Vec<Vec<f64>> = (0..3)
+            .map(|r| {
+                (0..37)
+                    .map(|k| ((k + 11 * r) as f64 * 0.21).cos())
+                    .collect()
+            })
+            .collect();
+        let three = dots_in_lanes(&x, [&rows[0], &rows[1], &rows[2]]);
+        for (r, row) in rows.iter().enumerate() {
+            let plain: f64 = x.iter().zip(row).map(|(a, b)| a * b).sum();
+            assert!((three[r] - plain).abs() < 1e-12);
+            assert_eq!(
+                three[r].to_bits(),
+                dots_in_lanes(&x, [row.as_slice()])[0].to_bits()
+            );
+        }
+    }
+}

@@ -62,7 +62,7 @@ pub fn sampled_loss<F: Real, L: ClassId>(
         let losses = block_losses.as_slice_mut().expect("losses are contiguous");
         block_row_losses(&mut logits, losses, first, inputs.num_true(), loss, None);
         workspace::recycle(logits);
-        workspace::recycle(label_rows);
+        label_rows.recycle();
     };
     let blocks = losses.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK);
     if parallelism::inline() {

@@ -29,7 +29,17 @@ pub fn row_loss<F: Real>(
     let target = true_target::<F>(num_true);
     let (true_logits, sampled_logits) = logits.split_at_mut(num_true);
     let (true_scratch, sampled_scratch) = scratch.split_at_mut(num_true);
-    columns(true_logits, true_scratch, target, upstream, gradient);
+    if 1 < num_true && num_true < PADDED {
+        // A few true columns: padded to one vector's width rather than a scalar loop (each
+        // column's values are the same either way; one column is cheaper alone).
+        let (mut z, mut slot) = ([F::zero(); PADDED], [F::zero(); PADDED]);
+        z[..num_true].copy_from_slice(true_logits);
+        columns(&mut z, &mut slot, target, upstream, gradient);
+        true_logits.copy_from_slice(&z[..num_true]);
+        true_scratch.copy_from_slice(&slot[..num_true]);
+    } else {
+        columns(true_logits, true_scratch, target, upstream, gradient);
+    }
     columns(
         sampled_logits,
         sampled_scratch,
@@ -39,6 +49,9 @@ pub fn row_loss<F: Real>(
     );
     sum_in_lanes(scratch)
 }
+
+/// The width the true columns are padded to when there are fewer.
+const PADDED: usize = 8;
 
 /// Loss terms (into `scratch`) and, with `gradient`, gradients (over `logits`) of columns
 /// sharing the target `y`.
