@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.metadata
+import itertools
 import os
 import platform
 import statistics
@@ -596,18 +597,27 @@ def run_torch_autograd(torch: Any, config: Config, data: dict, repeats: int, res
 def interleaved_ratios(
     mine: Callable[[], Any], others: dict[str, Callable[[], Any]], repeats: int
 ) -> dict[str, float]:
-    """``median(other) / median(mine)`` with the calls alternating (at least 30 rounds). The
-    order rotates from round to round: a call right after PyTorch's finds its OpenMP threads
-    still spinning, and each function should get that turn as often as the others."""
+    """``median(other) / median(mine)`` with the calls alternating (at least 30 rounds).
+
+    A call right after PyTorch's finds its OpenMP threads still spinning, so every function
+    must follow every other one equally often. The rounds go through every order of the
+    functions, and each round starts with an untimed call of its last function: within a
+    round the timed calls then follow each other as around a circle, and over all orders
+    every ordered pair of neighbours occurs equally often. (Merely rotating one order would
+    put the function after PyTorch's there in most rounds.)"""
     samples: dict[str, list[float]] = {name: [] for name in ["mine", *others]}
     functions = list({"mine": mine, **others}.items())
+    orders = list(itertools.permutations(functions))
     GATE.wait()
     for _ in range(2):
         for _, fn in functions:
             fn()
-    for round_number in range(max(repeats, 30)):
-        shift = round_number % len(functions)
-        for name, fn in functions[shift:] + functions[:shift]:
+    rounds = max(repeats, 30)
+    rounds += -rounds % len(orders)
+    for round_number in range(rounds):
+        order = orders[round_number % len(orders)]
+        order[-1][1]()
+        for name, fn in order:
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)
