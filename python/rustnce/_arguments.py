@@ -1,9 +1,9 @@
 """Normalising Python arguments before they reach the extension: arrays of the right kind,
-ints, floats, paths and strings, for the functions that still check in Python (the samplers'
-constructors, ``skipgram_sgd_step``, ``rustnce.distributed``), and the memory check the
-extension calls back into. The losses, their gradients' ``accumulate``, ``embedding_lookup``
-and ``compute_accidental_hits`` check their arguments in the extension
-(``src/py/arguments.rs``), with the same messages. Every error names the argument as the user
+ints, floats, paths and strings, for the code that still checks in Python (the samplers'
+constructors, ``rustnce.distributed``), and the memory check the extension calls back into.
+The losses, their gradients' ``accumulate``, ``embedding_lookup``, ``compute_accidental_hits``
+and ``skipgram_sgd_step`` check their arguments in the extension (``src/py/arguments.rs``),
+with the same messages. Every error names the argument as the user
 passed it and says what was expected. See the "Errors" section of ``docs/api.md``."""
 
 from __future__ import annotations
@@ -110,24 +110,6 @@ def _widen_ids(array: np.ndarray, name: str) -> np.ndarray:
     if array.dtype.kind == "u" and array.size and array.max() > MAX_INT64:
         raise IndexError(f"{name}: id {array.max()} does not fit in int64")
     return array.astype(np.int64)
-
-
-def unpack_sampled_values(value: Any) -> tuple[Any, Any, Any]:
-    """``(sampled_candidates, true_expected_count, sampled_expected_count)`` out of
-    ``sampled_values``, refused as TensorFlow's unpacking refuses it: ``TypeError`` for
-    something that is not a sequence, ``ValueError`` for a sequence of another length."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise TypeError(
-            "sampled_values must be a triple (sampled_candidates, true_expected_count, "
-            f"sampled_expected_count), got {_type_name(value)}"
-        )
-    items = tuple(value)
-    if len(items) != 3:
-        raise ValueError(
-            "sampled_values must be a triple (sampled_candidates, true_expected_count, "
-            f"sampled_expected_count), got {len(items)} item(s)"
-        )
-    return items[0], items[1], items[2]
 
 
 def shard_sizes(rows: int, count: int) -> list[int]:

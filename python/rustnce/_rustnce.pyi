@@ -283,16 +283,14 @@ def full_softmax_loss(
     partition_strategy: _PartitionStrategy = "div",
 ) -> _FloatArray: ...
 def skipgram_sgd_step(
-    input_vectors: npt.NDArray[Any],
-    output_vectors: npt.NDArray[Any],
-    biases: npt.NDArray[Any],
-    centers: npt.NDArray[np.int64],
-    contexts: npt.NDArray[np.int64],
-    negatives: npt.NDArray[np.int64],
-    context_expected_count: npt.NDArray[np.float32],
-    negative_expected_count: npt.NDArray[np.float32],
+    input_vectors: npt.NDArray[np.float32],
+    output_vectors: npt.NDArray[np.float32],
+    biases: npt.NDArray[np.float32],
+    centers: npt.ArrayLike,
+    contexts: npt.ArrayLike,
+    sampled_values: _SampledValues,
     learning_rate: float,
-    loss: str,
+    loss: Literal["nce", "sampled_softmax", "neg"] = "nce",
 ) -> float: ...
 def skipgram_pairs(
     ids: npt.NDArray[np.int32],
