@@ -1,10 +1,10 @@
 """Normalising Python arguments before they reach the extension: arrays of the right kind,
-ints, floats, paths and strings, for the code that still checks in Python (the samplers'
-constructors, ``rustnce.distributed``), and the memory check the extension calls back into.
-The losses, their gradients' ``accumulate``, ``embedding_lookup``, ``compute_accidental_hits``
-and ``skipgram_sgd_step`` check their arguments in the extension (``src/py/arguments.rs``),
-with the same messages. Every error names the argument as the user
-passed it and says what was expected. See the "Errors" section of ``docs/api.md``."""
+ints, floats, paths and strings, for the code that still checks in Python (the fixed unigram
+sampler's attributes and the module-level samplers' ``range_max``, ``rustnce.distributed``),
+and the memory check the extension calls back into. Everything else checks its arguments in
+the extension (``src/py/arguments.rs``), with the same messages. Every error names the
+argument as the user passed it and says what was expected. See the "Errors" section of
+``docs/api.md``."""
 
 from __future__ import annotations
 
@@ -93,23 +93,6 @@ def as_array(value: Any, name: str) -> np.ndarray:
         return np.asarray(value)
     except (ValueError, TypeError) as error:
         raise ValueError(f"{name} cannot be made into an array: {error}") from None
-
-
-def as_id_vector(value: Any, name: str) -> np.ndarray:
-    """A 1-D vector of int64 ids."""
-    array = as_array(value, name)
-    if array.dtype.kind not in "iu":
-        if not (array.size == 0 and array.dtype.kind == "f"):
-            raise TypeError(f"{name} must hold integer ids, got dtype {array.dtype}")
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be a vector, got shape {array.shape}")
-    return _widen_ids(array, name) if array.dtype != np.int64 else array
-
-
-def _widen_ids(array: np.ndarray, name: str) -> np.ndarray:
-    if array.dtype.kind == "u" and array.size and array.max() > MAX_INT64:
-        raise IndexError(f"{name}: id {array.max()} does not fit in int64")
-    return array.astype(np.int64)
 
 
 def shard_sizes(rows: int, count: int) -> list[int]:

@@ -311,7 +311,8 @@ fn is_bool(value: &Bound<'_, PyAny>) -> bool {
 }
 
 /// An integer argument (a Python or NumPy int; not a bool or a float), optionally within
-/// `[minimum, maximum]`. A larger int outside both bounds saturates.
+/// `[minimum, maximum]`. An int beyond int64 is refused by the bound on its side, or saturates
+/// where that side has none.
 pub fn as_int(
     value: &Bound<'_, PyAny>,
     name: &str,
@@ -345,11 +346,22 @@ pub fn as_int(
     let (result, text) = match integer.extract::<i64>() {
         Ok(result) => (result, result.to_string()),
         Err(_) => {
+            // Beyond int64: refused by the bound on its side, if there is one.
             let negative = integer.lt(0)?;
-            (
-                if negative { i64::MIN } else { i64::MAX },
-                integer.str()?.to_string(),
-            )
+            let text = integer.str()?.to_string();
+            match (negative, minimum, maximum) {
+                (true, Some(minimum), _) => {
+                    return Err(errors::wrong_value(format!(
+                        "{name} must be at least {minimum}, got {text}"
+                    )))
+                }
+                (false, _, Some(maximum)) => {
+                    return Err(errors::wrong_value(format!(
+                        "{name} must be at most {maximum}, got {text}"
+                    )))
+                }
+                _ => (if negative { i64::MIN } else { i64::MAX }, text),
+            }
         }
     };
     if let Some(minimum) = minimum.filter(|&minimum| result < minimum) {
