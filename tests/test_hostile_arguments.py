@@ -171,3 +171,14 @@ def test_thread_counts_beyond_the_cap_are_refused():
         with pytest.raises(ValueError, match="threads"):
             rustnce.set_num_threads(threads)
     assert rustnce.get_num_threads() >= 1
+
+
+def test_thread_counts_beyond_int64_and_non_ints_are_refused_naming_the_argument():
+    before = rustnce.get_num_threads()
+    for threads in (2**64, -(2**64)):
+        with pytest.raises(ValueError, match=r"^threads must be at (most|least) .*, got -?1844"):
+            rustnce.set_num_threads(threads)
+    for threads in (2.0, "2", True, None):
+        with pytest.raises(TypeError, match="^threads must be an int"):
+            rustnce.set_num_threads(threads)
+    assert rustnce.get_num_threads() == before

@@ -310,6 +310,10 @@ def test_skipgram_step_refuses_bad_arguments_and_changes_nothing():
         ({"learning_rate": float("nan")}, ValueError, "learning_rate"),
         ({"loss": "hinge"}, ValueError, "loss"),
         ({"centers": centers.astype(float)}, TypeError, "centers"),
+        ({"loss": 5}, TypeError, "^loss must be one of 'nce', 'sampled_softmax', 'neg'"),
+        ({"learning_rate": "0.1"}, TypeError, "^learning_rate must be a real number"),
+        ({"sampled_values": (sampled[0], ["x"] * 4, sampled[2])}, TypeError, r"values\[1\]"),
+        ({"contexts": [[1, 2]] * 4}, ValueError, "^contexts must be a vector"),
     ]
     for changes, error, name in cases:
         with pytest.raises(error, match=name):

@@ -13,15 +13,6 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _rustnce
-from ._arguments import (
-    as_bias_shards,
-    as_float,
-    as_shards,
-    check_in_place_targets,
-    check_no_self_overlap,
-    check_writeable,
-    shard_label,
-)
 from ._samplers import Seed
 
 
@@ -116,47 +107,9 @@ class SampledLossGradients:
         """Adds ``scale *`` the gradients into dense arrays in place: ``weights_gradient`` like
         ``weights`` (an array, or shards split the same way) and/or ``biases_gradient`` like
         ``biases``. Checked completely before anything is written; a target that shares memory
-        with another or with an array the call read is refused by the extension."""
-        dtype = self.inputs.dtype
-        scale = as_float(scale, "scale", finite=True)
-        for target, target_name in (
-            (weights_gradient, "weights_gradient"),
-            (biases_gradient, "biases_gradient"),
-        ):
-            if target is not None:
-                check_in_place_targets(target, target_name)
-        weight_targets = None
-        if weights_gradient is not None:
-            weight_targets = as_shards(weights_gradient, "weights_gradient", 2, dtype)
-            _check_target_shapes(weight_targets, self._weight_shapes, "weights_gradient", "weights")
-            check_writeable(weight_targets, "weights_gradient")
-            check_no_self_overlap(weight_targets, "weights_gradient")
-        bias_targets = None
-        if biases_gradient is not None:
-            bias_targets = as_bias_shards(biases_gradient, dtype, "biases_gradient")
-            _check_target_shapes(
-                [b[:, 0] for b in bias_targets], self._bias_shapes, "biases_gradient", "biases"
-            )
-            check_writeable(bias_targets, "biases_gradient")
-            check_no_self_overlap(bias_targets, "biases_gradient")
-        self._computed.scatter_add(weight_targets, bias_targets, scale)
-
-
-def _check_target_shapes(
-    targets: list[np.ndarray], shapes: list[tuple[int, ...]], name: str, like: str
-) -> None:
-    """A gradient target must be laid out exactly like the argument it is the gradient of."""
-    if len(targets) != len(shapes):
-        raise ValueError(
-            f"{name} must be split into {len(shapes)} shard(s) like {like}, got {len(targets)}"
-        )
-    for position, (target, shape) in enumerate(zip(targets, shapes)):
-        if tuple(target.shape) != tuple(shape):
-            label = shard_label(name, position, len(targets))
-            raise ValueError(
-                f"{label} must have the shape of {shard_label(like, position, len(shapes))} "
-                f"{tuple(shape)}, got {target.shape}"
-            )
+        with another or with an array the call read is refused. The extension checks every
+        argument (``SampledLossGradients.accumulate`` in ``src/py/gradients.rs``)."""
+        self._computed.accumulate(weights_gradient, biases_gradient, scale)
 
 
 def nce_loss_and_gradients(

@@ -1,8 +1,9 @@
 """``nce_loss``, ``sampled_softmax_loss``, their sampled logits and the full evaluation losses,
 with TensorFlow's arguments (docs/semantics.md §2-§4).
 
-The sampled losses pass their arguments straight to one typed function of the extension
-(``src/py/losses.rs``), which checks them, draws the default sample and computes, in one call."""
+Every function passes its arguments straight to one typed function of the extension
+(``src/py/losses.rs``, ``src/py/sharding.rs``), which checks them, draws the default sample
+where there is one and computes, in one call."""
 
 from __future__ import annotations
 
@@ -11,79 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import _rustnce
-from ._arguments import (
-    MAX_INT64,
-    as_array,
-    as_choice,
-    as_class_matrix,
-    as_count,
-    as_float_array,
-    as_id_vector,
-    as_int,
-    as_shards,
-    check_id_range,
-    check_memory,
-    check_shard_layout,
-    shard_label,
-)
 from ._samplers import Seed
-
-_PARTITION_STRATEGIES = ("div", "mod")
-
-
-def _prepare(
-    weights: Any,
-    biases: Any,
-    labels: Any,
-    inputs: Any,
-    num_true: int,
-    partition_strategy: str,
-) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray, int]:
-    """Checks what every loss shares: dtypes, ranks, shapes and the shard layouts. Nothing
-    here reads more than the arrays' headers (and the labels' dtype)."""
-    inputs = as_float_array(inputs, "inputs", 2)
-    weight_shards = as_shards(weights, "weights", 2, inputs.dtype)
-    bias_shards = as_shards(biases, "biases", 1, inputs.dtype)
-    labels = as_class_matrix(labels, "labels")
-    num_true = as_count(num_true, "num_true")
-    partition_strategy = as_choice(partition_strategy, "partition_strategy", _PARTITION_STRATEGIES)
-    if labels.shape[1] != num_true:
-        raise ValueError(
-            f"labels must have shape [batch_size, num_true={num_true}], got {labels.shape}"
-        )
-    if labels.shape[0] != inputs.shape[0]:
-        raise ValueError(
-            f"labels has {labels.shape[0]} rows but inputs has {inputs.shape[0]}: labels must "
-            "be [batch_size, num_true] with the batch of inputs"
-        )
-    dim = inputs.shape[1]
-    for position, shard in enumerate(weight_shards):
-        if shard.shape[1] != dim:
-            label = shard_label("weights", position, len(weight_shards))
-            raise ValueError(
-                f"{label} has {shard.shape[1]} columns but inputs have {dim}: weights must be "
-                "[num_classes, dim] with the dim of inputs"
-            )
-    weight_rows = check_shard_layout(weight_shards, "weights", partition_strategy)
-    bias_rows = check_shard_layout(bias_shards, "biases", partition_strategy)
-    if bias_rows != weight_rows:
-        raise ValueError(
-            f"biases has {bias_rows} entries but weights have {weight_rows} rows: one bias per "
-            "row of weights"
-        )
-    bias_shards = [shard[:, None] for shard in bias_shards]
-    return weight_shards, bias_shards, labels, inputs, num_true
-
-
-def _num_classes(num_classes: Any, weight_shards: list[np.ndarray]) -> int:
-    """``num_classes`` in ``[1, rows of weights]``."""
-    rows = sum(shard.shape[0] for shard in weight_shards)
-    num_classes = as_int(num_classes, "num_classes", 1, MAX_INT64)
-    if num_classes > rows:
-        raise ValueError(
-            f"num_classes must be at most the rows of weights ({rows}), got {num_classes}"
-        )
-    return num_classes
 
 
 def nce_loss(
@@ -217,32 +146,6 @@ def compute_sampled_logits(
     )
 
 
-def _full_loss(
-    kind: str,
-    weights: Any,
-    biases: Any,
-    labels: Any,
-    inputs: Any,
-    num_classes: int,
-    num_true: int,
-    partition_strategy: str,
-) -> np.ndarray:
-    weight_shards, bias_shards, labels, inputs, _ = _prepare(
-        weights, biases, labels, inputs, num_true, partition_strategy
-    )
-    num_classes = _num_classes(num_classes, weight_shards)
-    check_id_range(labels, "labels", num_classes, "num_classes")
-    return _rustnce.full_loss(
-        kind,
-        weight_shards,
-        bias_shards,
-        labels,
-        inputs,
-        num_classes,
-        partition_strategy,
-    )
-
-
 def full_sigmoid_loss(
     weights: Any,
     biases: Any,
@@ -256,8 +159,8 @@ def full_sigmoid_loss(
     logits ``inputs @ W[:num_classes].T + b[:num_classes]`` against targets
     ``y[c] = (times c is a label of the row) / num_true``, summed over all classes. ``[batch]``.
     The ``[batch, num_classes]`` logits are never held in memory at once."""
-    return _full_loss(
-        "sigmoid", weights, biases, labels, inputs, num_classes, num_true, partition_strategy
+    return _rustnce.full_sigmoid_loss(
+        weights, biases, labels, inputs, num_classes, num_true, partition_strategy
     )
 
 
@@ -273,8 +176,8 @@ def full_softmax_loss(
     """Evaluation counterpart of :func:`sampled_softmax_loss`: the softmax cross-entropy of
     the full logits against targets ``y[c] = (times c is a label of the row) / num_true``.
     ``[batch]``."""
-    return _full_loss(
-        "softmax", weights, biases, labels, inputs, num_classes, num_true, partition_strategy
+    return _rustnce.full_softmax_loss(
+        weights, biases, labels, inputs, num_classes, num_true, partition_strategy
     )
 
 
@@ -282,33 +185,7 @@ def embedding_lookup(params: Any, ids: Any, partition_strategy: str = "div") -> 
     """Rows ``ids`` of ``params`` (an array or a list of shards split by
     ``partition_strategy``), as ``tf.nn.embedding_lookup``. ``ids`` may have any shape; the
     result has shape ``ids.shape + params' trailing shape``."""
-    shards = list(params) if isinstance(params, (list, tuple)) else [params]
-    if not shards:
-        raise ValueError("params must be an array or a non-empty list of shards")
-    first_label = shard_label("params", 0, len(shards))
-    first = as_array(shards[0], first_label)
-    if first.ndim not in (1, 2):
-        raise ValueError(
-            f"{first_label} must be 1-D or 2-D ([rows] or [rows, dim]), got shape {first.shape}"
-        )
-    vector = first.ndim == 1
-    dtype = as_float_array(first, first_label, first.ndim).dtype
-    arrays = as_shards(shards, "params", first.ndim, dtype)
-    partition_strategy = as_choice(partition_strategy, "partition_strategy", _PARTITION_STRATEGIES)
-    rows = check_shard_layout(arrays, "params", partition_strategy)
-    if vector:
-        arrays = [a[:, None] for a in arrays]
-    id_array = as_array(ids, "ids")
-    flat = as_id_vector(id_array.reshape(-1), "ids")
-    check_id_range(flat, "ids", rows, "rows of params")
-    width = arrays[0].shape[1]
-    check_memory(
-        dtype.itemsize * flat.shape[0] * width,
-        f"{flat.shape[0]} rows of width {width} gathered from params",
-    )
-    out = _rustnce.embedding_lookup(arrays, flat, partition_strategy)
-    trailing = () if vector else out.shape[1:]
-    return out.reshape(id_array.shape + trailing)
+    return _rustnce.embedding_lookup(params, ids, partition_strategy)
 
 
 def compute_accidental_hits(

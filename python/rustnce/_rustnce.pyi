@@ -27,7 +27,8 @@ __all__ = [
     "compute_accidental_hits",
     "compute_sampled_logits",
     "embedding_lookup",
-    "full_loss",
+    "full_sigmoid_loss",
+    "full_softmax_loss",
     "get_num_threads",
     "kept_sampler_sample",
     "nce_loss",
@@ -84,7 +85,7 @@ class CandidateSampler:
     def sample(
         self, true_classes: npt.ArrayLike, num_true: int, num_sampled: int, unique: bool
     ) -> _Triple: ...
-    def probability(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]: ...
+    def probability(self, ids: npt.ArrayLike) -> npt.NDArray[np.float32]: ...
     @property
     def range_max(self) -> int | None: ...
 
@@ -110,10 +111,10 @@ class SampledLossGradients:
         self,
     ) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]: ...
     def merged(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any], npt.NDArray[Any]]: ...
-    def scatter_add(
+    def accumulate(
         self,
-        weights_gradient: Sequence[npt.NDArray[Any]] | None,
-        biases_gradient: Sequence[npt.NDArray[Any]] | None,
+        weights_gradient: _Shards | None,
+        biases_gradient: _Shards | None,
         scale: float,
     ) -> None: ...
 
@@ -126,8 +127,8 @@ def compute_accidental_hits(
     true_classes: npt.ArrayLike, sampled_candidates: npt.ArrayLike, num_true: int
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
 def embedding_lookup(
-    params: Sequence[npt.NDArray[Any]], ids: npt.NDArray[np.int64], partition_strategy: str
-) -> npt.NDArray[Any]: ...
+    params: _Shards, ids: npt.ArrayLike, partition_strategy: _PartitionStrategy = "div"
+) -> _FloatArray: ...
 def nce_loss(
     weights: _Shards,
     biases: _Shards,
@@ -263,26 +264,33 @@ def kept_sampler_sample(
 ) -> _Triple: ...
 def reset_sampler_cache() -> None: ...
 def sampler_cache_usage() -> tuple[int, int]: ...
-def full_loss(
-    loss: str,
-    weights: Sequence[npt.NDArray[Any]],
-    biases: Sequence[npt.NDArray[Any]],
-    labels: npt.NDArray[Any],
-    inputs: npt.NDArray[Any],
+def full_sigmoid_loss(
+    weights: _Shards,
+    biases: _Shards,
+    labels: npt.ArrayLike,
+    inputs: npt.ArrayLike,
     num_classes: int,
-    partition_strategy: str,
-) -> npt.NDArray[Any]: ...
+    num_true: int = 1,
+    partition_strategy: _PartitionStrategy = "div",
+) -> _FloatArray: ...
+def full_softmax_loss(
+    weights: _Shards,
+    biases: _Shards,
+    labels: npt.ArrayLike,
+    inputs: npt.ArrayLike,
+    num_classes: int,
+    num_true: int = 1,
+    partition_strategy: _PartitionStrategy = "div",
+) -> _FloatArray: ...
 def skipgram_sgd_step(
-    input_vectors: npt.NDArray[Any],
-    output_vectors: npt.NDArray[Any],
-    biases: npt.NDArray[Any],
-    centers: npt.NDArray[np.int64],
-    contexts: npt.NDArray[np.int64],
-    negatives: npt.NDArray[np.int64],
-    context_expected_count: npt.NDArray[np.float32],
-    negative_expected_count: npt.NDArray[np.float32],
+    input_vectors: npt.NDArray[np.float32],
+    output_vectors: npt.NDArray[np.float32],
+    biases: npt.NDArray[np.float32],
+    centers: npt.ArrayLike,
+    contexts: npt.ArrayLike,
+    sampled_values: _SampledValues,
     learning_rate: float,
-    loss: str,
+    loss: Literal["nce", "sampled_softmax", "neg"] = "nce",
 ) -> float: ...
 def skipgram_pairs(
     ids: npt.NDArray[np.int32],

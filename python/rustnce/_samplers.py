@@ -15,9 +15,7 @@ from . import _rustnce
 from ._arguments import (
     MAX_COUNT,
     MAX_INT64,
-    as_array,
     as_float,
-    as_id_vector,
     as_int,
     as_path,
     as_unigrams,
@@ -46,10 +44,7 @@ class CandidateSampler:
 
     def probability(self, ids: Any) -> np.ndarray:
         """``p(id)`` as float32, the same shape as ``ids``; 0 outside the range."""
-        array = as_array(ids, "ids")
-        check_memory(4 * array.size, f"the probabilities of {array.size} ids")
-        flat = as_id_vector(array.reshape(-1), "ids")
-        return self._kernel.probability(flat).reshape(array.shape)
+        return self._kernel.probability(ids)
 
     @property
     def range_max(self) -> int | None:
@@ -60,7 +55,7 @@ class UniformSampler(CandidateSampler):
     """Every id in ``[0, range_max)`` with probability ``1 / range_max``."""
 
     def __init__(self, range_max: int, seed: Seed = None) -> None:
-        super().__init__(_rustnce.CandidateSampler.uniform(_range_max(range_max), seed))
+        super().__init__(_rustnce.CandidateSampler.uniform(range_max, seed))
 
 
 class LogUniformSampler(CandidateSampler):
@@ -68,17 +63,13 @@ class LogUniformSampler(CandidateSampler):
     sampler; assumes ids are sorted by decreasing frequency."""
 
     def __init__(self, range_max: int, seed: Seed = None) -> None:
-        super().__init__(_rustnce.CandidateSampler.log_uniform(_range_max(range_max), seed))
+        super().__init__(_rustnce.CandidateSampler.log_uniform(range_max, seed))
 
 
 class LearnedUnigramSampler(CandidateSampler):
     """Counts start at 1 and grow by one for every true class seen after each call."""
 
     def __init__(self, range_max: int, seed: Seed = None) -> None:
-        range_max = _range_max(range_max)
-        if range_max < MAX_COUNT:
-            # An int32 count and an int64 prefix sum per id.
-            check_memory(12 * range_max, f"range_max = {range_max}: the learned counts")
         super().__init__(_rustnce.CandidateSampler.learned_unigram(range_max, seed))
 
 

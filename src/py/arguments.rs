@@ -189,16 +189,6 @@ pub fn sharded<'a, T: Element + Copy>(
     ShardedMatrix::new(views, strategy, name)
 }
 
-/// A count that must be at least `minimum`.
-pub fn count(value: i64, name: &str, minimum: i64) -> PyResult<usize> {
-    if value < minimum {
-        return Err(errors::wrong_value(format!(
-            "{name} must be at least {minimum}, got {value}"
-        )));
-    }
-    usize::try_from(value).map_err(|_| errors::wrong_value(format!("{name} is too large: {value}")))
-}
-
 /// `None`, an op seed `s` (any int: TensorFlow reduces it modulo `2**31 - 1`), or the raw
 /// attribute pair `(seed, seed2)` (a tuple or list of two ints in `[-2**63, 2**64)`).
 pub fn seed(value: Option<&Bound<'_, PyAny>>) -> PyResult<Seed> {
@@ -266,10 +256,6 @@ fn attribute_value(value: &Bound<'_, PyAny>, name: &str) -> PyResult<i64> {
         })
 }
 
-pub fn partition_strategy(name: &str) -> PyResult<PartitionStrategy> {
-    Ok(PartitionStrategy::parse(name)?)
-}
-
 // ---------------------------------------------------------------------------------------------
 // The public functions' arguments as the user passes them: each check below is the only one a
 // call makes before the core, and names the argument as the user wrote it (`weights[1]` for the
@@ -290,7 +276,7 @@ pub fn type_name(value: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-fn repr(value: &Bound<'_, PyAny>) -> String {
+pub fn repr(value: &Bound<'_, PyAny>) -> String {
     value
         .repr()
         .map(|text| text.to_string())
@@ -325,7 +311,8 @@ fn is_bool(value: &Bound<'_, PyAny>) -> bool {
 }
 
 /// An integer argument (a Python or NumPy int; not a bool or a float), optionally within
-/// `[minimum, maximum]`. A larger int outside both bounds saturates.
+/// `[minimum, maximum]`. An int beyond int64 is refused by the bound on its side, or saturates
+/// where that side has none.
 pub fn as_int(
     value: &Bound<'_, PyAny>,
     name: &str,
@@ -359,11 +346,22 @@ pub fn as_int(
     let (result, text) = match integer.extract::<i64>() {
         Ok(result) => (result, result.to_string()),
         Err(_) => {
+            // Beyond int64: refused by the bound on its side, if there is one.
             let negative = integer.lt(0)?;
-            (
-                if negative { i64::MIN } else { i64::MAX },
-                integer.str()?.to_string(),
-            )
+            let text = integer.str()?.to_string();
+            match (negative, minimum, maximum) {
+                (true, Some(minimum), _) => {
+                    return Err(errors::wrong_value(format!(
+                        "{name} must be at least {minimum}, got {text}"
+                    )))
+                }
+                (false, _, Some(maximum)) => {
+                    return Err(errors::wrong_value(format!(
+                        "{name} must be at most {maximum}, got {text}"
+                    )))
+                }
+                _ => (if negative { i64::MIN } else { i64::MAX }, text),
+            }
         }
     };
     if let Some(minimum) = minimum.filter(|&minimum| result < minimum) {

@@ -109,7 +109,12 @@ fn warm_up(module: &Bound<'_, PyModule>) -> PyResult<()> {
     float_type.fully_qualified_name()?;
     let numpy_true = py.import("numpy")?.getattr("bool_")?.call1((true,))?;
     numpy_true.extract::<bool>()?;
+    // A refused int (`as_int`), and pyo3's path for an argument whose extraction fails.
     let refused = module.getattr("set_num_threads")?.call1(("not a number",));
+    debug_assert!(refused.is_err());
+    let refused = module
+        .getattr("embedding_lookup")?
+        .call1((py.None(), py.None(), 0));
     debug_assert!(refused.is_err());
     Ok(())
 }

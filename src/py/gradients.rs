@@ -3,11 +3,16 @@
 //! scatter-added into arrays the caller owns.
 
 use ndarray::{Array2, ArrayViewMut2, Ix2};
-use numpy::{Element, IntoPyArray, PyArray1, PyArray2, PyArrayMethods};
+use numpy::{
+    Element, IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use super::arguments::{shard_name, writable_array};
+use super::arguments::{
+    as_finite_float, as_shards, check_in_place_layout, check_in_place_targets, float_type,
+    shape_tuple, shard_name, writable_array,
+};
 use super::errors;
 use super::fork_gate::{install, install_locked};
 use super::memory_locks::Access;
@@ -307,25 +312,94 @@ impl SampledLossGradients {
         with_gradients!(&self.computed, |g, x| merged(py, g, x))
     }
 
-    /// `target[id] += scale * gradient[id]` for the weight and/or bias targets, in place.
+    /// `target[id] += scale * gradient[id]` for the weight and/or bias targets, in place;
+    /// every argument is checked before anything is written.
     #[pyo3(signature = (weights_gradient, biases_gradient, scale))]
-    fn scatter_add(
+    fn accumulate(
         &self,
         py: Python<'_>,
-        weights_gradient: Option<Vec<Bound<'_, PyAny>>>,
-        biases_gradient: Option<Vec<Bound<'_, PyAny>>>,
-        scale: f64,
+        weights_gradient: Option<Bound<'_, PyAny>>,
+        biases_gradient: Option<Bound<'_, PyAny>>,
+        scale: Bound<'_, PyAny>,
     ) -> PyResult<()> {
+        let scale = as_finite_float(&scale, "scale")?;
+        for (target, name) in [
+            (&weights_gradient, "weights_gradient"),
+            (&biases_gradient, "biases_gradient"),
+        ] {
+            if let Some(target) = target {
+                check_in_place_targets(target, name)?;
+            }
+        }
+        let float = float_type(self.inputs_gradient.bind(py), "inputs")?;
+        let weight_shapes: Vec<Vec<usize>> = self
+            .shapes
+            .weights
+            .iter()
+            .map(|&(rows, dim)| vec![rows, dim])
+            .collect();
+        let bias_shapes: Vec<Vec<usize>> = self.shapes.biases.iter().map(|&r| vec![r]).collect();
+        let weights = match &weights_gradient {
+            Some(target) => {
+                let shards = as_shards(target, "weights_gradient", 2, float)?;
+                check_target_shapes(&shards, &weight_shapes, "weights_gradient", "weights")?;
+                check_in_place_layout(&shards, "weights_gradient")?;
+                Some(shards.into_iter().map(Bound::into_any).collect::<Vec<_>>())
+            }
+            None => None,
+        };
+        let biases = match &biases_gradient {
+            Some(target) => {
+                let shards = as_shards(target, "biases_gradient", 1, float)?;
+                check_target_shapes(&shards, &bias_shapes, "biases_gradient", "biases")?;
+                check_in_place_layout(&shards, "biases_gradient")?;
+                // `[rows, 1]` views, the form the sharded rows are written through.
+                let columns = shards
+                    .iter()
+                    .map(|shard| shard.call_method1("reshape", ((-1isize, 1isize),)))
+                    .collect::<PyResult<Vec<_>>>()?;
+                Some(columns)
+            }
+            None => None,
+        };
         with_gradients!(&self.computed, |g, x| scatter_add(
             py,
             g,
             x,
             self,
-            weights_gradient.as_deref(),
-            biases_gradient.as_deref(),
+            weights.as_deref(),
+            biases.as_deref(),
             scale
         ))
     }
+}
+
+/// A gradient target laid out exactly like the argument it is the gradient of.
+fn check_target_shapes(
+    targets: &[Bound<'_, PyUntypedArray>],
+    shapes: &[Vec<usize>],
+    name: &str,
+    like: &str,
+) -> PyResult<()> {
+    if targets.len() != shapes.len() {
+        return Err(errors::wrong_value(format!(
+            "{name} must be split into {} shard(s) like {like}, got {}",
+            shapes.len(),
+            targets.len()
+        )));
+    }
+    for (p, (target, shape)) in targets.iter().zip(shapes).enumerate() {
+        if target.shape() != shape.as_slice() {
+            return Err(errors::wrong_value(format!(
+                "{} must have the shape of {} {}, got {}",
+                shard_name(name, p, targets.len()),
+                shard_name(like, p, shapes.len()),
+                shape_tuple(shape),
+                shape_tuple(target.shape())
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl SampledLossGradients {

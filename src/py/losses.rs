@@ -12,10 +12,9 @@ use pyo3::prelude::*;
 use super::arguments::{
     array_of_any_rank, as_class_matrix, as_count, as_expected_counts, as_finite_float,
     as_float_array, as_id_vector, as_int, as_shards, check_broadcast, check_id_range,
-    check_in_place_layout, check_in_place_targets, check_memory, check_shard_layout, count,
-    float_type, matrix, partition_strategy, seed, shape_tuple, shard_arrays, shard_name, sharded,
-    unpack_sampled_values, vector, with_class_view, Argument, ClassMatrix, FloatType,
-    PartitionStrategyArgument, UpstreamArgument,
+    check_in_place_layout, check_in_place_targets, check_memory, check_shard_layout, matrix, seed,
+    shape_tuple, shard_name, sharded, unpack_sampled_values, vector, with_class_view, Argument,
+    ClassMatrix, FloatType, PartitionStrategyArgument, UpstreamArgument,
 };
 use super::errors;
 use super::fork_gate::{install, install_locked};
@@ -112,16 +111,35 @@ impl<'py> Checked<'py> {
     }
 }
 
-/// Every check the sampled-loss functions share, in the order the arguments are documented,
-/// before anything is drawn or written.
-pub fn check_shared<'py>(arguments: &SharedArguments<'_, 'py>) -> PyResult<Checked<'py>> {
-    let py = arguments.inputs.py();
-    let (inputs, float) = as_float_array(arguments.inputs, "inputs", 2)?;
-    let weights = as_shards(arguments.weights, "weights", 2, float)?;
-    let biases = as_shards(arguments.biases, "biases", 1, float)?;
-    let labels = as_class_matrix(arguments.labels, "labels")?;
-    let num_true = arguments.num_true.count("num_true")?;
-    let strategy = arguments.partition_strategy;
+/// The arrays every loss reads, sampled or full, after their checks.
+struct CheckedArrays<'py> {
+    float: FloatType,
+    weights: Vec<Bound<'py, PyUntypedArray>>,
+    /// 1-D shards.
+    biases: Vec<Bound<'py, PyUntypedArray>>,
+    labels: ClassMatrix<'py>,
+    inputs: Bound<'py, PyUntypedArray>,
+    num_true: usize,
+    num_classes: usize,
+}
+
+/// The checks every loss shares, sampled or full, in the order the arguments are documented:
+/// dtypes, ranks, shapes, the shard layouts and `num_classes`. Nothing here reads more than
+/// the arrays' headers (and the labels' dtype).
+fn check_arrays<'py>(
+    weights: &Bound<'py, PyAny>,
+    biases: &Bound<'py, PyAny>,
+    labels: &Bound<'py, PyAny>,
+    inputs: &Bound<'py, PyAny>,
+    num_true: &Argument<'py, i64>,
+    num_classes: &Bound<'py, PyAny>,
+    strategy: PartitionStrategy,
+) -> PyResult<CheckedArrays<'py>> {
+    let (inputs, float) = as_float_array(inputs, "inputs", 2)?;
+    let weights = as_shards(weights, "weights", 2, float)?;
+    let biases = as_shards(biases, "biases", 1, float)?;
+    let labels = as_class_matrix(labels, "labels")?;
+    let num_true = num_true.count("num_true")?;
     let labels_shape = labels.shape();
     let (batch, dim) = (inputs.shape()[0], inputs.shape()[1]);
     if labels_shape[1] != num_true {
@@ -155,18 +173,47 @@ pub fn check_shared<'py>(arguments: &SharedArguments<'_, 'py>) -> PyResult<Check
              row of weights"
         )));
     }
-    let num_classes = as_int(
-        arguments.num_classes,
-        "num_classes",
-        Some(1),
-        Some(i64::MAX),
-    )?;
+    let num_classes = as_int(num_classes, "num_classes", Some(1), Some(i64::MAX))?;
     if num_classes as u64 > weight_rows as u64 {
         return Err(errors::wrong_value(format!(
             "num_classes must be at most the rows of weights ({weight_rows}), got {num_classes}"
         )));
     }
     let num_classes = num_classes as usize;
+    Ok(CheckedArrays {
+        float,
+        weights,
+        biases,
+        labels,
+        inputs,
+        num_true,
+        num_classes,
+    })
+}
+
+/// Every check the sampled-loss functions share, in the order the arguments are documented,
+/// before anything is drawn or written.
+pub fn check_shared<'py>(arguments: &SharedArguments<'_, 'py>) -> PyResult<Checked<'py>> {
+    let py = arguments.inputs.py();
+    let strategy = arguments.partition_strategy;
+    let CheckedArrays {
+        float,
+        weights,
+        biases,
+        labels,
+        inputs,
+        num_true,
+        num_classes,
+    } = check_arrays(
+        arguments.weights,
+        arguments.biases,
+        arguments.labels,
+        arguments.inputs,
+        arguments.num_true,
+        arguments.num_classes,
+        strategy,
+    )?;
+    let (batch, dim) = (inputs.shape()[0], inputs.shape()[1]);
     let remove_accidental_hits = arguments
         .remove_accidental_hits
         .flag("remove_accidental_hits")?;
@@ -954,94 +1001,112 @@ gradient_function!(
     "(weights, biases, labels, inputs, num_sampled, num_classes, learning_rate, num_true=1, sampled_values=None, remove_accidental_hits=True, partition_strategy='div', seed=None, subtract_log_q=True, upstream='mean')", sgd
 );
 
-#[allow(clippy::too_many_arguments)]
 fn run_full<'py, F: Real + Element, L: ClassId>(
     py: Python<'py>,
     labels: ArrayView2<L>,
-    weights: &[Bound<'py, PyAny>],
-    biases: &[Bound<'py, PyAny>],
-    inputs: &Bound<'py, PyAny>,
-    num_classes: usize,
+    checked: &CheckedArrays<'py>,
     strategy: PartitionStrategy,
     kind: FullLoss,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let weights = shard_arrays::<F>(weights, "weights")?;
-    let biases = shard_arrays::<F>(biases, "biases")?;
-    let inputs = matrix::<F>(inputs, "inputs")?;
+    let weights = read_shards::<F>(&checked.weights, "weights")?;
+    let biases = read_bias_shards::<F>(&checked.biases)?;
+    let inputs = matrix::<F>(checked.inputs.as_any(), "inputs")?;
     let weights = sharded(&weights, strategy, "weights")?;
-    let biases = sharded(&biases, strategy, "biases")?;
+    let biases = ShardedMatrix::new(
+        biases
+            .iter()
+            .map(|a| a.as_array().insert_axis(Axis(1)))
+            .collect(),
+        strategy,
+        "biases",
+    )?;
     let inputs = inputs.as_array();
+    let num_classes = checked.num_classes;
     let loss = install(py, usize::MAX, || {
         full_evaluation::full_loss(&weights, &biases, labels, inputs, num_classes, kind)
     })?;
     Ok(loss.into_pyarray(py).into_any())
 }
 
-/// Per-example `"sigmoid"` or `"softmax"` loss over all `num_classes` classes.
-#[pyfunction]
+/// A full loss: the shared checks, the labels within `num_classes`, then the core.
 #[allow(clippy::too_many_arguments)]
-pub fn full_loss<'py>(
+fn full_loss<'py>(
     py: Python<'py>,
-    loss: &str,
-    weights: Vec<Bound<'py, PyAny>>,
-    biases: Vec<Bound<'py, PyAny>>,
-    labels: ClassMatrix<'py>,
-    inputs: Bound<'py, PyAny>,
-    num_classes: i64,
-    partition_strategy: &str,
+    kind: FullLoss,
+    weights: &Bound<'py, PyAny>,
+    biases: &Bound<'py, PyAny>,
+    labels: &Bound<'py, PyAny>,
+    inputs: &Bound<'py, PyAny>,
+    num_classes: &Bound<'py, PyAny>,
+    num_true: &Argument<'py, i64>,
+    strategy: PartitionStrategy,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let kind = match loss {
-        "sigmoid" => FullLoss::Sigmoid,
-        "softmax" => FullLoss::Softmax,
-        other => {
-            return Err(errors::wrong_value(format!(
-                "loss must be \"sigmoid\" or \"softmax\", got {other:?}"
-            )))
+    let checked = check_arrays(
+        weights,
+        biases,
+        labels,
+        inputs,
+        num_true,
+        num_classes,
+        strategy,
+    )?;
+    with_class_view!(checked.labels, |view| check_id_range(
+        view.iter().copied(),
+        "labels",
+        checked.num_classes,
+        "num_classes"
+    ))?;
+    match (checked.float, &checked.labels) {
+        (FloatType::F32, ClassMatrix::I64(l)) => {
+            run_full::<f32, i64>(py, l.as_array(), &checked, strategy, kind)
         }
-    };
-    let float = float_type(&inputs, "inputs")?;
-    let num_classes = count(num_classes, "num_classes", 1)?;
-    let strategy = self::partition_strategy(partition_strategy)?;
-    match (float, &labels) {
-        (FloatType::F32, ClassMatrix::I64(l)) => run_full::<f32, i64>(
-            py,
-            l.as_array(),
-            &weights,
-            &biases,
-            &inputs,
-            num_classes,
-            strategy,
-            kind,
-        ),
-        (FloatType::F32, ClassMatrix::I32(l)) => run_full::<f32, i32>(
-            py,
-            l.as_array(),
-            &weights,
-            &biases,
-            &inputs,
-            num_classes,
-            strategy,
-            kind,
-        ),
-        (FloatType::F64, ClassMatrix::I64(l)) => run_full::<f64, i64>(
-            py,
-            l.as_array(),
-            &weights,
-            &biases,
-            &inputs,
-            num_classes,
-            strategy,
-            kind,
-        ),
-        (FloatType::F64, ClassMatrix::I32(l)) => run_full::<f64, i32>(
-            py,
-            l.as_array(),
-            &weights,
-            &biases,
-            &inputs,
-            num_classes,
-            strategy,
-            kind,
-        ),
+        (FloatType::F32, ClassMatrix::I32(l)) => {
+            run_full::<f32, i32>(py, l.as_array(), &checked, strategy, kind)
+        }
+        (FloatType::F64, ClassMatrix::I64(l)) => {
+            run_full::<f64, i64>(py, l.as_array(), &checked, strategy, kind)
+        }
+        (FloatType::F64, ClassMatrix::I32(l)) => {
+            run_full::<f64, i32>(py, l.as_array(), &checked, strategy, kind)
+        }
     }
 }
+
+macro_rules! full_loss_function {
+    ($(#[$doc:meta])* $name:ident, $kind:expr) => {
+        $(#[$doc])*
+        #[pyfunction]
+        #[pyo3(
+            signature = (
+                weights, biases, labels, inputs, num_classes, num_true=Argument::Default(1),
+                partition_strategy=DIV
+            ),
+            text_signature = "(weights, biases, labels, inputs, num_classes, num_true=1, partition_strategy='div')"
+        )]
+        #[allow(clippy::too_many_arguments)]
+        pub fn $name<'py>(
+            py: Python<'py>,
+            weights: Bound<'py, PyAny>,
+            biases: Bound<'py, PyAny>,
+            labels: Bound<'py, PyAny>,
+            inputs: Bound<'py, PyAny>,
+            num_classes: Bound<'py, PyAny>,
+            num_true: Argument<'py, i64>,
+            partition_strategy: PartitionStrategyArgument,
+        ) -> PyResult<Bound<'py, PyAny>> {
+            full_loss(
+                py, $kind, &weights, &biases, &labels, &inputs, &num_classes, &num_true,
+                partition_strategy.0,
+            )
+        }
+    };
+}
+
+full_loss_function!(
+    /// Per-example sigmoid cross-entropy over all `num_classes` classes.
+    full_sigmoid_loss, FullLoss::Sigmoid
+);
+full_loss_function!(
+    /// Per-example softmax cross-entropy over all `num_classes` classes.
+    full_softmax_loss, FullLoss::Softmax
+);

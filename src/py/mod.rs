@@ -42,7 +42,8 @@ fn _rustnce(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(losses::nce_sgd_step, module)?)?;
     module.add_function(wrap_pyfunction!(losses::sampled_softmax_sgd_step, module)?)?;
     module.add_function(wrap_pyfunction!(losses::checked_sampled_values, module)?)?;
-    module.add_function(wrap_pyfunction!(losses::full_loss, module)?)?;
+    module.add_function(wrap_pyfunction!(losses::full_sigmoid_loss, module)?)?;
+    module.add_function(wrap_pyfunction!(losses::full_softmax_loss, module)?)?;
     module.add_function(wrap_pyfunction!(set_num_threads, module)?)?;
     module.add_function(wrap_pyfunction!(get_num_threads, module)?)?;
     module.add_function(wrap_pyfunction!(skipgram::skipgram_sgd_step, module)?)?;
@@ -59,17 +60,10 @@ fn _rustnce(module: &Bound<'_, PyModule>) -> PyResult<()> {
 /// Use `threads` threads from the next call on; 0 restores the default
 /// (`RUSTNCE_NUM_THREADS`, else the number of cores).
 #[pyfunction]
-fn set_num_threads(threads: i64) -> PyResult<()> {
-    let threads = usize::try_from(threads)
-        .ok()
-        .filter(|&threads| threads <= crate::parallelism::MAX_THREADS)
-        .ok_or_else(|| {
-            pyo3::exceptions::PyValueError::new_err(format!(
-                "threads must be 0 (the default) or a number of threads up to {}, got {threads}",
-                crate::parallelism::MAX_THREADS
-            ))
-        })?;
-    crate::parallelism::set_num_threads(threads);
+fn set_num_threads(threads: &Bound<'_, PyAny>) -> PyResult<()> {
+    let maximum = crate::parallelism::MAX_THREADS as i64;
+    let threads = arguments::as_int(threads, "threads", Some(0), Some(maximum))?;
+    crate::parallelism::set_num_threads(threads as usize);
     Ok(())
 }
 

@@ -12,12 +12,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
 use super::arguments::{
-    as_bool, as_class_matrix, as_count, check_memory, seed, shape_tuple, with_class_view,
-    ClassMatrix,
+    as_array, as_bool, as_class_matrix, as_count, as_id_vector, as_int, check_memory, seed,
+    shape_tuple, with_class_view, ClassMatrix, MAX_COUNT,
 };
 use super::errors;
 use super::fork_gate::detached;
@@ -67,6 +68,11 @@ impl SharedKernel {
     }
 }
 
+/// `range_max`: an int in `[1, 2**63 - 1]`.
+fn range_max_argument(value: &Bound<'_, PyAny>) -> PyResult<i64> {
+    as_int(value, "range_max", Some(1), Some(i64::MAX))
+}
+
 #[pyclass(module = "rustnce._rustnce", frozen)]
 pub struct CandidateSampler {
     kernel: SharedKernel,
@@ -90,21 +96,37 @@ impl CandidateSampler {
 impl CandidateSampler {
     #[staticmethod]
     #[pyo3(signature = (range_max, seed=None))]
-    fn uniform(range_max: i64, seed: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    fn uniform(range_max: &Bound<'_, PyAny>, seed: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let range_max = range_max_argument(range_max)?;
         let kernel = samplers::CandidateSampler::uniform(range_max, self::seed(seed)?)?;
         Ok(Self::wrap(kernel, Some(range_max)))
     }
 
     #[staticmethod]
     #[pyo3(signature = (range_max, seed=None))]
-    fn log_uniform(range_max: i64, seed: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    fn log_uniform(
+        range_max: &Bound<'_, PyAny>,
+        seed: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let range_max = range_max_argument(range_max)?;
         let kernel = samplers::CandidateSampler::log_uniform(range_max, self::seed(seed)?)?;
         Ok(Self::wrap(kernel, Some(range_max)))
     }
 
     #[staticmethod]
     #[pyo3(signature = (range_max, seed=None))]
-    fn learned_unigram(range_max: i64, seed: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    fn learned_unigram(
+        py: Python<'_>,
+        range_max: &Bound<'_, PyAny>,
+        seed: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let range_max = range_max_argument(range_max)?;
+        if range_max < MAX_COUNT {
+            // An int32 count and an int64 prefix sum per id.
+            check_memory(py, 12 * range_max as usize, || {
+                format!("range_max = {range_max}: the learned counts")
+            })?;
+        }
         let kernel = samplers::CandidateSampler::learned_unigram(range_max, self::seed(seed)?)?;
         Ok(Self::wrap(kernel, Some(range_max)))
     }
@@ -175,9 +197,16 @@ impl CandidateSampler {
     fn probability<'py>(
         &self,
         py: Python<'py>,
-        ids: PyReadonlyArray1<'py, i64>,
-    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
-        let ids = ids.as_array();
+        ids: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let array = as_array(ids, "ids")?;
+        let shape = array.shape().to_vec();
+        let count = array.len();
+        check_memory(py, count.saturating_mul(4), || {
+            format!("the probabilities of {count} ids")
+        })?;
+        let flat = as_id_vector(&array.call_method1("reshape", (-1isize,))?, "ids")?;
+        let ids = flat.as_array();
         let mut out: Vec<f32> = Vec::new();
         out.try_reserve_exact(ids.len()).map_err(|_| {
             errors::out_of_memory(format!(
@@ -189,7 +218,8 @@ impl CandidateSampler {
         let distribution = kernel.distribution();
         out.extend(ids.iter().map(|&id| distribution.probability(id)));
         drop(kernel);
-        Ok(out.into_pyarray(py))
+        out.into_pyarray(py)
+            .call_method1("reshape", (PyTuple::new(py, shape)?,))
     }
 
     #[getter]

@@ -6,14 +6,18 @@ use std::sync::Mutex;
 
 use numpy::ndarray::{Ix1, Ix2};
 use numpy::{
-    Element, IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1,
+    Element, IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArray,
     PyUntypedArrayMethods,
 };
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyString;
 
-use super::arguments::writable_array;
+use super::arguments::{
+    as_array, as_expected_counts, as_finite_float, as_id_vector, repr, type_name,
+    unpack_sampled_values, vector, writable_array, FloatType,
+};
 use super::corpus::TextCorpus;
+use super::errors;
 use super::fork_gate::install_locked;
 use super::memory_locks::Access;
 use crate::skipgram::{
@@ -23,7 +27,7 @@ use crate::skipgram::{
 
 fn loss_kind(name: &str) -> PyResult<SkipGramLoss> {
     SkipGramLoss::parse(name).ok_or_else(|| {
-        PyValueError::new_err(format!(
+        errors::wrong_value(format!(
             "loss must be 'nce', 'sampled_softmax' or 'neg', got {name:?}"
         ))
     })
@@ -49,19 +53,19 @@ impl<'py> Tables<'py> {
         let biases = writable_array::<f32, Ix1>(biases, "biases", "1-D float32 array")?;
         let [rows, dim] = [input.shape()[0], input.shape()[1]];
         if output.shape() != [rows, dim] {
-            return Err(PyValueError::new_err(format!(
+            return Err(errors::wrong_value(format!(
                 "output_vectors must have the shape of input_vectors [{rows}, {dim}], got {:?}",
                 output.shape()
             )));
         }
         if biases.len() != rows {
-            return Err(PyValueError::new_err(format!(
+            return Err(errors::wrong_value(format!(
                 "biases must have one entry per row of input_vectors ({rows}), got {}",
                 biases.len()
             )));
         }
         if dim == 0 {
-            return Err(PyValueError::new_err(
+            return Err(errors::wrong_value(
                 "input_vectors must have at least one column (dim >= 1)",
             ));
         }
@@ -71,7 +75,7 @@ impl<'py> Tables<'py> {
             ("biases", biases.is_c_contiguous()),
         ] {
             if !contiguous {
-                return Err(PyValueError::new_err(format!(
+                return Err(errors::wrong_value(format!(
                     "{name} must be C-contiguous (it is updated in place); pass np.ascontiguousarray({name}) and keep that array"
                 )));
             }
@@ -140,7 +144,7 @@ fn ids(array: &PyReadonlyArray1<'_, i64>, name: &str, vocabulary: usize) -> PyRe
         .enumerate()
         .map(|(k, &id)| {
             if id < 0 || id as u64 >= vocabulary as u64 {
-                Err(pyo3::exceptions::PyIndexError::new_err(format!(
+                Err(errors::out_of_range(format!(
                     "{name}[{k}] = {id} is out of range [0, {vocabulary})"
                 )))
             } else {
@@ -150,32 +154,101 @@ fn ids(array: &PyReadonlyArray1<'_, i64>, name: &str, vocabulary: usize) -> PyRe
         .collect()
 }
 
-/// One fused skip-gram SGD step; returns the summed loss of the batch. Errors name the
-/// arguments of `rustnce.skipgram_sgd_step`, which calls this.
+/// `loss`: one of the skip-gram losses, as a string.
+fn loss_argument(value: &Bound<'_, PyAny>) -> PyResult<SkipGramLoss> {
+    const CHOICES: &str = "'nce', 'sampled_softmax', 'neg'";
+    let Ok(text) = value.cast::<PyString>() else {
+        return Err(errors::wrong_type(format!(
+            "loss must be one of {CHOICES}, got {}",
+            type_name(value)
+        )));
+    };
+    SkipGramLoss::parse(&text.to_cow()?).ok_or_else(|| {
+        errors::wrong_value(format!(
+            "loss must be one of {CHOICES}, got {}",
+            repr(value)
+        ))
+    })
+}
+
+/// int64 ids `[n]`; a `[n, 1]` matrix (a sampler's `true_classes` layout) is accepted.
+fn id_argument<'py>(value: &Bound<'py, PyAny>, name: &str) -> PyResult<PyReadonlyArray1<'py, i64>> {
+    let mut array = as_array(value, name)?;
+    if array.ndim() == 2 && array.shape()[1] == 1 {
+        array = array
+            .call_method1("reshape", (-1isize,))?
+            .cast_into::<PyUntypedArray>()?;
+    }
+    as_id_vector(array.as_any(), name)
+}
+
+/// Expected counts as float32 `[size]` (`[size, 1]` accepted).
+fn count_argument<'py>(
+    value: &Bound<'py, PyAny>,
+    name: &str,
+    size: usize,
+) -> PyResult<PyReadonlyArray1<'py, f32>> {
+    let array = as_expected_counts(value, name, FloatType::F32)?
+        .call_method1("reshape", (-1isize,))?
+        .cast_into::<PyUntypedArray>()?;
+    if array.len() != size {
+        return Err(errors::wrong_value(format!(
+            "{name} must have {size} entries, got {}",
+            array.len()
+        )));
+    }
+    vector::<f32>(array.as_any(), name)
+}
+
+/// One fused skip-gram SGD step; returns the summed loss of the batch. Every argument is
+/// checked here, in the order they are documented, before anything is written.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (input_vectors, output_vectors, biases, centers, contexts, negatives, context_expected_count, negative_expected_count, learning_rate, loss))]
+#[pyo3(
+    signature = (
+        input_vectors, output_vectors, biases, centers, contexts, sampled_values, learning_rate,
+        loss=None
+    ),
+    text_signature = "(input_vectors, output_vectors, biases, centers, contexts, sampled_values, learning_rate, loss='nce')"
+)]
 pub fn skipgram_sgd_step(
     py: Python<'_>,
     input_vectors: &Bound<'_, PyAny>,
     output_vectors: &Bound<'_, PyAny>,
     biases: &Bound<'_, PyAny>,
-    centers: PyReadonlyArray1<'_, i64>,
-    contexts: PyReadonlyArray1<'_, i64>,
-    negatives: PyReadonlyArray1<'_, i64>,
-    context_expected_count: PyReadonlyArray1<'_, f32>,
-    negative_expected_count: PyReadonlyArray1<'_, f32>,
-    learning_rate: f64,
-    loss: &str,
+    centers: &Bound<'_, PyAny>,
+    contexts: &Bound<'_, PyAny>,
+    sampled_values: &Bound<'_, PyAny>,
+    learning_rate: &Bound<'_, PyAny>,
+    loss: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<f64> {
-    let loss = loss_kind(loss)?;
+    let loss = match loss {
+        None => SkipGramLoss::Nce,
+        Some(value) => loss_argument(value)?,
+    };
+    let learning_rate = as_finite_float(learning_rate, "learning_rate")?;
+    let centers = id_argument(centers, "centers")?;
+    let contexts = id_argument(contexts, "contexts")?;
+    if contexts.len() != centers.len() {
+        return Err(errors::wrong_value(format!(
+            "contexts must have one id per center ({}), got {}",
+            centers.len(),
+            contexts.len()
+        )));
+    }
+    let [candidates, true_expected, sampled_expected] = unpack_sampled_values(sampled_values)?;
+    let negatives = id_argument(&candidates, "sampled_values[0]")?;
+    let context_expected_count =
+        count_argument(&true_expected, "sampled_values[1]", centers.len())?;
+    let negative_expected_count =
+        count_argument(&sampled_expected, "sampled_values[2]", negatives.len())?;
     let mut tables = Tables::extract(py, input_vectors, output_vectors, biases)?;
     let vocabulary = tables.rows();
     let centers = ids(&centers, "centers", vocabulary)?;
     let contexts = ids(&contexts, "contexts", vocabulary)?;
     let negatives = ids(&negatives, "sampled_values[0]", vocabulary)?;
     if contexts.len() != centers.len() {
-        return Err(PyValueError::new_err(format!(
+        return Err(errors::wrong_value(format!(
             "contexts must have one id per center ({}), got {}",
             centers.len(),
             contexts.len()
@@ -184,7 +257,7 @@ pub fn skipgram_sgd_step(
     let log_q = |array: &PyReadonlyArray1<'_, f32>, name: &str, len: usize| {
         let values = array.as_array();
         if values.len() != len {
-            return Err(PyValueError::new_err(format!(
+            return Err(errors::wrong_value(format!(
                 "{name} must have {len} entries, got {}",
                 values.len()
             )));
@@ -197,18 +270,14 @@ pub fn skipgram_sgd_step(
                 } else if !loss.uses_expected_counts() {
                     Ok(0.0)
                 } else {
-                    Err(PyValueError::new_err(format!(
+                    Err(errors::wrong_value(format!(
                         "{name} must be positive and finite, got {q}"
                     )))
                 }
             })
             .collect::<PyResult<Vec<f32>>>()
     };
-    let context_log_q = log_q(
-        &context_expected_count,
-        "context_expected_count",
-        centers.len(),
-    )?;
+    let context_log_q = log_q(&context_expected_count, "sampled_values[1]", centers.len())?;
     let negative_log_q = log_q(
         &negative_expected_count,
         "sampled_values[2]",
@@ -216,7 +285,7 @@ pub fn skipgram_sgd_step(
     )?;
     let rate = learning_rate as f32;
     if !(rate.is_finite() && rate > 0.0) {
-        return Err(PyValueError::new_err(format!(
+        return Err(errors::wrong_value(format!(
             "learning_rate must be positive and finite in float32, got {learning_rate}"
         )));
     }
@@ -326,7 +395,7 @@ impl SkipGramTrainer {
             "bounded" => UpdateRule::Bounded,
             "sum" => UpdateRule::Sum,
             other => {
-                return Err(PyValueError::new_err(format!(
+                return Err(errors::wrong_value(format!(
                     "update must be 'bounded' or 'sum', got {other:?}"
                 )))
             }
@@ -335,14 +404,14 @@ impl SkipGramTrainer {
             "log_uniform" => NegativeSampler::LogUniform,
             "unigram" => {
                 if !(distortion.is_finite() && distortion >= 0.0) {
-                    return Err(PyValueError::new_err(format!(
+                    return Err(errors::wrong_value(format!(
                         "distortion must be >= 0, got {distortion}"
                     )));
                 }
                 NegativeSampler::Unigram { distortion }
             }
             other => {
-                return Err(PyValueError::new_err(format!(
+                return Err(errors::wrong_value(format!(
                     "sampler must be 'log_uniform' or 'unigram', got {other:?}"
                 )))
             }
@@ -366,13 +435,13 @@ impl SkipGramTrainer {
                 skipgram::SkipGramTrainer::from_text(text.get().inner.clone(), config)?
             }
             (Ok(_), _, _) => {
-                return Err(PyValueError::new_err(
+                return Err(errors::wrong_value(
                     "a TextCorpus brings its sentences and counts: pass neither",
                 ))
             }
             (Err(_), Some(sentences), Some(counts)) => {
                 let ids: PyReadonlyArray1<'_, i32> = ids.extract().map_err(|_| {
-                    PyValueError::new_err("ids must be a 1-D int32 array or a TextCorpus")
+                    errors::wrong_value("ids must be a 1-D int32 array or a TextCorpus")
                 })?;
                 skipgram::SkipGramTrainer::new(
                     &elements(&ids),
@@ -382,7 +451,7 @@ impl SkipGramTrainer {
                 )?
             }
             (Err(_), _, _) => {
-                return Err(PyValueError::new_err(
+                return Err(errors::wrong_value(
                     "token ids need their sentences and counts arrays",
                 ))
             }
@@ -405,7 +474,7 @@ impl SkipGramTrainer {
     ) -> PyResult<TrainingReport> {
         let mut tables = Tables::extract(py, input_vectors, output_vectors, biases)?;
         let mut trainer = self.inner.try_lock().map_err(|_| {
-            PyValueError::new_err("this trainer is already running in another thread")
+            errors::wrong_value("this trainer is already running in another thread")
         })?;
         let trainer: &mut skipgram::SkipGramTrainer = &mut trainer;
         let report = tables.update(py, |embeddings| trainer.run(embeddings, max_words, true))?;
