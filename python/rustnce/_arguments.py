@@ -1,23 +1,17 @@
-"""Normalising Python arguments before they reach the extension: arrays of the right kind,
-ints, floats, paths and strings, for the code that still checks in Python (the fixed unigram
-sampler's attributes and the module-level samplers' ``range_max``, ``rustnce.distributed``),
-and the memory check the extension calls back into. Everything else checks its arguments in
-the extension (``src/py/arguments.rs``), with the same messages. Every error names the
+"""Checking Python arguments for the code that still checks in Python (``rustnce.distributed``'s
+options: ints and strings), and the memory check the extension calls back into. Everything
+else checks its arguments in the extension (``src/py/arguments.rs``). Every error names the
 argument as the user passed it and says what was expected. See the "Errors" section of
 ``docs/api.md``."""
 
 from __future__ import annotations
 
 import operator
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-MAX_COUNT = 2**31 - 1
-"""TensorFlow's int32 range for ``num_sampled``, ``num_true`` and the unigram tables."""
 
 MAX_INT64 = 2**63 - 1
 
@@ -46,21 +40,6 @@ def as_int(value: Any, name: str, minimum: int | None = None, maximum: int | Non
     return result
 
 
-def as_float(value: Any, name: str, finite: bool = False) -> float:
-    """A real number (Python or NumPy int or float, not a bool or a string)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-        value, (int, float, np.integer, np.floating)
-    ):
-        raise TypeError(f"{name} must be a real number, got {_type_name(value)} ({value!r})")
-    try:
-        result = float(value)
-    except OverflowError:
-        raise ValueError(f"{name} is too large for a float: {value}") from None
-    if finite and not np.isfinite(result):
-        raise ValueError(f"{name} must be finite, got {result}")
-    return result
-
-
 def as_choice(value: Any, name: str, choices: Sequence[str]) -> str:
     """One of a few strings, e.g. ``partition_strategy``."""
     if not isinstance(value, str):
@@ -72,46 +51,10 @@ def as_choice(value: Any, name: str, choices: Sequence[str]) -> str:
     return value
 
 
-def as_path(value: Any, name: str) -> str:
-    """A file path (``str``, ``bytes`` or ``os.PathLike``) as ``str``; ``""`` for none."""
-    try:
-        path = os.fspath(value)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be a path (str, bytes or os.PathLike), got {_type_name(value)}"
-        ) from None
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    if "\0" in path:
-        raise ValueError(f"{name} must not contain a NUL character: {path!r}")
-    return path
-
-
-def as_array(value: Any, name: str) -> np.ndarray:
-    """``np.asarray``, with a ragged or otherwise unconvertible value named."""
-    try:
-        return np.asarray(value)
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"{name} cannot be made into an array: {error}") from None
-
-
 def shard_sizes(rows: int, count: int) -> list[int]:
     """The rows each of `count` shards holds under both partition strategies: the first
     ``rows mod count`` shards one more (docs/semantics.md §9)."""
     return [rows // count + (1 if p < rows % count else 0) for p in range(count)]
-
-
-def as_unigrams(value: Any, name: str = "unigrams") -> np.ndarray:
-    """Counts as float32 (as TensorFlow's ``unigrams`` attribute holds them)."""
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be a sequence of counts, got {_type_name(value)}")
-    array = as_array(value, name)
-    if array.dtype.kind not in "fiu":
-        raise TypeError(f"{name} must hold real counts, got dtype {array.dtype}")
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be a list of counts, got shape {array.shape}")
-    with np.errstate(over="ignore", invalid="ignore"):
-        return array.astype(np.float32)
 
 
 def _available_memory() -> int | None:

@@ -72,12 +72,12 @@ class CandidateSampler:
     @staticmethod
     def fixed_unigram(
         range_max: int,
-        vocab_file: str,
+        vocab_file: str | bytes | os.PathLike[str] | os.PathLike[bytes],
         distortion: float,
         num_reserved_ids: int,
         num_shards: int,
         shard: int,
-        unigrams: npt.NDArray[np.float32] | None,
+        unigrams: npt.ArrayLike,
         seed: _Seed = None,
     ) -> CandidateSampler: ...
     @staticmethod
@@ -253,14 +253,14 @@ def kept_sampler_sample(
     num_true: int,
     num_sampled: int,
     unique: bool,
-    range_max: int = 0,
+    range_max: int | None = None,
     seed: _Seed = None,
-    vocab_file: str = "",
-    distortion: float = 1.0,
-    num_reserved_ids: int = 0,
-    num_shards: int = 1,
-    shard: int = 0,
-    unigrams: npt.NDArray[np.float32] | None = None,
+    vocab_file: str | bytes | os.PathLike[str] | os.PathLike[bytes] | None = None,
+    distortion: float | None = None,
+    num_reserved_ids: int | None = None,
+    num_shards: int | None = None,
+    shard: int | None = None,
+    unigrams: npt.ArrayLike | None = None,
 ) -> _Triple: ...
 def reset_sampler_cache() -> None: ...
 def sampler_cache_usage() -> tuple[int, int]: ...

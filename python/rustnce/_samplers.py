@@ -5,22 +5,12 @@ extension (``src/py/samplers.rs``), shared with the losses' default draw."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any, Union
 
 import numpy as np
 
 from . import _rustnce
-from ._arguments import (
-    MAX_COUNT,
-    MAX_INT64,
-    as_float,
-    as_int,
-    as_path,
-    as_unigrams,
-    check_memory,
-)
 
 Seed = Union[None, int, "tuple[int, int]"]
 
@@ -91,64 +81,16 @@ class FixedUnigramSampler(CandidateSampler):
     ) -> None:
         super().__init__(
             _rustnce.CandidateSampler.fixed_unigram(
-                *_fixed_unigram_attributes(
-                    range_max, vocab_file, distortion, num_reserved_ids, num_shards, shard, unigrams
-                ),
+                range_max,
+                vocab_file,
+                distortion,
+                num_reserved_ids,
+                num_shards,
+                shard,
+                unigrams,
                 seed,
             )
         )
-
-
-def _range_max(range_max: Any) -> int:
-    return as_int(range_max, "range_max", 1, MAX_INT64)
-
-
-def _ids_in_shard(first: int, length: int, num_shards: int, shard: int) -> int:
-    """How many of the ``length`` ids numbered from ``first`` fall in ``shard``."""
-
-    def below(n: int) -> int:
-        return max(n - shard, 0) // num_shards + (1 if max(n - shard, 0) % num_shards else 0)
-
-    return below(first + length) - below(first)
-
-
-def _fixed_unigram_attributes(
-    range_max: Any,
-    vocab_file: Any,
-    distortion: Any,
-    num_reserved_ids: Any,
-    num_shards: Any,
-    shard: Any,
-    unigrams: Any,
-) -> tuple[int, str, float, int, int, int, np.ndarray]:
-    """The fixed unigram sampler's attributes, checked and normalised; the Rust core checks
-    the counts and that the table's size equals ``range_max``."""
-    range_max = _range_max(range_max)
-    vocab_file = as_path(vocab_file, "vocab_file")
-    distortion = as_float(distortion, "distortion", finite=True)
-    num_reserved_ids = as_int(num_reserved_ids, "num_reserved_ids", 0, MAX_INT64)
-    num_shards = as_int(num_shards, "num_shards", 1, MAX_INT64)
-    shard = as_int(shard, "shard", 0, num_shards - 1)
-    unigrams = as_unigrams(unigrams)
-    # The tables' size, bounded before anything is built (a size other than range_max is
-    # refused by the core without allocating): the reserved ids of this shard plus at most
-    # one counted id per vocabulary line (two bytes) or per unigram.
-    reserved = _ids_in_shard(0, num_reserved_ids, num_shards, shard)
-    if vocab_file:
-        try:
-            lines = os.path.getsize(vocab_file) // 2 + 1
-        except OSError:
-            lines = 0  # the core names the file
-    else:
-        lines = len(unigrams)
-    largest = reserved + _ids_in_shard(reserved, lines, num_shards, shard)
-    if reserved <= range_max <= min(largest, MAX_COUNT):
-        # The weights (float32), Walker's alias table (float64 while built, float32 and
-        # uint32 kept) and its two work lists.
-        check_memory(
-            40 * range_max, f"range_max = {range_max}: the tables of a fixed unigram sampler"
-        )
-    return range_max, vocab_file, distortion, num_reserved_ids, num_shards, shard, unigrams
 
 
 class AllCandidateSampler(CandidateSampler):
@@ -182,7 +124,6 @@ def uniform_candidate_sampler(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``tf.random.uniform_candidate_sampler``. Returns ``(sampled_candidates int64 [S],
     true_expected_count float32 [B, T], sampled_expected_count float32 [S])``."""
-    range_max = _range_max(range_max)
     return _rustnce.kept_sampler_sample(
         "uniform", true_classes, num_true, num_sampled, unique, range_max=range_max, seed=seed
     )
@@ -197,7 +138,6 @@ def log_uniform_candidate_sampler(
     seed: Seed = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``tf.random.log_uniform_candidate_sampler`` (Zipfian over frequency-ranked ids)."""
-    range_max = _range_max(range_max)
     return _rustnce.kept_sampler_sample(
         "log_uniform", true_classes, num_true, num_sampled, unique, range_max=range_max, seed=seed
     )
@@ -213,7 +153,6 @@ def learned_unigram_candidate_sampler(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``tf.random.learned_unigram_candidate_sampler``; its counts persist across calls with
     the same attributes."""
-    range_max = _range_max(range_max)
     return _rustnce.kept_sampler_sample(
         "learned_unigram",
         true_classes,
@@ -240,10 +179,6 @@ def fixed_unigram_candidate_sampler(
     seed: Seed = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``tf.random.fixed_unigram_candidate_sampler`` (word2vec's noise: ``distortion=0.75``)."""
-    checked = _fixed_unigram_attributes(
-        range_max, vocab_file, distortion, num_reserved_ids, num_shards, shard, unigrams
-    )
-    range_max, vocab_file, distortion, num_reserved_ids, num_shards, shard, unigrams = checked
     return _rustnce.kept_sampler_sample(
         "fixed_unigram",
         true_classes,

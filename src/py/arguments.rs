@@ -468,6 +468,71 @@ fn is_exact_array(value: &Bound<'_, PyAny>) -> bool {
     unsafe { numpy::npyffi::PyArray_CheckExact(value.py(), value.as_ptr()) != 0 }
 }
 
+/// A file path (`str`, `bytes` or `os.PathLike`) as a `String`; `""` for none.
+pub fn as_path(value: &Bound<'_, PyAny>, name: &str) -> PyResult<String> {
+    let py = value.py();
+    let os = py.import("os")?;
+    let path = os.getattr("fspath")?.call1((value,)).map_err(|error| {
+        if error.is_instance_of::<PyTypeError>(py) {
+            errors::wrong_type(format!(
+                "{name} must be a path (str, bytes or os.PathLike), got {}",
+                type_name(value)
+            ))
+        } else {
+            error
+        }
+    })?;
+    let path = if path.is_instance_of::<pyo3::types::PyBytes>() {
+        os.getattr("fsdecode")?.call1((path,))?
+    } else {
+        path
+    };
+    let text: String = path.extract()?;
+    if text.contains('\0') {
+        return Err(errors::wrong_value(format!(
+            "{name} must not contain a NUL character: {}",
+            repr(&path)
+        )));
+    }
+    Ok(text)
+}
+
+/// Counts as float32 (as TensorFlow's `unigrams` attribute holds them); values beyond float32
+/// become infinite without a warning, and the core refuses them.
+pub fn as_unigrams(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<f32>> {
+    let py = value.py();
+    if value.is_instance_of::<PyString>() || value.is_instance_of::<pyo3::types::PyBytes>() {
+        return Err(errors::wrong_type(format!(
+            "{name} must be a sequence of counts, got {}",
+            type_name(value)
+        )));
+    }
+    let array = as_array(value, name)?;
+    if !matches!(dtype_kind(&array), b'f' | b'i' | b'u') {
+        return Err(errors::wrong_type(format!(
+            "{name} must hold real counts, got dtype {}",
+            array.dtype().str()?
+        )));
+    }
+    if array.ndim() != 1 {
+        return Err(errors::wrong_value(format!(
+            "{name} must be a list of counts, got shape {}",
+            shape_tuple(array.shape())
+        )));
+    }
+    let numpy = py.import("numpy")?;
+    let keywords = pyo3::types::PyDict::new(py);
+    keywords.set_item("over", "ignore")?;
+    keywords.set_item("invalid", "ignore")?;
+    let quiet = numpy.getattr("errstate")?.call((), Some(&keywords))?;
+    quiet.call_method0("__enter__")?;
+    let converted = astype(&array, numpy::dtype::<f32>(py).as_any());
+    quiet.call_method1("__exit__", (py.None(), py.None(), py.None()))?;
+    let counts = converted?.cast_into::<numpy::PyArray1<f32>>()?;
+    let counts = counts.readonly();
+    Ok(counts.as_array().to_vec())
+}
+
 /// `numpy.asarray(value)` (the array itself when it already is one), with a ragged or
 /// otherwise unconvertible value named.
 pub fn as_array<'py>(

@@ -12,13 +12,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::arguments::{
-    as_array, as_bool, as_class_matrix, as_count, as_id_vector, as_int, check_memory, seed,
-    shape_tuple, with_class_view, ClassMatrix, MAX_COUNT,
+    as_array, as_bool, as_class_matrix, as_count, as_finite_float, as_id_vector, as_int, as_path,
+    as_unigrams, check_memory, seed, shape_tuple, with_class_view, ClassMatrix, MAX_COUNT,
 };
 use super::errors;
 use super::fork_gate::detached;
@@ -136,24 +136,34 @@ impl CandidateSampler {
     #[pyo3(signature = (range_max, vocab_file, distortion, num_reserved_ids, num_shards, shard, unigrams, seed=None))]
     fn fixed_unigram(
         py: Python<'_>,
-        range_max: i64,
-        vocab_file: &str,
-        distortion: f32,
-        num_reserved_ids: i64,
-        num_shards: i64,
-        shard: i64,
-        unigrams: Option<PyReadonlyArray1<'_, f32>>,
+        range_max: &Bound<'_, PyAny>,
+        vocab_file: &Bound<'_, PyAny>,
+        distortion: &Bound<'_, PyAny>,
+        num_reserved_ids: &Bound<'_, PyAny>,
+        num_shards: &Bound<'_, PyAny>,
+        shard: &Bound<'_, PyAny>,
+        unigrams: &Bound<'_, PyAny>,
         seed: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let counts = unigrams.map(|counts| counts.as_array().to_vec());
-        let source = unigram_source(vocab_file, counts)?;
-        let config = FixedUnigramConfig {
+        let settings = fixed_unigram_settings(
+            py,
             range_max,
-            source,
+            vocab_file,
             distortion,
             num_reserved_ids,
             num_shards,
             shard,
+            unigrams,
+        )?;
+        let range_max = settings.range_max;
+        let source = unigram_source(&settings.vocab_file, Some(settings.unigrams))?;
+        let config = FixedUnigramConfig {
+            range_max,
+            source,
+            distortion: settings.distortion as f32,
+            num_reserved_ids: settings.num_reserved_ids,
+            num_shards: settings.num_shards,
+            shard: settings.shard,
         };
         let seed = self::seed(seed)?;
         let kernel = detached(py, || {
@@ -494,11 +504,86 @@ impl<'a, 'py> FromPyObject<'a, 'py> for SamplerKind {
     }
 }
 
+/// The fixed unigram sampler's settings as the user passed them, checked and normalised (the
+/// core checks the counts and that the table's size equals `range_max`).
+struct FixedUnigramSettings {
+    range_max: i64,
+    vocab_file: String,
+    distortion: f64,
+    num_reserved_ids: i64,
+    num_shards: i64,
+    shard: i64,
+    unigrams: Vec<f32>,
+}
+
+/// How many of the `length` ids numbered from `first` fall in `shard` of `num_shards`.
+fn ids_in_shard(first: i128, length: i128, num_shards: i128, shard: i128) -> i128 {
+    let below = |n: i128| {
+        let past = (n - shard).max(0);
+        past / num_shards + i128::from(past % num_shards != 0)
+    };
+    below(first + length) - below(first)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fixed_unigram_settings(
+    py: Python<'_>,
+    range_max: &Bound<'_, PyAny>,
+    vocab_file: &Bound<'_, PyAny>,
+    distortion: &Bound<'_, PyAny>,
+    num_reserved_ids: &Bound<'_, PyAny>,
+    num_shards: &Bound<'_, PyAny>,
+    shard: &Bound<'_, PyAny>,
+    unigrams: &Bound<'_, PyAny>,
+) -> PyResult<FixedUnigramSettings> {
+    let range_max = range_max_argument(range_max)?;
+    let vocab_file = as_path(vocab_file, "vocab_file")?;
+    let distortion = as_finite_float(distortion, "distortion")?;
+    let num_reserved_ids = as_int(
+        num_reserved_ids,
+        "num_reserved_ids",
+        Some(0),
+        Some(i64::MAX),
+    )?;
+    let num_shards = as_int(num_shards, "num_shards", Some(1), Some(i64::MAX))?;
+    let shard = as_int(shard, "shard", Some(0), Some(num_shards - 1))?;
+    let unigrams = as_unigrams(unigrams, "unigrams")?;
+    // The tables' size, bounded before anything is built (a size other than range_max is
+    // refused by the core without allocating): the reserved ids of this shard plus at most
+    // one counted id per vocabulary line (two bytes) or per unigram.
+    let (shards, this_shard) = (i128::from(num_shards), i128::from(shard));
+    let reserved = ids_in_shard(0, i128::from(num_reserved_ids), shards, this_shard);
+    let lines = if vocab_file.is_empty() {
+        unigrams.len() as i128
+    } else {
+        // A file that cannot be read is named by the core.
+        std::fs::metadata(&vocab_file).map_or(0, |metadata| i128::from(metadata.len() / 2 + 1))
+    };
+    let largest = reserved + ids_in_shard(reserved, lines, shards, this_shard);
+    let size = i128::from(range_max);
+    if reserved <= size && size <= largest.min(i128::from(MAX_COUNT)) {
+        // The weights (float32), Walker's alias table (float64 while built, float32 and
+        // uint32 kept) and its two work lists.
+        check_memory(py, 40 * range_max as usize, || {
+            format!("range_max = {range_max}: the tables of a fixed unigram sampler")
+        })?;
+    }
+    Ok(FixedUnigramSettings {
+        range_max,
+        vocab_file,
+        distortion,
+        num_reserved_ids,
+        num_shards,
+        shard,
+        unigrams,
+    })
+}
+
 /// A module-level sampler call (`uniform_candidate_sampler` and the rest) with checked
 /// arguments: the kept sampler for these attributes draws.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (sampler, true_classes, num_true, num_sampled, unique, range_max=0, seed=None, vocab_file="", distortion=1.0, num_reserved_ids=0, num_shards=1, shard=0, unigrams=None))]
+#[pyo3(signature = (sampler, true_classes, num_true, num_sampled, unique, range_max=None, seed=None, vocab_file=None, distortion=None, num_reserved_ids=None, num_shards=None, shard=None, unigrams=None))]
 pub fn kept_sampler_sample<'py>(
     py: Python<'py>,
     sampler: SamplerKind,
@@ -506,35 +591,57 @@ pub fn kept_sampler_sample<'py>(
     num_true: Bound<'py, PyAny>,
     num_sampled: Bound<'py, PyAny>,
     unique: Bound<'py, PyAny>,
-    range_max: i64,
+    range_max: Option<Bound<'py, PyAny>>,
     seed: Option<&Bound<'py, PyAny>>,
-    vocab_file: &str,
-    distortion: f64,
-    num_reserved_ids: i64,
-    num_shards: i64,
-    shard: i64,
-    unigrams: Option<PyReadonlyArray1<'py, f32>>,
+    vocab_file: Option<Bound<'py, PyAny>>,
+    distortion: Option<Bound<'py, PyAny>>,
+    num_reserved_ids: Option<Bound<'py, PyAny>>,
+    num_shards: Option<Bound<'py, PyAny>>,
+    shard: Option<Bound<'py, PyAny>>,
+    unigrams: Option<Bound<'py, PyAny>>,
 ) -> PyResult<SampleTriple<'py>> {
+    // The sampler's settings first (TensorFlow's attributes), then the draw's arguments.
+    let given =
+        |value: Option<Bound<'py, PyAny>>, default: Bound<'py, PyAny>| value.unwrap_or(default);
+    let range_max_value = || {
+        range_max.clone().ok_or_else(|| {
+            errors::wrong_type("range_max must be given for this sampler".to_string())
+        })
+    };
+    let settings = match sampler {
+        SamplerKind::Uniform => SamplerSettings::Uniform(range_max_argument(&range_max_value()?)?),
+        SamplerKind::LogUniform => {
+            SamplerSettings::LogUniform(range_max_argument(&range_max_value()?)?)
+        }
+        SamplerKind::LearnedUnigram => {
+            SamplerSettings::LearnedUnigram(range_max_argument(&range_max_value()?)?)
+        }
+        SamplerKind::FixedUnigram => {
+            let checked = fixed_unigram_settings(
+                py,
+                &range_max_value()?,
+                &given(vocab_file, "".into_pyobject(py)?.into_any()),
+                &given(distortion, 1.0f64.into_pyobject(py)?.into_any()),
+                &given(num_reserved_ids, 0i64.into_pyobject(py)?.into_any()),
+                &given(num_shards, 1i64.into_pyobject(py)?.into_any()),
+                &given(shard, 0i64.into_pyobject(py)?.into_any()),
+                &given(unigrams, PyTuple::empty(py).into_any()),
+            )?;
+            SamplerSettings::FixedUnigram {
+                range_max: checked.range_max,
+                vocab_file: checked.vocab_file,
+                distortion: checked.distortion.to_bits(),
+                num_reserved_ids: checked.num_reserved_ids,
+                num_shards: checked.num_shards,
+                shard: checked.shard,
+                unigrams: checked.unigrams.iter().map(|c| c.to_bits()).collect(),
+            }
+        }
+        SamplerKind::All => SamplerSettings::All,
+    };
     let (true_classes, num_true, num_sampled, unique) =
         checked_draw(&true_classes, &num_true, &num_sampled, &unique)?;
     let seed = self::seed(seed)?;
-    let settings = match sampler {
-        SamplerKind::Uniform => SamplerSettings::Uniform(range_max),
-        SamplerKind::LogUniform => SamplerSettings::LogUniform(range_max),
-        SamplerKind::LearnedUnigram => SamplerSettings::LearnedUnigram(range_max),
-        SamplerKind::FixedUnigram => SamplerSettings::FixedUnigram {
-            range_max,
-            vocab_file: vocab_file.to_string(),
-            distortion: distortion.to_bits(),
-            num_reserved_ids,
-            num_shards,
-            shard,
-            unigrams: unigrams
-                .map(|counts| counts.as_array().iter().map(|c| c.to_bits()).collect())
-                .unwrap_or_default(),
-        },
-        SamplerKind::All => SamplerSettings::All,
-    };
     let out = with_class_view!(true_classes, |view| cached_sample(
         py,
         settings,
