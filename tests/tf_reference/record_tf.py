@@ -7,9 +7,9 @@ committed; ``tests/test_tf_parity.py`` replays every case against ``rustnce`` an
 
 How to rerun (TensorFlow is only needed here, not by the tests):
 
-    python3 -m venv /work/tfenv
-    /work/tfenv/bin/pip install tensorflow-cpu==2.21.0
-    /work/tfenv/bin/python tests/tf_reference/record_tf.py
+    python3 -m venv .tfenv
+    .tfenv/bin/pip install tensorflow-cpu==2.21.0
+    .tfenv/bin/python tests/tf_reference/record_tf.py
 
 The script is deterministic: every random input comes from fixed NumPy seeds and every
 sampler call uses explicit seeds. It sets ``TF_ENABLE_ONEDNN_OPTS=0`` (plain Eigen
