@@ -156,19 +156,7 @@ impl CandidateSampler {
             unigrams,
         )?;
         let range_max = settings.range_max;
-        let source = unigram_source(&settings.vocab_file, Some(settings.unigrams))?;
-        let config = FixedUnigramConfig {
-            range_max,
-            source,
-            distortion: settings.distortion as f32,
-            num_reserved_ids: settings.num_reserved_ids,
-            num_shards: settings.num_shards,
-            shard: settings.shard,
-        };
-        let seed = self::seed(seed)?;
-        let kernel = detached(py, || {
-            samplers::CandidateSampler::fixed_unigram(config, seed)
-        })?;
+        let kernel = settings.into_settings().make(py, self::seed(seed)?)?;
         Ok(Self::wrap(kernel, Some(range_max)))
     }
 
@@ -516,6 +504,21 @@ struct FixedUnigramSettings {
     unigrams: Vec<f32>,
 }
 
+impl FixedUnigramSettings {
+    /// The settings the kept samplers are keyed by (and made from).
+    fn into_settings(self) -> SamplerSettings {
+        SamplerSettings::FixedUnigram {
+            range_max: self.range_max,
+            vocab_file: self.vocab_file,
+            distortion: self.distortion.to_bits(),
+            num_reserved_ids: self.num_reserved_ids,
+            num_shards: self.num_shards,
+            shard: self.shard,
+            unigrams: self.unigrams.iter().map(|count| count.to_bits()).collect(),
+        }
+    }
+}
+
 /// How many of the `length` ids numbered from `first` fall in `shard` of `num_shards`.
 fn ids_in_shard(first: i128, length: i128, num_shards: i128, shard: i128) -> i128 {
     let below = |n: i128| {
@@ -616,27 +619,17 @@ pub fn kept_sampler_sample<'py>(
         SamplerKind::LearnedUnigram => {
             SamplerSettings::LearnedUnigram(range_max_argument(&range_max_value()?)?)
         }
-        SamplerKind::FixedUnigram => {
-            let checked = fixed_unigram_settings(
-                py,
-                &range_max_value()?,
-                &given(vocab_file, "".into_pyobject(py)?.into_any()),
-                &given(distortion, 1.0f64.into_pyobject(py)?.into_any()),
-                &given(num_reserved_ids, 0i64.into_pyobject(py)?.into_any()),
-                &given(num_shards, 1i64.into_pyobject(py)?.into_any()),
-                &given(shard, 0i64.into_pyobject(py)?.into_any()),
-                &given(unigrams, PyTuple::empty(py).into_any()),
-            )?;
-            SamplerSettings::FixedUnigram {
-                range_max: checked.range_max,
-                vocab_file: checked.vocab_file,
-                distortion: checked.distortion.to_bits(),
-                num_reserved_ids: checked.num_reserved_ids,
-                num_shards: checked.num_shards,
-                shard: checked.shard,
-                unigrams: checked.unigrams.iter().map(|c| c.to_bits()).collect(),
-            }
-        }
+        SamplerKind::FixedUnigram => fixed_unigram_settings(
+            py,
+            &range_max_value()?,
+            &given(vocab_file, "".into_pyobject(py)?.into_any()),
+            &given(distortion, 1.0f64.into_pyobject(py)?.into_any()),
+            &given(num_reserved_ids, 0i64.into_pyobject(py)?.into_any()),
+            &given(num_shards, 1i64.into_pyobject(py)?.into_any()),
+            &given(shard, 0i64.into_pyobject(py)?.into_any()),
+            &given(unigrams, PyTuple::empty(py).into_any()),
+        )?
+        .into_settings(),
         SamplerKind::All => SamplerSettings::All,
     };
     let (true_classes, num_true, num_sampled, unique) =
