@@ -295,3 +295,76 @@ fn inline_and_pooled_runs_compute_the_same_bits() {
     assert_eq!(pooled.4, inline.4);
     assert_eq!(pooled.5, inline.5);
 }
+
+/// A pass for `Σ loss` that kept its logit gradient, rescaled by per-example weights, equals a
+/// pass run with those weights as its upstream gradient: every form of every gradient, over
+/// several blocks of rows, labels among the samples and repeated samples.
+#[test]
+fn rescaled_gradients_equal_a_pass_with_the_upstream() {
+    use rustnce::losses::forward_backward::forward_backward_rescalable;
+    let (classes, dim, batch) = (50, 7, 600);
+    for num_true in [1, 3] {
+        let labels: Vec<i64> = (0..batch * num_true)
+            .map(|p| ((p * 17 + 2) % classes) as i64)
+            .collect();
+        let p = Problem {
+            weights: Array2::from_shape_vec((classes, dim), pseudo_random(classes * dim, 21))
+                .unwrap(),
+            biases: Array2::from_shape_vec((classes, 1), pseudo_random(classes, 22)).unwrap(),
+            labels: Array2::from_shape_vec((batch, num_true), labels).unwrap(),
+            inputs: Array2::from_shape_vec((batch, dim), pseudo_random(batch * dim, 23)).unwrap(),
+            sampled: Array1::from(vec![4, 19, 2, 4, 33, 0, 49, 2]),
+            true_q: Array2::from_elem((batch, num_true), 0.2),
+            sampled_q: Array1::from(vec![0.4, 0.1, 0.3, 0.4, 0.05, 0.6, 0.02, 0.3]),
+            upstream: Array1::from(pseudo_random(batch, 24)),
+        };
+        for loss in [SampledLoss::Nce, SampledLoss::SampledSoftmax] {
+            for hits in [false, true] {
+                let problem = inputs_of(&p, &p.weights, &p.biases, &p.inputs, hits);
+                let kept = forward_backward_rescalable(&problem, loss, &Upstream::Sum).unwrap();
+                assert!(forward_backward(&problem, loss, &Upstream::Sum)
+                    .unwrap()
+                    .logit_gradient
+                    .is_none());
+                let gradient = kept.inputs_gradient.view();
+                let rescaled = kept
+                    .rescaled(&p.inputs.view(), &gradient, &p.upstream.view())
+                    .unwrap();
+                let direct =
+                    forward_backward(&problem, loss, &Upstream::PerExample(p.upstream.view()))
+                        .unwrap();
+                let close = |a: &Array2<f64>, b: &Array2<f64>| {
+                    assert_eq!(a.dim(), b.dim());
+                    let scale = b.iter().fold(1e-12_f64, |m, v| m.max(v.abs()));
+                    for (x, y) in a.iter().zip(b) {
+                        assert!((x - y).abs() <= 1e-12 * scale, "{x} vs {y}");
+                    }
+                };
+                assert_eq!(rescaled.loss, direct.loss);
+                assert_eq!(rescaled.ids, direct.ids);
+                close(&rescaled.inputs_gradient, &direct.inputs_gradient);
+                close(&rescaled.true_logit_gradient, &direct.true_logit_gradient);
+                close(
+                    &rescaled.sampled_weight_gradient,
+                    &direct.sampled_weight_gradient,
+                );
+                close(
+                    &rescaled.sampled_bias_gradient.clone().insert_axis(Axis(1)),
+                    &direct.sampled_bias_gradient.clone().insert_axis(Axis(1)),
+                );
+                close(
+                    &rescaled.tf_weight_values(&p.inputs.view()),
+                    &direct.tf_weight_values(&p.inputs.view()),
+                );
+                // Refused: an upstream of the wrong length, and a pass that kept nothing.
+                let short = p.upstream.slice(s![..batch - 1]);
+                assert!(kept.rescaled(&p.inputs.view(), &gradient, &short).is_err());
+                let plain = forward_backward(&problem, loss, &Upstream::Sum).unwrap();
+                let plain_gradient = plain.inputs_gradient.view();
+                assert!(plain
+                    .rescaled(&p.inputs.view(), &plain_gradient, &p.upstream.view())
+                    .is_err());
+            }
+        }
+    }
+}

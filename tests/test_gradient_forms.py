@@ -235,6 +235,50 @@ def test_gradients_match_reference(i, loss):
                 np.testing.assert_allclose(shard.values, values, **tol)
 
 
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("i", PROBLEMS)
+def test_rescaled_equals_the_call_with_that_upstream(i, loss):
+    """A rescalable call for sum(loss), rescaled by the problem's upstream, equals the NumPy
+    reference called with that upstream in every form; the weights it was computed from may
+    change meanwhile, since rescaling does not read them."""
+    p = make_problem(i)
+    kept = GRADIENTS[loss](**p["kwargs"], rescalable=True)
+    ref = REFERENCE_GRADIENTS[loss](**p["kwargs"], upstream=reference_upstream(p))
+    for shard in as_list(p["kwargs"]["weights"]) + as_list(p["kwargs"]["biases"]):
+        shard += 1.0
+    got = kept.rescaled(p["upstream"])
+    tol = tolerances(p["dtype"])
+    for value in (got.loss, got.inputs, got.weights.values, got.biases.values):
+        assert value.dtype == p["dtype"]
+    np.testing.assert_allclose(got.loss, ref["loss"], **tol)
+    np.testing.assert_allclose(got.inputs, ref["inputs_grad"], **tol)
+    np.testing.assert_array_equal(got.weights.indices, ref["weight_indices"])
+    np.testing.assert_allclose(got.weights.values, ref["weight_values"], **tol)
+    np.testing.assert_allclose(got.biases.values, ref["bias_values"], **tol)
+    merged_w, _ = got.merged()
+    np.testing.assert_array_equal(merged_w.indices, np.unique(p["ids"]))
+    # Rescaling twice starts from the kept gradients each time.
+    again = kept.rescaled(p["upstream"])
+    np.testing.assert_array_equal(again.inputs, got.inputs)
+    np.testing.assert_array_equal(again.weights.values, got.weights.values)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_rescaled_refuses_a_call_that_kept_nothing_and_a_wrong_upstream(loss):
+    p = make_problem(2, upstream="sum")
+    plain = GRADIENTS[loss](**p["kwargs"])
+    with pytest.raises(ValueError, match="rescalable=True"):
+        plain.rescaled("sum")
+    kept = GRADIENTS[loss](**p["kwargs"], rescalable=True)
+    batch = p["kwargs"]["inputs"].shape[0]
+    with pytest.raises(ValueError, match=r"upstream must have shape \[batch\]"):
+        kept.rescaled(np.ones(batch + 1))
+    with pytest.raises(TypeError, match="upstream must"):
+        kept.rescaled(3.0)
+    with pytest.raises(TypeError, match="rescalable must be a bool"):
+        GRADIENTS[loss](**p["kwargs"], rescalable="yes")
+
+
 # ---------------------------------------------------------------- (b) finite differences
 
 

@@ -407,13 +407,42 @@ def test_modifying_inputs_before_backward_is_refused():
         loss.sum().backward()
 
 
-def test_modifying_weights_before_a_weighted_backward_is_refused():
-    problem = error_problem()
-    loss = rt.nce_loss(**problem)
+@pytest.mark.parametrize("kind", sorted(LOSSES))
+def test_a_weighted_backward_runs_no_second_pass_and_reads_no_weights(kind, monkeypatch):
+    """A grad_output that differs between examples is applied to the saved gradients: the
+    fused pass runs once (in forward), and weights changed in place after forward change
+    nothing, since backward does not read them."""
+    problem = make_problem(23, num_true=2, shards=2)
+    oracle = copy_problem(problem)
+    fused_passes = []
+    name = f"{kind}_loss_and_gradients"
+    original = getattr(rt, name)
+
+    def counted(*args, **kwargs):
+        fused_passes.append(kwargs.get("rescalable"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(rt, name, counted)
+    loss = LOSSES[kind](**problem)
     with torch.no_grad():
-        problem["weights"].add_(1.0)
-    with pytest.raises(RuntimeError, match="modified in place between the forward pass"):
-        reduce(loss, "weighted").backward()
+        for shard in problem["weights"] + problem["biases"]:
+            shard.add_(1.0)
+    reduce(loss, "weighted").backward()
+    assert fused_passes == [True]
+    expected = oracle_loss(
+        kind,
+        oracle["weights"],
+        oracle["biases"],
+        oracle["labels"],
+        oracle["inputs"],
+        oracle["sampled_values"],
+        2,
+        kind == "sampled_softmax",
+        "div",
+    )
+    reduce(expected, "weighted").backward()
+    for mine, theirs in zip(gradients(problem), gradients(oracle)):
+        torch.testing.assert_close(mine, theirs, **TOLERANCES)
 
 
 @pytest.mark.parametrize(
@@ -614,3 +643,16 @@ def test_a_retained_graph_gives_the_same_gradients_each_backward():
     loss.backward()
     for once, again in zip(first, gradients(problem)):
         torch.testing.assert_close(again, once, **TOLERANCES)
+
+
+def test_a_retained_graphs_second_backward_refuses_changed_weights():
+    """The one backward that reads the weights again (a second one through a retained graph,
+    after the first handed out the inputs gradient) refuses weights changed in between."""
+    problem = make_problem(29)
+    problem["weights"] = problem["weights"].detach().requires_grad_()
+    loss = rt.nce_loss(**problem).sum()
+    loss.backward(retain_graph=True)
+    with torch.no_grad():
+        problem["weights"].add_(1.0)
+    with pytest.raises(RuntimeError, match="second backward through a retained graph"):
+        loss.backward()

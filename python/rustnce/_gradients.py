@@ -111,6 +111,15 @@ class SampledLossGradients:
         argument (``SampledLossGradients.accumulate`` in ``src/py/gradients.rs``)."""
         self._computed.accumulate(weights_gradient, biases_gradient, scale)
 
+    def rescaled(self, upstream: Any) -> SampledLossGradients:
+        """The gradients with example ``i``'s share multiplied by ``upstream[i]`` (a
+        ``[batch]`` array, or ``"sum"`` / ``"mean"``): from a call for ``sum(loss)``, those of
+        ``sum(upstream * loss)``, as if the call had been made with that ``upstream``. Needs a
+        call made with ``rescalable=True``. The weights are not read again (they may have
+        changed since); only the sampled rows' gradients, which sum over the batch, are formed
+        anew from the kept logit gradient and the call's copy of ``inputs``."""
+        return SampledLossGradients(self._computed.rescaled(upstream))
+
 
 def nce_loss_and_gradients(
     weights: Any,
@@ -126,13 +135,18 @@ def nce_loss_and_gradients(
     seed: Seed = None,
     subtract_log_q: bool = True,
     upstream: Any = "sum",
+    *,
+    rescalable: bool = False,
 ) -> SampledLossGradients:
     """:func:`rustnce.nce_loss` and its gradients with respect to ``inputs``, ``weights``
     and ``biases``, in one fused pass.
 
     Arguments as :func:`rustnce.nce_loss`, plus ``upstream``: ``"sum"`` (default),
     ``"mean"``, or a ``[batch]`` array ``g`` (the gradient of the total is taken for
-    ``sum(g * loss)``, TensorFlow's upstream gradient).
+    ``sum(g * loss)``, TensorFlow's upstream gradient); and ``rescalable``: keep the logits'
+    gradient (``[batch, num_true + num_sampled]``) so that
+    :meth:`SampledLossGradients.rescaled` can weight the examples afterwards without
+    another pass over the weights.
     """
     return SampledLossGradients(
         _rustnce.nce_loss_and_gradients(
@@ -149,6 +163,7 @@ def nce_loss_and_gradients(
             seed,
             subtract_log_q,
             upstream,
+            rescalable=rescalable,
         )
     )
 
@@ -167,6 +182,8 @@ def sampled_softmax_loss_and_gradients(
     seed: Seed = None,
     subtract_log_q: bool = True,
     upstream: Any = "sum",
+    *,
+    rescalable: bool = False,
 ) -> SampledLossGradients:
     """:func:`rustnce.sampled_softmax_loss` and its gradients, in one fused pass (arguments
     as :func:`nce_loss_and_gradients`)."""
@@ -185,6 +202,7 @@ def sampled_softmax_loss_and_gradients(
             seed,
             subtract_log_q,
             upstream,
+            rescalable=rescalable,
         )
     )
 

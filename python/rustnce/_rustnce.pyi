@@ -111,6 +111,7 @@ class SampledLossGradients:
         self,
     ) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]: ...
     def merged(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any], npt.NDArray[Any]]: ...
+    def rescaled(self, upstream: _Upstream) -> SampledLossGradients: ...
     def accumulate(
         self,
         weights_gradient: _Shards | None,
@@ -199,6 +200,8 @@ def nce_loss_and_gradients(
     seed: _Seed = None,
     subtract_log_q: bool = True,
     upstream: _Upstream = "sum",
+    *,
+    rescalable: bool = False,
 ) -> SampledLossGradients: ...
 def sampled_softmax_loss_and_gradients(
     weights: _Shards,
@@ -214,6 +217,8 @@ def sampled_softmax_loss_and_gradients(
     seed: _Seed = None,
     subtract_log_q: bool = True,
     upstream: _Upstream = "sum",
+    *,
+    rescalable: bool = False,
 ) -> SampledLossGradients: ...
 def nce_sgd_step(
     weights: _Shards,

@@ -3,11 +3,12 @@ autograd, and the :class:`NCELoss` / :class:`SampledSoftmaxLoss` modules that ow
 embedding.
 
 The forward pass runs rustnce's fused pass once (the loss and every gradient, for
-``sum(loss)``); backward only scales those saved gradients by ``grad_output`` (a uniform
-``grad_output``, as ``loss.sum()`` and ``loss.mean()`` give). A ``grad_output`` that differs
-between examples (``(w * loss).sum()``) cannot be applied to the sampled rows after the fact,
-which sum over the batch, so backward then runs the fused pass once more with it as upstream.
-Tensors are read in place through NumPy views: ``weights`` is never copied.
+``sum(loss)``), keeping the logits' gradient; backward only scales those saved gradients by
+``grad_output``. A uniform ``grad_output`` (``loss.sum()``, ``loss.mean()``) is one factor. One
+that differs between examples (``(w * loss).sum()``) scales each example's rows, and the
+sampled rows' gradients, which sum over the batch, are formed anew from the kept logit
+gradient (one ``[num_sampled, batch] x [batch, dim]`` product); the weights are not read
+again. Tensors are read in place through NumPy views: ``weights`` is never copied.
 
 ``import rustnce`` does not import this module (or torch); ``import rustnce.torch`` does.
 """
@@ -133,13 +134,14 @@ class _Call:
     parameter_versions: tuple[int, ...] = ()
     inputs_gradient_given: bool = False
 
-    def run(self, upstream: Any) -> SampledLossGradients:
+    def run(self, upstream: Any, rescalable: bool = False) -> SampledLossGradients:
         return self.fused_pass(
             self.weights if not self.single_weights else self.weights[0],
             self.biases if not self.single_biases else self.biases[0],
             self.labels,
             self.inputs,
             upstream=upstream,
+            rescalable=rescalable,
             **self.arguments,
         )
 
@@ -151,7 +153,7 @@ class _SampledLoss(torch.autograd.Function):
     def forward(  # type: ignore[override]
         ctx: Any, call: _Call, inputs: torch.Tensor, *parameters: torch.Tensor
     ) -> torch.Tensor:
-        call.gradients = call.run("sum")
+        call.gradients = call.run("sum", rescalable=True)
         if call.sparse_grad and any(p.requires_grad for p in parameters):
             call.merged = call.gradients.merged()
         call.parameter_versions = tuple(p._version for p in parameters)
@@ -176,18 +178,22 @@ class _SampledLoss(torch.autograd.Function):
         gradients = call.gradients
         assert gradients is not None
         scale = _uniform_value(grad_loss)
-        # The saved inputs gradient is handed to autograd without a copy, which may keep it as
-        # inputs.grad and add to it: a second backward (retain_graph) computes afresh.
-        if scale is None or (needs_inputs and call.inputs_gradient_given):
+        if needs_inputs and call.inputs_gradient_given:
+            # The saved inputs gradient was handed to autograd without a copy, which may have
+            # kept it as inputs.grad and changed it: a second backward through a retained graph
+            # computes everything afresh.
             gradients = _rerun_with_upstream(call, ctx, grad_loss)
+            scale = 1.0
+        elif scale is None:
+            gradients = gradients.rescaled(_view(grad_loss, "grad_output"))
             scale = 1.0
         grad_inputs = None
         if needs_inputs:
             grad_inputs = torch.from_numpy(gradients.inputs)
-            if gradients is call.gradients:
-                call.inputs_gradient_given = True
             if scale != 1.0:
                 grad_inputs = grad_inputs * scale
+            elif gradients is call.gradients:
+                call.inputs_gradient_given = True
         grad_weights: list[torch.Tensor | None] = [None] * count
         grad_biases: list[torch.Tensor | None] = [None] * len(call.biases)
         if needs_weights or needs_biases:
@@ -219,13 +225,12 @@ def _uniform_value(grad_loss: torch.Tensor) -> float | None:
 
 def _rerun_with_upstream(call: _Call, ctx: Any, grad_loss: torch.Tensor) -> SampledLossGradients:
     """The fused pass again, with ``grad_output`` as the upstream gradient and the same
-    sampled values; it reads the weights again, so they must be as the forward pass saw
-    them."""
+    sampled values (a retained graph's second backward only); it reads the weights again, so
+    they must be as the forward pass saw them."""
     if tuple(p._version for p in ctx.parameters) != call.parameter_versions:
         raise RuntimeError(
             "rustnce.torch: weights or biases were modified in place between the forward pass "
-            "and a backward pass whose grad_output differs between examples, which reads them "
-            "again"
+            "and a second backward through a retained graph, which reads them again"
         )
     return call.run(_view(grad_loss, "grad_output"))
 

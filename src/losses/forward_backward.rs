@@ -16,12 +16,16 @@ use crate::sampled_logits::{SampledLossInputs, ROWS_PER_BLOCK};
 use crate::simd::{avx2_version, InstructionSet};
 use crate::workspace;
 
-/// One block's rows of the outputs: its losses, true-logit gradients and inputs gradient.
+/// One block's rows of the outputs: its losses, true-logit gradients, inputs gradient, and
+/// the rows of the kept logit gradient if one is kept.
 type BlockViews<'a, F> = (
     usize,
     (
-        (ArrayViewMut1<'a, F>, ArrayViewMut2<'a, F>),
-        ArrayViewMut2<'a, F>,
+        (
+            (ArrayViewMut1<'a, F>, ArrayViewMut2<'a, F>),
+            ArrayViewMut2<'a, F>,
+        ),
+        Option<ArrayViewMut2<'a, F>>,
     ),
 );
 
@@ -65,6 +69,10 @@ pub struct SampledGradients<F> {
     pub sampled_bias_gradient: Array1<F>,
     /// `∂total/∂inputs` `[batch, dim]`.
     pub inputs_gradient: Array2<F>,
+    /// `∂total/∂logit` for every column `[batch, num_true + num_sampled]`, kept only by
+    /// [`forward_backward_rescalable`]: with it, [`SampledGradients::rescaled`] weights the
+    /// examples differently afterwards without another pass over the weights.
+    pub logit_gradient: Option<Array2<F>>,
 }
 
 impl<F: Real> SampledGradients<F> {
@@ -134,11 +142,144 @@ impl<F: Real> SampledGradients<F> {
     }
 }
 
+impl<F: Real> SampledGradients<F> {
+    /// The gradients with example `i`'s share multiplied by `upstream[i]`: with a pass for
+    /// `Σ_i loss_i`, those of `Σ_i upstream[i] · loss_i`. Needs the kept logit gradient
+    /// ([`forward_backward_rescalable`]), the inputs the pass read, and its inputs gradient
+    /// (`self.inputs_gradient`, passed on its own since a caller may have moved it out); the
+    /// weights are not read again. Everything per example scales row by row; only the sampled
+    /// rows' gradients, which sum over the batch, are formed anew (`Gᵀ · inputs` on the scaled
+    /// logit gradient). The loss is copied unchanged.
+    pub fn rescaled(
+        &self,
+        inputs: &ArrayView2<F>,
+        inputs_gradient: &ArrayView2<F>,
+        upstream: &ArrayView1<F>,
+    ) -> Result<Self> {
+        let batch = self.batch();
+        let Some(kept) = self.logit_gradient.as_ref() else {
+            return Err(NceError::invalid(
+                "upstream",
+                "rescaling needs the logit gradient, which only a rescalable pass keeps",
+            ));
+        };
+        if upstream.len() != batch {
+            return Err(NceError::invalid(
+                "upstream",
+                format!(
+                    "must have one entry per example ({batch}), got {}",
+                    upstream.len()
+                ),
+            ));
+        }
+        for (name, matrix) in [("inputs", inputs), ("inputs_gradient", inputs_gradient)] {
+            if matrix.dim() != (batch, self.dim()) {
+                return Err(NceError::invalid(
+                    name,
+                    format!(
+                        "must be the pass's [{batch}, {}] {name}, got {:?}",
+                        self.dim(),
+                        matrix.dim()
+                    ),
+                ));
+            }
+        }
+        let (num_true, num_sampled, dim) =
+            (self.num_true, self.sampled_bias_gradient.len(), self.dim());
+        let mut logit_gradient = workspace::matrix::<F>(batch, kept.ncols());
+        let mut scaled_inputs_gradient = workspace::matrix::<F>(batch, dim);
+        let block_pass =
+            |(task, (mut logits, mut rows)): (usize, (ArrayViewMut2<F>, ArrayViewMut2<F>))| {
+                let first = task * ROWS_PER_BLOCK;
+                for (offset, (mut logit_row, mut input_row)) in logits
+                    .rows_mut()
+                    .into_iter()
+                    .zip(rows.rows_mut())
+                    .enumerate()
+                {
+                    let g = upstream[first + offset];
+                    logit_row
+                        .zip_mut_with(&kept.row(first + offset), |out, &value| *out = g * value);
+                    input_row.zip_mut_with(&inputs_gradient.row(first + offset), |out, &value| {
+                        *out = g * value
+                    });
+                }
+                let sampled = logits.slice(s![.., num_true..]);
+                let mut weights = Array2::<F>::zeros((num_sampled, dim));
+                matrix_product(
+                    &sampled.t(),
+                    &inputs.slice(s![first..first + logits.nrows(), ..]),
+                    &mut weights.view_mut(),
+                );
+                let mut biases = vec![F::zero(); num_sampled];
+                for row in sampled.rows() {
+                    for (sum, &g) in biases.iter_mut().zip(row) {
+                        *sum = *sum + g;
+                    }
+                }
+                (weights, biases)
+            };
+        let blocks = (
+            logit_gradient.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK),
+            scaled_inputs_gradient.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK),
+        );
+        let partials: Vec<(Array2<F>, Vec<F>)> = if parallelism::inline() {
+            blocks.0.zip(blocks.1).enumerate().map(block_pass).collect()
+        } else {
+            blocks
+                .0
+                .into_par_iter()
+                .zip(blocks.1)
+                .enumerate()
+                .map(block_pass)
+                .collect()
+        };
+        let mut sampled_weight_gradient = Array2::<F>::zeros((num_sampled, dim));
+        let mut sampled_bias_gradient = Array1::<F>::zeros(num_sampled);
+        for (weights, biases) in &partials {
+            sampled_weight_gradient.zip_mut_with(weights, |sum, &part| *sum = *sum + part);
+            sampled_bias_gradient
+                .iter_mut()
+                .zip(biases)
+                .for_each(|(sum, &part)| *sum = *sum + part);
+        }
+        Ok(SampledGradients {
+            loss: self.loss.clone(),
+            ids: self.ids.clone(),
+            num_true,
+            true_logit_gradient: logit_gradient.slice(s![.., ..num_true]).to_owned(),
+            sampled_weight_gradient,
+            sampled_bias_gradient,
+            inputs_gradient: scaled_inputs_gradient,
+            logit_gradient: Some(logit_gradient),
+        })
+    }
+}
+
 /// Loss and gradients of `loss` in one pass.
 pub fn forward_backward<F: Real, L: ClassId>(
     problem: &SampledLossInputs<F, L>,
     loss: SampledLoss,
     upstream: &Upstream<F>,
+) -> Result<SampledGradients<F>> {
+    fused_pass(problem, loss, upstream, false)
+}
+
+/// [`forward_backward`], keeping the logits' gradient (`[batch, num_true + num_sampled]`) so
+/// that [`SampledGradients::rescaled`] can apply a per-example upstream gradient later.
+pub fn forward_backward_rescalable<F: Real, L: ClassId>(
+    problem: &SampledLossInputs<F, L>,
+    loss: SampledLoss,
+    upstream: &Upstream<F>,
+) -> Result<SampledGradients<F>> {
+    fused_pass(problem, loss, upstream, true)
+}
+
+fn fused_pass<F: Real, L: ClassId>(
+    problem: &SampledLossInputs<F, L>,
+    loss: SampledLoss,
+    upstream: &Upstream<F>,
+    keep_logit_gradient: bool,
 ) -> Result<SampledGradients<F>> {
     let batch = problem.batch();
     if let Upstream::PerExample(g) = upstream {
@@ -163,19 +304,28 @@ pub fn forward_backward<F: Real, L: ClassId>(
     let mut losses = Array1::<F>::zeros(batch);
     let mut true_logit_gradient = Array2::<F>::zeros((batch, num_true));
     let mut inputs_gradient = workspace::matrix::<F>(batch, dim);
+    let mut logit_gradient = keep_logit_gradient.then(|| workspace::matrix::<F>(batch, width));
     let block_pass = |(
         task,
-        ((mut block_losses, mut block_true_gradient), mut block_inputs_gradient),
+        (((mut block_losses, mut block_true_gradient), mut block_inputs_gradient), kept),
     ): BlockViews<'_, F>| {
         let first = task * ROWS_PER_BLOCK;
         let rows = block_losses.len();
         let label_rows = timed(Phase::GatherLabelRows, || {
             problem.label_rows(&gathered, first, rows)
         });
-        let mut gradient = timed(Phase::BuffersAndCombine, || {
-            workspace::matrix::<F>(rows, width)
-        });
-        problem.block_logits(&gathered, first, &label_rows, &mut gradient.view_mut());
+        // The block's logits, then their gradient, in the kept matrix's rows or in a reused
+        // buffer.
+        let mut buffer = None;
+        let mut gradient = match kept {
+            Some(rows) => rows,
+            None => buffer
+                .insert(timed(Phase::BuffersAndCombine, || {
+                    workspace::matrix::<F>(rows, width)
+                }))
+                .view_mut(),
+        };
+        problem.block_logits(&gathered, first, &label_rows, &mut gradient);
         let block_losses = block_losses.as_slice_mut().expect("losses are contiguous");
         timed(Phase::RowLosses, || {
             block_row_losses(
@@ -202,7 +352,7 @@ pub fn forward_backward<F: Real, L: ClassId>(
         });
         timed(Phase::InputsGradientLabelRows, || {
             add_label_rows(
-                &gradient,
+                &gradient.view(),
                 &label_rows.rows,
                 num_true,
                 &mut block_inputs_gradient,
@@ -225,7 +375,9 @@ pub fn forward_backward<F: Real, L: ClassId>(
             }
             (weights, biases)
         });
-        workspace::recycle(gradient);
+        if let Some(buffer) = buffer {
+            workspace::recycle(buffer);
+        }
         label_rows.recycle();
         (weights, biases)
     };
@@ -234,14 +386,25 @@ pub fn forward_backward<F: Real, L: ClassId>(
         true_logit_gradient.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK),
         inputs_gradient.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK),
     );
+    let kept_blocks: Vec<Option<ArrayViewMut2<F>>> = match logit_gradient.as_mut() {
+        Some(kept) => kept
+            .axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK)
+            .map(Some)
+            .collect(),
+        None => (0..loss_blocks.len()).map(|_| None).collect(),
+    };
     let partials: Vec<(Array2<F>, Vec<F>)> = if parallelism::inline() {
-        let blocks = loss_blocks.zip(true_blocks).zip(input_blocks);
+        let blocks = loss_blocks
+            .zip(true_blocks)
+            .zip(input_blocks)
+            .zip(kept_blocks);
         blocks.enumerate().map(block_pass).collect()
     } else {
         let blocks = loss_blocks
             .into_par_iter()
             .zip(true_blocks)
-            .zip(input_blocks);
+            .zip(input_blocks)
+            .zip(kept_blocks);
         blocks.enumerate().map(block_pass).collect()
     };
 
@@ -269,13 +432,14 @@ pub fn forward_backward<F: Real, L: ClassId>(
         sampled_weight_gradient,
         sampled_bias_gradient,
         inputs_gradient,
+        logit_gradient,
     })
 }
 
 /// `out[i] += Σ_t gradient[i, t] · label_rows[i * num_true + t]`, the labels added in order.
 /// Runs the AVX2 build where the processor has it.
 fn add_label_rows<F: Real>(
-    gradient: &Array2<F>,
+    gradient: &ArrayView2<F>,
     label_rows: &Array2<F>,
     num_true: usize,
     out: &mut ArrayViewMut2<F>,

@@ -4,7 +4,7 @@ pub mod forward_backward;
 pub mod nce;
 pub mod sampled_softmax;
 
-use ndarray::{Array1, Array2, ArrayViewMut1, Axis};
+use ndarray::{Array1, ArrayViewMut1, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use crate::element_types::{ClassId, Real};
@@ -60,7 +60,14 @@ pub fn sampled_loss<F: Real, L: ClassId>(
         let mut logits = workspace::matrix::<F>(rows, width);
         inputs.block_logits(&gathered, first, &label_rows, &mut logits.view_mut());
         let losses = block_losses.as_slice_mut().expect("losses are contiguous");
-        block_row_losses(&mut logits, losses, first, inputs.num_true(), loss, None);
+        block_row_losses(
+            &mut logits.view_mut(),
+            losses,
+            first,
+            inputs.num_true(),
+            loss,
+            None,
+        );
         workspace::recycle(logits);
         label_rows.recycle();
     };
@@ -77,7 +84,7 @@ pub fn sampled_loss<F: Real, L: ClassId>(
 /// row is overwritten with its gradient, weighted by `upstream(row)`. Runs the AVX2 + FMA
 /// build of the kernel where the processor has it.
 pub fn block_row_losses<F: Real>(
-    logits: &mut Array2<F>,
+    logits: &mut ArrayViewMut2<F>,
     losses: &mut [F],
     first: usize,
     num_true: usize,

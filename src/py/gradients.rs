@@ -10,8 +10,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use super::arguments::{
-    as_finite_float, as_shards, check_in_place_layout, check_in_place_targets, float_type,
-    shape_tuple, shard_name, writable_array,
+    as_finite_float, as_shards, check_in_place_layout, check_in_place_targets, float_type, matrix,
+    shape_tuple, shard_name, vector, writable_array, UpstreamArgument,
 };
 use super::errors;
 use super::fork_gate::{install, install_locked};
@@ -227,6 +227,60 @@ fn scatter_add<'py, F: Real + Element>(
     Ok(())
 }
 
+fn rescaled<F: IntoComputed>(
+    py: Python<'_>,
+    owner: &SampledLossGradients,
+    gradients: &SampledGradients<F>,
+    inputs: &Array2<F>,
+    upstream: &UpstreamArgument<'_>,
+) -> PyResult<SampledLossGradients> {
+    if gradients.logit_gradient.is_none() {
+        return Err(errors::wrong_value(
+            "rescaled needs the gradients of a call made with rescalable=True",
+        ));
+    }
+    let batch = gradients.batch();
+    let weights: Vec<F> = match upstream {
+        UpstreamArgument::Sum => vec![F::one(); batch],
+        UpstreamArgument::Mean => vec![F::one() / F::from_f64(batch as f64); batch],
+        UpstreamArgument::PerExample(_) => {
+            let array = upstream
+                .per_example(batch, float_type(owner.inputs_gradient.bind(py), "inputs")?)?
+                .expect("a per-example upstream");
+            vector::<F>(array.as_any(), "upstream")?.as_array().to_vec()
+        }
+    };
+    let loss = vector::<F>(owner.loss.bind(py), "loss")?
+        .as_array()
+        .to_owned();
+    let inputs_gradient = matrix::<F>(owner.inputs_gradient.bind(py), "inputs_gradient")?;
+    let (inputs_view, gradient_view) = (inputs.view(), inputs_gradient.as_array());
+    let weights_view = ndarray::ArrayView1::from(&weights);
+    let work = gradients.ids.len() * gradients.dim();
+    let mut computed = install(py, work, || {
+        gradients.rescaled(&inputs_view, &gradient_view, &weights_view)
+    })?;
+    computed.loss = loss;
+    let mut saved_inputs = workspace::matrix::<F>(inputs.nrows(), inputs.ncols());
+    saved_inputs.assign(inputs);
+    SampledLossGradients::new(
+        py,
+        computed,
+        saved_inputs,
+        owner.weight_layout.clone(),
+        owner.bias_layout.clone(),
+        Shapes {
+            weights: owner.shapes.weights.clone(),
+            biases: owner.shapes.biases.clone(),
+        },
+        owner
+            .read
+            .iter()
+            .map(|(name, array)| (*name, array.clone_ref(py)))
+            .collect(),
+    )
+}
+
 fn writable<'py, F: Element>(
     arrays: &[Bound<'py, PyAny>],
     name: &str,
@@ -310,6 +364,19 @@ impl SampledLossGradients {
     /// `(distinct ids ascending, summed weight rows, summed biases)`.
     fn merged<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         with_gradients!(&self.computed, |g, x| merged(py, g, x))
+    }
+
+    /// The gradients of `Σ_i upstream[i] · loss_i` from those of a call made with
+    /// `rescalable=True` (for `Σ_i loss_i`): one weight per example (an array `[batch]`, or
+    /// `"sum"` / `"mean"`). The weights are not read again; only the sampled rows' gradients
+    /// are formed anew.
+    #[pyo3(signature = (upstream))]
+    fn rescaled(
+        &self,
+        py: Python<'_>,
+        upstream: UpstreamArgument<'_>,
+    ) -> PyResult<SampledLossGradients> {
+        with_gradients!(&self.computed, |g, x| rescaled(py, self, g, x, &upstream))
     }
 
     /// `target[id] += scale * gradient[id]` for the weight and/or bias targets, in place;

@@ -25,7 +25,9 @@ use super::samplers::{cached_sample, SamplerSettings};
 use crate::element_types::{ClassId, Real};
 use crate::error::NceError;
 use crate::full_evaluation::{self, FullLoss};
-use crate::losses::forward_backward::{forward_backward, SampledGradients, Upstream};
+use crate::losses::forward_backward::{
+    forward_backward, forward_backward_rescalable, SampledGradients, Upstream,
+};
 use crate::losses::{self, SampledLoss};
 use crate::philox::Seed;
 use crate::sampled_logits::{
@@ -373,7 +375,8 @@ fn draw(py: Python<'_>, checked: &Checked<'_>) -> PyResult<Option<CandidateSampl
 enum Output<'a, 'py> {
     Logits,
     Loss(SampledLoss),
-    Gradients(SampledLoss, &'a UpstreamArgument<'py>),
+    /// The loss, its upstream, and whether to keep the logit gradient (`rescalable`).
+    Gradients(SampledLoss, &'a UpstreamArgument<'py>, bool),
     SgdStep(SampledLoss, &'a UpstreamArgument<'py>, f64, Access<'py>),
 }
 
@@ -502,14 +505,14 @@ fn run<'py, F: IntoComputed, L: ClassId>(
     let values = Values::<F>::new(checked, drawn)?;
     let inputs = matrix::<F>(checked.inputs.as_any(), "inputs")?;
     let upstream_array = match &output {
-        Output::Gradients(_, upstream) | Output::SgdStep(_, upstream, _, _) => upstream
+        Output::Gradients(_, upstream, _) | Output::SgdStep(_, upstream, _, _) => upstream
             .per_example(checked.batch(), checked.float)?
             .map(|array| vector::<F>(array.as_any(), "upstream"))
             .transpose()?,
         _ => None,
     };
     let upstream = match &output {
-        Output::Gradients(_, argument) | Output::SgdStep(_, argument, _, _) => match argument {
+        Output::Gradients(_, argument, _) | Output::SgdStep(_, argument, _, _) => match argument {
             UpstreamArgument::Sum => Upstream::Sum,
             UpstreamArgument::Mean => Upstream::Mean,
             UpstreamArgument::PerExample(_) => match &upstream_array {
@@ -617,11 +620,16 @@ fn run<'py, F: IntoComputed, L: ClassId>(
                 .into_pyarray(py)
                 .into_any()
         }
-        Output::Gradients(kind, _) => {
+        Output::Gradients(kind, _, rescalable) => {
             // The gradients keep their own copy of `inputs`: what they compute later must not
             // depend on the caller leaving `inputs` untouched.
             let (computed, inputs) = install_locked(py, &regions, work, || {
-                forward_backward(&problem, kind, &upstream).map(|computed| {
+                let pass = if rescalable {
+                    forward_backward_rescalable
+                } else {
+                    forward_backward
+                };
+                pass(&problem, kind, &upstream).map(|computed| {
                     let mut inputs =
                         workspace::matrix::<F>(problem.batch(), problem.inputs.ncols());
                     inputs.assign(&problem.inputs);
@@ -950,7 +958,8 @@ macro_rules! gradient_function {
             weights, biases, labels, inputs, num_sampled, num_classes,
             num_true=Argument::Default(1), sampled_values=None,
             remove_accidental_hits=Argument::Default($hits), partition_strategy=DIV, seed=None,
-            subtract_log_q=Argument::Default(true), upstream=UpstreamArgument::Sum
+            subtract_log_q=Argument::Default(true), upstream=UpstreamArgument::Sum, *,
+            rescalable=Argument::Default(false)
         ))]
         pub fn $name<'py>(
             py: Python<'py>,
@@ -967,14 +976,16 @@ macro_rules! gradient_function {
             seed: Option<Bound<'py, PyAny>>,
             subtract_log_q: Argument<'py, bool>,
             upstream: UpstreamArgument<'py>,
+            rescalable: Argument<'py, bool>,
         ) -> PyResult<Bound<'py, PyAny>> {
+            let rescalable = rescalable.flag("rescalable")?;
             let checked = check_shared(&shared!(
                 weights, biases, labels, inputs, num_sampled, num_classes, num_true,
                 sampled_values, remove_accidental_hits, partition_strategy, seed, subtract_log_q
             ))?;
             // Checked before the default sampler draws.
             upstream.per_example(checked.batch(), checked.float)?;
-            sampled_call(py, &checked, Output::Gradients($kind, &upstream))
+            sampled_call(py, &checked, Output::Gradients($kind, &upstream, rescalable))
         }
     };
 }
@@ -982,12 +993,12 @@ macro_rules! gradient_function {
 gradient_function!(
     /// `nce_loss` and its gradients in one fused pass, as a `SampledLossGradients`.
     nce_loss_and_gradients, SampledLoss::Nce, remove_accidental_hits = false,
-    "(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None, remove_accidental_hits=False, partition_strategy='div', seed=None, subtract_log_q=True, upstream='sum')"
+    "(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None, remove_accidental_hits=False, partition_strategy='div', seed=None, subtract_log_q=True, upstream='sum', *, rescalable=False)"
 );
 gradient_function!(
     /// `sampled_softmax_loss` and its gradients in one fused pass.
     sampled_softmax_loss_and_gradients, SampledLoss::SampledSoftmax, remove_accidental_hits = true,
-    "(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None, remove_accidental_hits=True, partition_strategy='div', seed=None, subtract_log_q=True, upstream='sum')"
+    "(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None, remove_accidental_hits=True, partition_strategy='div', seed=None, subtract_log_q=True, upstream='sum', *, rescalable=False)"
 );
 gradient_function!(
     /// One SGD step of `nce_loss` on `weights` and `biases`, in place:
