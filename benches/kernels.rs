@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::{Array1, Array2};
-use rustnce::losses::forward_backward::{forward_backward, Upstream};
+use rustnce::losses::forward_backward::{forward_backward, forward_backward_rescalable, Upstream};
 use rustnce::losses::{sampled_loss, SampledLoss};
 use rustnce::parallelism;
 use rustnce::phase_timers;
@@ -16,6 +16,7 @@ use rustnce::samplers::{CandidateSampler, FixedUnigramConfig};
 use rustnce::sharding::ShardedMatrix;
 use rustnce::sharding::{PartitionStrategy, ShardedRowsMut};
 use rustnce::skipgram::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep};
+use rustnce::workspace;
 use rustnce::Seed;
 
 struct Config {
@@ -200,6 +201,43 @@ fn losses(c: &mut Criterion) {
                 })
             });
         }
+        // What rustnce.torch's forward runs (the logits' gradient kept, its buffer recycled
+        // as the binding does), and the backward of a grad_output that differs per example.
+        group.bench_function("nce forward+backward, rescalable", |b| {
+            b.iter(|| {
+                parallelism::install(|| {
+                    let mut gradients =
+                        forward_backward_rescalable(&inputs, SampledLoss::Nce, &Upstream::Sum)
+                            .unwrap();
+                    if let Some(kept) = gradients.logit_gradient.take() {
+                        workspace::recycle(kept);
+                    }
+                    black_box(gradients)
+                })
+            })
+        });
+        let kept = parallelism::install(|| {
+            forward_backward_rescalable(&inputs, SampledLoss::Nce, &Upstream::Sum).unwrap()
+        });
+        let upstream = Array1::linspace(-1.0, 2.0, kept.batch());
+        let upstream = upstream.mapv(|v: f64| v as f32);
+        group.bench_function("nce rescaled by a per-example upstream", |b| {
+            b.iter(|| {
+                parallelism::install(|| {
+                    let mut gradients = kept
+                        .rescaled(
+                            &inputs.inputs,
+                            &kept.inputs_gradient.view(),
+                            &upstream.view(),
+                        )
+                        .unwrap();
+                    if let Some(kept) = gradients.logit_gradient.take() {
+                        workspace::recycle(kept);
+                    }
+                    black_box(gradients)
+                })
+            })
+        });
         group.finish();
     }
 }

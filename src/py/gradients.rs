@@ -32,6 +32,9 @@ pub struct Saved<F: Pooled> {
 impl<F: Pooled> Drop for Saved<F> {
     fn drop(&mut self) {
         workspace::recycle(std::mem::take(&mut self.inputs));
+        if let Some(kept) = self.gradients.logit_gradient.take() {
+            workspace::recycle(kept);
+        }
     }
 }
 
