@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--chunks", default="2000,3000,5000,10000,20000,50000")
-    parser.add_argument("--merges", default="touches,sum")
+    parser.add_argument("--merges", default="sum,touches")
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()

@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_count,
         default=None,
         metavar="W",
-        help="corpus words a worker trains between exchanges with the shards (default 3000; "
+        help="corpus words a worker trains between exchanges with the shards (default 2000; "
         "larger is faster but staler, see docs/scaling.md; with --workers)",
     )
     group.add_argument(

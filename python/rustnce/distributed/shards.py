@@ -6,12 +6,14 @@ Consistency. Pushes add deltas (``rows += delta``); they never overwrite. A sync
 actor runs the calls of one caller in the order they were submitted, so a caller's pull always
 sees its own earlier pushes to that shard.
 
-Touch-weighted merging. A push may carry, per row, how many updates (``touches``) made its
-delta and the row's touch total as the pusher last read it (``seen``). The shard keeps each
-row's touch total; the touches other writers added since the pusher read the row were made
-concurrently with this delta, from the same stale values, so the shard applies the delta scaled
-by ``touches / (touches + others)``. Rows one writer moves alone keep their whole delta; a row
-two writers moved equally from the same values moves by the mean of their deltas, not the sum.
+Touch-weighted merging (a staleness-aware rule, per row). A push may carry, per row, how many
+updates (``touches``) made its delta and the row's touch total as the pusher last read it
+(``seen``). The shard keeps each row's touch total; the ``others`` touches other writers added
+since the pusher read the row were made concurrently with this delta, from the same stale
+values, so the shard applies the delta scaled by its share, ``touches / (touches + others)``.
+A delta no other writer overlapped is applied whole; when two writers move a row equally every
+round, each delta lands at about half its size, so the row moves by about the mean of their
+moves per round rather than their sum.
 
 Faults. With a ``checkpoint_dir``, shard actors are created with ``max_restarts=-1`` and
 ``max_task_retries=-1``: Ray restarts a dead shard by running its constructor again, and

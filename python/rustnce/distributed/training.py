@@ -45,7 +45,7 @@ from .layout import ShardLayout
 from .shards import ShardedTable, TableSpec, _ray
 from .worker import SkipGramWorker, UnitStats
 
-MERGES = ("touches", "sum")
+MERGES = ("sum", "touches")
 
 
 @dataclass
@@ -59,10 +59,10 @@ class DistributedConfig:
     partition_strategy: str = "mod"
     min_count: int = 5
     block_tokens: int = 200_000  # tokens per unit of work (what a dead worker redoes)
-    chunk_words: int = 3_000  # corpus words per pull/push round (the staleness unit)
+    chunk_words: int = 2_000  # corpus words per pull/push round (the staleness unit)
     head_rows: int = 0  # most frequent rows pulled with every chunk besides its words
     overlap: bool = False  # pull the next chunk's rows while training this one (staler)
-    merge: str = "touches"  # how a shard merges concurrent deltas: "touches" or "sum"
+    merge: str = "sum"  # how shards merge concurrent deltas: "sum" or "touches" (see worker.py)
     threads_per_worker: int = 0  # 0: the cluster's CPUs / workers
     checkpoint_dir: str | None = None  # None: a temporary directory, removed at the end
     checkpoint_seconds: float = 5.0

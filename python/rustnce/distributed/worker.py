@@ -30,6 +30,18 @@ shards at the end of its chunk, so with workers of equal speed a step misses at 
 ``2 * chunk_words`` words of each other worker's training (``3 * chunk_words`` with
 ``overlap``).
 
+Merging. By default (``merge="sum"``) the shards add every delta. With ``merge="touches"`` two
+workers' concurrent moves of the same output vector are not simply added: with each
+output-vector and bias delta the worker sends, per row, its touches in the chunk (the word's
+occurrences in the corpus words the chunk trained; at least 1 for a row moved only as a
+negative) and the row's touch total on the shards when it last synchronised the row, and the
+shard scales the delta by ``touches / (touches + others)``, ``others`` being the touches other
+workers pushed to the row since (see :class:`rustnce.distributed.shards.TableShard`). Input
+vectors are always summed. Rows one worker moves alone keep their whole delta, so one worker
+reproduces the single-process trainer under either rule. ``"touches"`` keeps more quality at
+chunks of 3,000-20,000 words after 3 epochs but learns more slowly early on (after 1 and 2
+epochs it is far behind), so it is not the default (``docs/scaling.md``).
+
 The learning rate decays as in the single-process trainer with the share of the worker's own
 range done: the trainer of unit (epoch ``e``, block ``b`` of ``B``) runs its block as epoch
 ``e * B + b`` of ``epochs * B``, which is the same linear schedule when blocks are equal.
@@ -125,7 +137,7 @@ class SkipGramWorker:
         threads: int,
         head_rows: int = 0,
         overlap: bool = False,
-        merge: str = "touches",
+        merge: str = "sum",
     ) -> None:
         self.index = index
         self.config = config
