@@ -5,14 +5,16 @@ model in docs/scaling.md.
     python -m pip install 'rustnce[ray]' && python benches/distributed_scaling.py
 
 Runs, interleaved ``--repeats`` times on the same planted corpus (the quality test's: 200,000
-tokens, 3 epochs): the single-process trainer (``--threads`` threads), then the distributed
-trainer with 1 and 2 workers over ``--shards`` shards for each chunk size of ``--chunks`` (corpus
-words per pull/push round), on a local Ray of ``--cpus`` CPUs; once with 8 shards, and with
-``overlap``, at the default chunk. Prints words/s (training only: after the corpus is counted
-and the actors started) with ratios to the single-process trainer of the same run, and
-nearest-neighbour group purity against the single-process trainer's; then where a worker's time
-goes per chunk (training, finding changed rows, sending, waiting, merging), the messages and
-bytes per chunk, and the model's projection for N nodes on 10 and 25 GbE.
+tokens, 3 epochs; repeat ``r`` uses seed ``r + 1`` for every trainer): the single-process
+trainer (``--threads`` threads), then the distributed trainer over ``--shards`` shards for each
+chunk size of ``--chunks`` (corpus words per pull/push round) with 1 worker, and with 2 workers
+under each merge rule of ``--merges`` (how shards merge concurrent deltas), on a local Ray of
+``--cpus`` CPUs; once with 8 shards, and with ``overlap``, at the default chunk. Prints words/s
+(training only: after the corpus is counted and the actors started) with ratios to the
+single-process trainer of the same run, and nearest-neighbour group purity, its mean over the
+repeats and the mean difference from the single-process trainer of the same seed; then where a
+worker's time goes per chunk (training, finding changed rows, sending, waiting, merging), the
+messages and bytes per chunk, and the model's projection for N nodes on 10 and 25 GbE.
 """
 
 from __future__ import annotations
@@ -105,14 +107,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--shards", type=int, default=2)
-    parser.add_argument("--chunks", default="500,1000,2000,5000,20000,50000")
+    parser.add_argument("--chunks", default="2000,3000,5000,10000,20000,50000")
+    parser.add_argument("--merges", default="sum,touches")
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     import ray
 
     chunks = [int(chunk) for chunk in args.chunks.split(",")]
+    merges = args.merges.split(",")
     default_chunk = DistributedConfig().chunk_words
+    default_merge = DistributedConfig().merge
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     scratch = tempfile.mkdtemp(prefix="rustnce-bench-")
     path = os.path.join(scratch, "planted.txt")
@@ -121,68 +126,80 @@ def main() -> None:
     groups_of = dict(zip(planted.words, planted.groups.tolist()))
     vocabulary, corpus = load_corpus(read_sentences(path), 5)
     groups = np.array([groups_of.get(word, -1) for word in vocabulary.words])
-    config = TrainingConfig(epochs=args.epochs, seed=1)
-    runs = [(workers, args.shards, chunk, False) for chunk in chunks for workers in (1, 2)]
-    runs.append((1, 8, default_chunk, False))
-    runs += [(workers, args.shards, default_chunk, True) for workers in (1, 2)]
+    runs = []
+    for chunk in chunks:
+        runs.append((1, args.shards, chunk, default_merge, False))
+        runs += [(2, args.shards, chunk, merge, False) for merge in merges]
+    runs.append((1, 8, default_chunk, default_merge, False))
+    runs += [(workers, args.shards, default_chunk, default_merge, True) for workers in (1, 2)]
     speeds: dict[str, list[float]] = {}
     purity: dict[str, list[float]] = {}
-    last: dict[tuple[int, int, int, bool], object] = {}
-    for _ in range(args.repeats):
+    last: dict[tuple[int, int, int, str, bool], object] = {}
+    for repeat in range(args.repeats):
+        config = TrainingConfig(epochs=args.epochs, seed=repeat + 1)
         rustnce.set_num_threads(args.threads)
         single = train(corpus, vocabulary, config)
         speeds.setdefault("single process", []).append(single.words_per_second)
         purity.setdefault("single process", []).append(
             group_purity(single.input_vectors, groups).at_1
         )
-        for workers, shards, chunk, overlap in runs:
+        for workers, shards, chunk, merge, overlap in runs:
             name = f"{workers} worker{'s' if workers > 1 else ''}, {shards} shards, chunk {chunk}"
+            name += f", {merge}" if workers > 1 else ""
             name += ", overlap" if overlap else ""
             result = train_distributed(
                 path,
                 config,
                 DistributedConfig(
-                    workers=workers, shards=shards, chunk_words=chunk, overlap=overlap
+                    workers=workers, shards=shards, chunk_words=chunk, overlap=overlap, merge=merge
                 ),
             )
             speeds.setdefault(name, []).append(result.words / training_seconds(result))
             purity.setdefault(name, []).append(group_purity(result.input_vectors, groups).at_1)
-            last[workers, shards, chunk, overlap] = result
+            last[workers, shards, chunk, merge, overlap] = result
     base = statistics.median(speeds["single process"])
-    base_purity = statistics.median(purity["single process"])
+    base_purity = purity["single process"]
     print(
         f"planted corpus, {len(corpus):,} tokens x {args.epochs} epochs; local Ray with "
-        f"{args.cpus} CPUs; single process on {args.threads} threads; median of "
-        f"{args.repeats} interleaved runs (machine shared with other work)"
+        f"{args.cpus} CPUs; single process on {args.threads} threads; words/s: median of "
+        f"{args.repeats} interleaved runs (machine shared with other work); purity@1: each "
+        "run's, their mean, and the mean difference from the single process of the same seed"
     )
-    print(f"  {'':36} {'words/s':>10} {'ratio':>7} {'purity@1':>9} {'vs single':>10}")
+    print(
+        f"  {'':46} {'words/s':>10} {'ratio':>7} {'purity@1 per run':>22} {'mean':>6} "
+        f"{'vs single':>10}"
+    )
     for name in speeds:
         speed = statistics.median(speeds[name])
-        score = statistics.median(purity[name])
+        scores = purity[name]
+        runs_text = " ".join(f"{score:.3f}" for score in scores)
+        difference = statistics.mean(a - b for a, b in zip(scores, base_purity))
         print(
-            f"  {name:36} {speed:10,.0f} {speed / base:7.3f} {score:9.3f} "
-            f"{score - base_purity:+10.3f}"
+            f"  {name:46} {speed:10,.0f} {speed / base:7.3f} {runs_text:>22} "
+            f"{statistics.mean(scores):6.3f} {difference:+10.3f}"
         )
 
     print("\nper chunk (sums over workers and units, last repeat):")
     print(
-        f"  {'workers, shards, chunk':24} {'words':>6} {'msgs':>5} {'KiB in':>7} {'KiB out':>8} "
+        f"  {'workers, shards, chunk':32} {'words':>6} {'msgs':>5} {'KiB in':>7} {'KiB out':>8} "
         + " ".join(f"{term + ' ms':>10}" for term in TERMS)
     )
-    for (workers, shards, chunk, overlap), result in last.items():
+    for (workers, shards, chunk, merge, overlap), result in last.items():
         total = sums(result.units)  # type: ignore[attr-defined]
         count = total["chunks"]
-        label = f"{workers}, {shards}, {chunk}" + (", overlap" if overlap else "")
+        label = f"{workers}, {shards}, {chunk}" + (f", {merge}" if workers > 1 else "")
+        label += ", overlap" if overlap else ""
         print(
-            f"  {label:24} {total['words'] / count:6.0f} "
+            f"  {label:32} {total['words'] / count:6.0f} "
             f"{total['messages'] / count:5.1f} {total['bytes_pulled'] / count / 1024:7.0f} "
             f"{total['bytes_pushed'] / count / 1024:8.0f} "
             + " ".join(f"{total[f'{term}_seconds'] / count * 1e3:10.2f}" for term in TERMS)
         )
 
     # The model's node: one worker on this machine's cores, with one shard, default chunk.
-    total = sums(last[1, args.shards, default_chunk, False].units)  # type: ignore[attr-defined]
-    eight = sums(last[1, 8, default_chunk, False].units)  # type: ignore[attr-defined]
+    node = last[1, args.shards, default_chunk, default_merge, False]
+    total = sums(node.units)  # type: ignore[attr-defined]
+    eight = sums(last[1, 8, default_chunk, default_merge, False].units)  # type: ignore[attr-defined]
     # The client's cost per message, from the extra messages of 8 shards over args.shards.
     extra_messages = eight["messages"] - total["messages"]
     extra_seconds = eight["send_seconds"] - total["send_seconds"]

@@ -153,6 +153,61 @@ def test_shard_checkpoint_is_written_whole_and_restores_the_rows(tmp_path):
     np.testing.assert_array_equal(restored.tables["w"], [[0, 0], [1, 1], [0, 0], [1, 1]])
 
 
+def test_touch_weighted_push_averages_concurrent_moves_and_keeps_lone_ones():
+    """Two writers read row 0 (touch total 0); A pushes a move made of 3 touches, then B one of
+    1 touch: A's move, which nothing overlapped, is applied whole, and B's, made while A's 3
+    touches were landing, is scaled by its share 1 / (1 + 3). A writer's own earlier touches
+    (counted in its ``seen``) never scale its moves; a push without touches adds."""
+    shard = TableShard(0, {"w": (3, 2), "b": (3,)}, None, 1e9, restore=False)
+    a_move = np.array([[4.0, 8.0]], np.float32)
+    b_move = np.array([[-4.0, 0.0]], np.float32)
+    shard.push({"w": (np.array([0]), a_move)}, {"w": (np.array([3.0]), np.array([0.0]))})
+    shard.push({"w": (np.array([0]), b_move)}, {"w": (np.array([1.0]), np.array([0.0]))})
+    np.testing.assert_allclose(shard.tables["w"][0], [3.0, 8.0])  # a + b / 4
+    # Row 1, moved by one writer twice (its seen includes its own first push): whole moves.
+    for seen in (0.0, 2.0):
+        shard.push(
+            {"w": (np.array([1]), np.ones((1, 2), np.float32))},
+            {"w": (np.array([2.0]), np.array([seen]))},
+        )
+    np.testing.assert_array_equal(shard.tables["w"][1], [2.0, 2.0])
+    # A vector table, and a push without touches is a plain sum.
+    shard.push({"b": (np.array([2]), np.array([1.0], np.float32))}, {"b": ([5.0], [0.0])})
+    shard.push({"b": (np.array([2]), np.array([1.0], np.float32))}, {"b": ([5.0], [0.0])})
+    shard.push({"b": (np.array([2]), np.array([1.0], np.float32))})
+    np.testing.assert_allclose(shard.tables["b"][2], 1.0 + 5 / 10 + 1.0)
+    rows, totals = shard.pull({"w": np.array([0, 1, 2]), "b": np.array([2])}, with_touches=True)
+    assert totals["w"].tolist() == [4.0, 4.0, 0.0] and totals["b"].tolist() == [10.0]
+
+
+def test_touch_totals_survive_a_checkpoint(tmp_path):
+    path = str(tmp_path / "shard0.npz")
+    shard = TableShard(0, {"w": (2, 2)}, path, 1e9, restore=False)
+    shard.push({"w": (np.array([1]), np.ones((1, 2), np.float32))}, {"w": ([7.0], [0.0])})
+    shard.checkpoint()
+    restored = TableShard(0, {"w": (2, 2)}, path, 1e9, restore=True)
+    assert restored.touches["w"].tolist() == [0.0, 7.0]
+
+
+def test_push_names_bad_touches(cluster):
+    table = ShardedTable(ShardLayout(10, 2), {"w": TableSpec(2)})
+    try:
+        update = {"w": ([1, 2], np.zeros((2, 2)))}
+        with pytest.raises(ValueError, match=r"touches\['w'\]: counts must be positive"):
+            table.push(update, touches={"w": ([1.0, 0.0], [0.0, 0.0])})
+        with pytest.raises(ValueError, match=r"touches\['w'\]: counts \(3,\)"):
+            table.push(update, touches={"w": ([1.0, 1.0, 1.0], [0.0, 0.0])})
+        with pytest.raises(KeyError, match="no update for table 'v'"):
+            table.push(update, touches={"v": ([1.0], [0.0])})
+    finally:
+        table.shutdown()
+
+
+def test_distributed_config_names_an_unknown_merge_rule():
+    with pytest.raises(ValueError, match="merge must be one of sum, touches, got 'mean'"):
+        DistributedConfig(merge="mean").check()
+
+
 # ---------------------------------------------------------------- corpus ranges and vocabulary
 
 
@@ -228,14 +283,16 @@ def test_sharded_step_equals_the_same_step_on_the_whole_table(cluster, loss, str
 # ---------------------------------------------------------------- skip-gram
 
 
-@pytest.mark.parametrize("chunk_words, overlap, head_rows", [(700, True, 0), (5_000, False, 64)])
+@pytest.mark.parametrize(
+    "chunk_words, overlap, head_rows, merge", [(700, True, 0, "touches"), (5_000, False, 64, "sum")]
+)
 def test_one_worker_reproduces_the_single_process_trainer(
-    cluster, planted, chunk_words, overlap, head_rows
+    cluster, planted, chunk_words, overlap, head_rows, merge
 ):
     """One worker draws the single-process trainer's random streams from the same initial
     tables, so pulling rows, training chunks on the local copy, finding the changed rows and
     pushing their deltas must give the single-process vectors up to float32 rounding (a delta
-    pushed twice or lost would not)."""
+    pushed twice, lost, or scaled as if another worker had touched its row would not)."""
     path, _ = planted
     config = TrainingConfig(epochs=2, seed=1)
     vocabulary, corpus = load_corpus(read_sentences(path), 5)
@@ -244,7 +301,12 @@ def test_one_worker_reproduces_the_single_process_trainer(
         path,
         config,
         DistributedConfig(
-            workers=1, shards=3, chunk_words=chunk_words, overlap=overlap, head_rows=head_rows
+            workers=1,
+            shards=3,
+            chunk_words=chunk_words,
+            overlap=overlap,
+            head_rows=head_rows,
+            merge=merge,
         ),
     )
     # Many exchanges (a chunk ends after the batch that reaches chunk_words).

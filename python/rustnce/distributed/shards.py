@@ -2,9 +2,18 @@
 rows of every table, as NumPy arrays), :class:`ShardedTable` the handle a driver or worker uses
 to pull rows by global id and push row-sparse deltas back.
 
-Consistency. Pushes add deltas (``rows += delta``); they never overwrite, so concurrent writers
-commute. A synchronous Ray actor runs the calls of one caller in the order they were submitted,
-so a caller's pull always sees its own earlier pushes to that shard.
+Consistency. Pushes add deltas (``rows += delta``); they never overwrite. A synchronous Ray
+actor runs the calls of one caller in the order they were submitted, so a caller's pull always
+sees its own earlier pushes to that shard.
+
+Touch-weighted merging (a staleness-aware rule, per row). A push may carry, per row, how many
+updates (``touches``) made its delta and the row's touch total as the pusher last read it
+(``seen``). The shard keeps each row's touch total; the ``others`` touches other writers added
+since the pusher read the row were made concurrently with this delta, from the same stale
+values, so the shard applies the delta scaled by its share, ``touches / (touches + others)``.
+A delta no other writer overlapped is applied whole; when two writers move a row equally every
+round, each delta lands at about half its size, so the row moves by about the mean of their
+moves per round rather than their sum.
 
 Faults. With a ``checkpoint_dir``, shard actors are created with ``max_restarts=-1`` and
 ``max_task_retries=-1``: Ray restarts a dead shard by running its constructor again, and
@@ -83,6 +92,8 @@ class TableShard:
         self.checkpoint_path = checkpoint_path
         self.checkpoint_seconds = checkpoint_seconds
         self.pushes = 0  # pushes reflected in the tables (including checkpointed ones)
+        # Per table, each row's touch total (updates that made the deltas pushed with touches).
+        self.touches = {name: np.zeros(shape[0], np.float64) for name, shape in shapes.items()}
         self.restored_from: int | None = None
         self.rows_read = self.rows_written = 0  # since this actor started
         self.last_checkpoint = time.monotonic()
@@ -91,6 +102,7 @@ class TableShard:
         if restore and checkpoint_path is not None and os.path.exists(checkpoint_path):
             with np.load(checkpoint_path) as saved:
                 self.tables = {name: saved[name].copy() for name in shapes}
+                self.touches = {name: saved[f"__touches__{name}"].copy() for name in shapes}
                 self.pushes = int(saved["__pushes__"])
             self.restored_from = self.pushes
         else:
@@ -109,15 +121,34 @@ class TableShard:
     def ping(self) -> int:
         return self.shard
 
-    def pull(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The rows ``rows[name]`` (local row numbers) of each named table."""
+    def pull(
+        self, rows: dict[str, np.ndarray], with_touches: bool = False
+    ) -> dict[str, np.ndarray] | tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The rows ``rows[name]`` (local row numbers) of each named table; with
+        ``with_touches``, also their touch totals."""
         self.rows_read += sum(local.size for local in rows.values())
-        return {name: self.tables[name][local] for name, local in rows.items()}
+        values = {name: self.tables[name][local] for name, local in rows.items()}
+        if not with_touches:
+            return values
+        return values, {name: self.touches[name][local] for name, local in rows.items()}
 
-    def push(self, updates: dict[str, tuple[np.ndarray, np.ndarray]]) -> int:
-        """Adds ``delta`` to the rows ``local`` (distinct) of each named table; returns the
+    def push(
+        self,
+        updates: dict[str, tuple[np.ndarray, np.ndarray]],
+        touches: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> int:
+        """Adds ``delta`` to the rows ``local`` (distinct) of each named table, scaled per row
+        by ``count / (count + others)`` for the tables ``touches[name] = (count, seen)`` names
+        (``others``: touches added to the row since its total was ``seen``); returns the
         number of pushes applied so far."""
         for name, (local, delta) in updates.items():
+            if touches is not None and name in touches:
+                count, seen = touches[name]
+                total = self.touches[name]
+                others = np.maximum(total[local] - seen, 0.0)
+                share = (count / (count + others)).astype(np.float32)
+                delta = delta * (share[:, None] if delta.ndim == 2 else share)
+                total[local] += count
             self.tables[name][local] += delta
             self.rows_written += local.size
         self.pushes += 1
@@ -132,11 +163,13 @@ class TableShard:
         self,
         updates: dict[str, tuple[np.ndarray, np.ndarray]],
         rows: dict[str, np.ndarray],
-    ) -> dict[str, np.ndarray]:
+        touches: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+        with_touches: bool = False,
+    ) -> dict[str, np.ndarray] | tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """:meth:`push` then :meth:`pull` in one call (one message each way)."""
         if updates:
-            self.push(updates)
-        return self.pull(rows)
+            self.push(updates, touches)
+        return self.pull(rows, with_touches)
 
     def checkpoint(self) -> str | None:
         """Writes the tables to a temporary file beside the checkpoint and renames it into
@@ -145,7 +178,8 @@ class TableShard:
             return None
         temporary = f"{self.checkpoint_path}.{os.getpid()}.tmp"
         with open(temporary, "wb") as handle:
-            np.savez(handle, __pushes__=np.int64(self.pushes), **self.tables)
+            touches = {f"__touches__{name}": total for name, total in self.touches.items()}
+            np.savez(handle, __pushes__=np.int64(self.pushes), **self.tables, **touches)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.checkpoint_path)
@@ -184,11 +218,13 @@ class PendingPull:
         positions: list[dict[str, np.ndarray]],
         sizes: dict[str, int],
         table: ShardedTable,
+        with_touches: bool = False,
     ) -> None:
         self._refs = refs
         self._positions = positions
         self._sizes = sizes
         self._table = table
+        self._with_touches = with_touches
 
     @property
     def messages(self) -> int:
@@ -197,15 +233,28 @@ class PendingPull:
 
     def result(self) -> dict[str, np.ndarray]:
         """The pulled rows, one array per table in the order the ids were given."""
+        return self._assemble()[0]
+
+    def result_with_touches(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The pulled rows and their touch totals (pulled with ``with_touches=True``)."""
+        if not self._with_touches:
+            raise ValueError("this pull was not made with with_touches=True")
+        return self._assemble()
+
+    def _assemble(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         parts = _ray().get(self._refs)
-        out = {}
+        out, touches = {}, {}
         for name, count in self._sizes.items():
             shape = (count,) + self._table.row_shape(name)
             out[name] = np.empty(shape, dtype=np.float32)
+            touches[name] = np.zeros(count, dtype=np.float64)
         for part, positions in zip(parts, self._positions):
-            for name, rows in part.items():
-                out[name][positions[name]] = rows
-        return out
+            rows, totals = part if self._with_touches else (part, {})
+            for name, values in rows.items():
+                out[name][positions[name]] = values
+            for name, values in totals.items():
+                touches[name][positions[name]] = values
+        return out, touches
 
 
 class ShardedTable:
@@ -303,11 +352,18 @@ class ShardedTable:
         return requests, positions, sizes
 
     def _push_requests(
-        self, updates: Mapping[str, tuple[np.ndarray, np.ndarray]]
-    ) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
-        requests: list[dict[str, tuple[np.ndarray, np.ndarray]]] = [
-            {} for _ in range(self.layout.shards)
+        self,
+        updates: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        touches: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> list[tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, Any]]]:
+        """Per shard, its part of ``updates`` and of ``touches``."""
+        requests: list[tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, Any]]] = [
+            ({}, {}) for _ in range(self.layout.shards)
         ]
+        touches = touches or {}
+        for name in touches:
+            if name not in updates:
+                raise KeyError(f"touches[{name!r}]: no update for table {name!r}")
         for name, (table_ids, delta) in updates.items():
             table_ids = self._check(name, table_ids)
             delta = np.asarray(delta, dtype=np.float32)
@@ -316,48 +372,70 @@ class ShardedTable:
                     f"updates[{name!r}]: delta has shape {delta.shape}, expected "
                     f"{(table_ids.size,) + self.row_shape(name)}"
                 )
+            weights = None
+            if name in touches:
+                count, seen = (np.asarray(a, dtype=np.float64) for a in touches[name])
+                if count.shape != (table_ids.size,) or seen.shape != (table_ids.size,):
+                    raise ValueError(
+                        f"touches[{name!r}]: counts {count.shape} and seen {seen.shape} must "
+                        f"both have shape {(table_ids.size,)}"
+                    )
+                if not (np.isfinite(count).all() and (count > 0).all()):
+                    raise ValueError(f"touches[{name!r}]: counts must be positive and finite")
+                weights = (count, seen)
             for shard, (where, local) in enumerate(self.layout.split(table_ids)):
                 if where.size:
-                    requests[shard][name] = (local, delta[where])
+                    requests[shard][0][name] = (local, delta[where])
+                    if weights is not None:
+                        requests[shard][1][name] = (weights[0][where], weights[1][where])
         return requests
 
     def exchange_async(
         self,
         updates: Mapping[str, tuple[np.ndarray, np.ndarray]],
         ids: Mapping[str, np.ndarray],
+        touches: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+        with_touches: bool = False,
     ) -> PendingPull:
-        """Pushes ``updates`` (as :meth:`push`) and starts pulling ``ids`` (as
-        :meth:`pull_async`), one message per shard involved: each shard applies the push
-        before reading the rows."""
-        pushes = self._push_requests(updates)
+        """Pushes ``updates`` (as :meth:`push`, with ``touches``) and starts pulling ``ids``
+        (as :meth:`pull_async`; with ``with_touches``, their touch totals too), one message per
+        shard involved: each shard applies the push before reading the rows."""
+        pushes = self._push_requests(updates, touches)
         pulls, positions, sizes = self._pull_requests(ids)
         refs, kept = [], []
         for shard in range(self.layout.shards):
-            if pulls[shard]:
-                refs.append(self.actors[shard].exchange.remote(pushes[shard], pulls[shard]))
+            push, weights = pushes[shard]
+            if pulls[shard] or push:
+                refs.append(
+                    self.actors[shard].exchange.remote(
+                        push, pulls[shard], weights or None, with_touches
+                    )
+                )
                 kept.append(positions[shard])
-            elif pushes[shard]:
-                refs.append(self.actors[shard].exchange.remote(pushes[shard], {}))
-                kept.append({})
-        return PendingPull(refs, kept, sizes, self)
+        return PendingPull(refs, kept, sizes, self, with_touches)
 
-    def pull_async(self, ids: Mapping[str, np.ndarray]) -> PendingPull:
+    def pull_async(self, ids: Mapping[str, np.ndarray], with_touches: bool = False) -> PendingPull:
         """Starts fetching rows ``ids[name]`` (global ids) of each named table."""
-        return self.exchange_async({}, ids)
+        return self.exchange_async({}, ids, with_touches=with_touches)
 
     def pull(self, ids: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Rows ``ids[name]`` (global ids) of each named table."""
         return self.pull_async(ids).result()
 
     def push(
-        self, updates: Mapping[str, tuple[np.ndarray, np.ndarray]], wait: bool = False
+        self,
+        updates: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        wait: bool = False,
+        touches: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> list[Any]:
         """Adds ``delta`` to rows ``ids`` of each named table (``updates[name] = (ids,
-        delta)``, ids distinct). Returns one Ray object ref per shard written (waited for
-        with ``wait=True``)."""
+        delta)``, ids distinct). With ``touches[name] = (counts, seen)`` (per row: the updates
+        that made its delta, and the row's touch total when the pusher last read it) the delta
+        is merged touch-weighted (see the module's docstring). Returns one Ray object ref per
+        shard written (waited for with ``wait=True``)."""
         refs = [
-            self.actors[shard].push.remote(request)
-            for shard, request in enumerate(self._push_requests(updates))
+            self.actors[shard].push.remote(request, weights or None)
+            for shard, (request, weights) in enumerate(self._push_requests(updates, touches))
             if request
         ]
         if wait:

@@ -38,11 +38,14 @@ from ..word2vec.training import (
     TrainingDiverged,
     TrainingResult,
     initial_biases,
+    initial_input_vectors,
 )
 from .corpus_ranges import count_range, merge_counts, split_file
 from .layout import ShardLayout
 from .shards import ShardedTable, TableSpec, _ray
 from .worker import SkipGramWorker, UnitStats
+
+MERGES = ("sum", "touches")
 
 
 @dataclass
@@ -59,6 +62,7 @@ class DistributedConfig:
     chunk_words: int = 2_000  # corpus words per pull/push round (the staleness unit)
     head_rows: int = 0  # most frequent rows pulled with every chunk besides its words
     overlap: bool = False  # pull the next chunk's rows while training this one (staler)
+    merge: str = "sum"  # how shards merge concurrent deltas: "sum" or "touches" (see worker.py)
     threads_per_worker: int = 0  # 0: the cluster's CPUs / workers
     checkpoint_dir: str | None = None  # None: a temporary directory, removed at the end
     checkpoint_seconds: float = 5.0
@@ -70,6 +74,8 @@ class DistributedConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(self.head_rows, int) or self.head_rows < 0:
             raise ValueError(f"head_rows must be a non-negative integer, got {self.head_rows!r}")
+        if self.merge not in MERGES:
+            raise ValueError(f"merge must be one of {', '.join(MERGES)}, got {self.merge!r}")
         if self.partition_strategy not in ("div", "mod"):
             raise ValueError(
                 f"partition_strategy must be 'div' or 'mod', got {self.partition_strategy!r}"
@@ -117,15 +123,6 @@ class DistributedResult(TrainingResult):
                 f"push {shard['restored_from']} (now {shard['pushes']} pushes)"
             )
         return lines
-
-
-def initial_inputs(rows: int, config: TrainingConfig) -> np.ndarray:
-    """The input vectors' starting values, the single-process trainer's: uniform in
-    ``[-0.5 / dim, 0.5 / dim)`` from ``config.seed``."""
-    rng = np.random.default_rng(config.seed)
-    return ((rng.random((rows, config.dim), dtype=np.float32) - 0.5) / config.dim).astype(
-        np.float32
-    )
 
 
 def _worker_class(ray: Any) -> Any:
@@ -176,7 +173,9 @@ def train_distributed(
         layout,
         {
             "input": TableSpec(
-                config.dim, "values", values=initial_inputs(len(vocabulary), config)
+                config.dim,
+                "values",
+                values=initial_input_vectors(len(vocabulary), config.dim, config.seed),
             ),
             "output": TableSpec(config.dim, "zeros"),
             "bias": TableSpec(
@@ -204,6 +203,7 @@ def train_distributed(
                 threads,
                 distributed.head_rows,
                 distributed.overlap,
+                distributed.merge,
             )
             for index, part in enumerate(parts)
         ]

@@ -30,6 +30,18 @@ shards at the end of its chunk, so with workers of equal speed a step misses at 
 ``2 * chunk_words`` words of each other worker's training (``3 * chunk_words`` with
 ``overlap``).
 
+Merging. By default (``merge="sum"``) the shards add every delta. With ``merge="touches"`` two
+workers' concurrent moves of the same output vector are not simply added: with each
+output-vector and bias delta the worker sends, per row, its touches in the chunk (the word's
+occurrences in the corpus words the chunk trained; at least 1 for a row moved only as a
+negative) and the row's touch total on the shards when it last synchronised the row, and the
+shard scales the delta by ``touches / (touches + others)``, ``others`` being the touches other
+workers pushed to the row since (see :class:`rustnce.distributed.shards.TableShard`). Input
+vectors are always summed. Rows one worker moves alone keep their whole delta, so one worker
+reproduces the single-process trainer under either rule. ``"touches"`` keeps more quality at
+chunks of 3,000-20,000 words after 3 epochs but learns more slowly early on (after 1 and 2
+epochs it is far behind), so it is not the default (``docs/scaling.md``).
+
 The learning rate decays as in the single-process trainer with the share of the worker's own
 range done: the trainer of unit (epoch ``e``, block ``b`` of ``B``) runs its block as epoch
 ``e * B + b`` of ``epochs * B``, which is the same linear schedule when blocks are equal.
@@ -51,6 +63,18 @@ from .corpus_ranges import ByteRange, read_range
 from .shards import PendingPull, ShardedTable
 
 TABLES = ("input", "output", "bias")
+# The tables whose concurrent deltas the shards merge touch-weighted (merge="touches"); the
+# input vectors' deltas are summed (docs/scaling.md says why).
+TOUCH_WEIGHTED = ("output", "bias")
+
+
+@dataclass
+class Changes:
+    """A chunk's row-sparse changes per table (``updates[name] = (ids, delta)``) and, for the
+    touch-weighted merge, ``touches[name] = (counts, seen)`` for the same rows."""
+
+    updates: dict[str, tuple[np.ndarray, np.ndarray]]
+    touches: dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
@@ -113,12 +137,14 @@ class SkipGramWorker:
         threads: int,
         head_rows: int = 0,
         overlap: bool = False,
+        merge: str = "sum",
     ) -> None:
         self.index = index
         self.config = config
         self.table = table
         self.chunk_words = chunk_words
         self.overlap = overlap
+        self.merge = merge
         self.vocabulary_size = len(vocabulary)
         self.head = np.arange(min(head_rows, self.vocabulary_size), dtype=np.int64)
         self.counts = np.ascontiguousarray(vocabulary.counts, dtype=np.int64)
@@ -134,6 +160,9 @@ class SkipGramWorker:
             "bias": np.zeros(size, np.float32),
         }
         self.synced = {name: values.copy() for name, values in self.local.items()}
+        # For the touch-weighted tables: each row's touch total on the shards when this worker
+        # last synchronised the row, plus this worker's own touches pushed since.
+        self.seen = {name: np.zeros(size, np.float64) for name in TOUCH_WEIGHTED}
         if threads:
             rustnce.set_num_threads(threads)
 
@@ -172,44 +201,67 @@ class SkipGramWorker:
         words = self.ids[max(start + low - reach, start) : min(start + high + reach, end)]
         return np.union1d(np.unique(words).astype(np.int64), self.head)
 
-    def _take_changes(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def _take_changes(self, covered: np.ndarray) -> Changes:
         """The rows the local copy changed since it was last synchronised, and by how much;
-        marks them synchronised."""
-        changes = {}
+        marks them synchronised. With ``merge="touches"``, also, for the output vectors and
+        biases, each changed row's touches (how often its word occurs in ``covered``, the corpus
+        words the chunk trained; at least 1, for a row moved only as a negative) and its touch
+        total as last seen."""
+        changes, weights = {}, {}
+        occurrences = None
+        if self.merge == "touches":
+            occurrences = np.bincount(covered, minlength=self.vocabulary_size)
         for name in TABLES:
             local, synced = self.local[name], self.synced[name]
             differs = local != synced
             rows = np.flatnonzero(differs.any(axis=1) if differs.ndim == 2 else differs)
             changes[name] = (rows, local[rows] - synced[rows])
             synced[rows] = local[rows]
-        return changes
+            if occurrences is not None and name in TOUCH_WEIGHTED:
+                count = np.maximum(occurrences[rows], 1).astype(np.float64)
+                weights[name] = (count, self.seen[name][rows].copy())
+                self.seen[name][rows] += count
+        return Changes(changes, weights)
 
     def _merge(
         self,
         ids: np.ndarray,
         pulled: dict[str, np.ndarray],
-        unsent: dict[str, tuple[np.ndarray, np.ndarray]],
+        touches: dict[str, np.ndarray],
+        unsent: Changes,
     ) -> None:
         """Writes rows pulled before the changes ``unsent`` were pushed: the shard's values plus
-        those changes."""
+        those changes (and their touch totals plus those changes' touches)."""
         for name in TABLES:
             rows = pulled[name]
-            changed, delta = unsent[name]
+            changed, delta = unsent.updates[name]
+            totals = touches.get(name)
             if changed.size:
                 _, here, there = np.intersect1d(
                     ids, changed, assume_unique=True, return_indices=True
                 )
                 rows[here] += delta[there]
+                if totals is not None and name in unsent.touches:
+                    totals[here] += unsent.touches[name][0][there]
             self.local[name][ids] = rows
             self.synced[name][ids] = rows
+            if totals is not None and name in TOUCH_WEIGHTED:
+                self.seen[name][ids] = totals
 
     def _refresh(self) -> int:
         """Pulls the whole tables into the local copy; returns the bytes pulled."""
         everything = np.arange(self.vocabulary_size, dtype=np.int64)
-        pulled = self.table.pull({name: everything for name in TABLES})
+        pending = self.table.pull_async(
+            {name: everything for name in TABLES}, with_touches=self.merge == "touches"
+        )
+        pulled, touches = (
+            pending.result_with_touches() if self.merge == "touches" else (pending.result(), {})
+        )
         for name in TABLES:
             self.local[name][...] = pulled[name]
             self.synced[name][...] = pulled[name]
+            if name in touches and name in TOUCH_WEIGHTED:
+                self.seen[name][...] = touches[name]
         return sum(values.nbytes for values in pulled.values())
 
     def train_block(self, epoch: int, block: int) -> UnitStats:
@@ -226,9 +278,7 @@ class SkipGramWorker:
         words_before = (epoch * blocks + block) * length
         chunk = self.chunk_words
 
-        def send(
-            updates: dict[str, tuple[np.ndarray, np.ndarray]], low: int
-        ) -> tuple[np.ndarray, PendingPull | None]:
+        def send(updates: Changes, low: int) -> tuple[np.ndarray, PendingPull | None]:
             """Pushes ``updates`` and starts pulling the rows of the chunk from ``low`` on."""
             clock = time.perf_counter()
             ids = np.empty(0, np.int64)
@@ -237,20 +287,26 @@ class SkipGramWorker:
                 margin = chunk // 8 + self.config.batch_pairs
                 ids = self._chunk_rows(start, end, low, low + chunk + margin)
             pending = None
-            if ids.size or any(rows.size for rows, _ in updates.values()):
+            changed = {name: c for name, c in updates.updates.items() if c[0].size}
+            if ids.size or changed:
                 pending = self.table.exchange_async(
-                    {name: change for name, change in updates.items() if change[0].size},
+                    changed,
                     {name: ids for name in TABLES} if ids.size else {},
+                    {name: w for name, w in updates.touches.items() if name in changed},
+                    with_touches=self.merge == "touches",
                 )
                 stats.messages += pending.messages
                 stats.rows_pulled += ids.size
-                stats.rows_pushed += sum(rows.size for rows, _ in updates.values())
-                stats.bytes_pushed += sum(delta.nbytes for _, delta in updates.values())
+                stats.rows_pushed += sum(rows.size for rows, _ in changed.values())
+                stats.bytes_pushed += sum(delta.nbytes for _, delta in changed.values())
             stats.send_seconds += time.perf_counter() - clock
             return ids, pending
 
-        empty = {name: (np.empty(0, np.int64), np.empty(0, np.float32)) for name in TABLES}
+        empty = Changes(
+            {name: (np.empty(0, np.int64), np.empty(0, np.float32)) for name in TABLES}, {}
+        )
         unsent = empty
+        done = 0  # block tokens trained so far
         # The first chunk trains on the refreshed copy; with overlap the second's pull leaves now.
         ids, pending = send(empty, chunk) if self.overlap else (np.empty(0, np.int64), None)
         while True:
@@ -268,7 +324,8 @@ class SkipGramWorker:
             stats.rate = report.learning_rate
             position = min(report.words - words_before, length)
             clock = time.perf_counter()
-            unsent = self._take_changes()
+            unsent = self._take_changes(self.ids[start + done : start + position])
+            done = position
             stats.diff_seconds += time.perf_counter() - clock
             last = report.epoch_end or position >= length
             if not self.overlap:
@@ -279,11 +336,14 @@ class SkipGramWorker:
                 unsent = empty
             if pending is not None:
                 clock = time.perf_counter()
-                pulled = pending.result()
+                if self.merge == "touches":
+                    pulled, touches = pending.result_with_touches()
+                else:
+                    pulled, touches = pending.result(), {}
                 stats.wait_seconds += time.perf_counter() - clock
                 if ids.size:
                     clock = time.perf_counter()
-                    self._merge(ids, pulled, unsent)
+                    self._merge(ids, pulled, touches, unsent)
                     stats.bytes_pulled += sum(values.nbytes for values in pulled.values())
                     stats.merge_seconds += time.perf_counter() - clock
             if self.overlap:

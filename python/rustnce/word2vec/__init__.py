@@ -30,6 +30,7 @@ from .training import (
     TrainingConfig,
     TrainingDiverged,
     TrainingResult,
+    initial_input_vectors,
     keep_probabilities,
     train,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "VectorFileError",
     "Vocabulary",
     "group_purity",
+    "initial_input_vectors",
     "keep_probabilities",
     "load_corpus",
     "load_word2vec_format",

@@ -190,6 +190,14 @@ def keep_probabilities(counts: np.ndarray, subsample: float) -> np.ndarray:
     return np.minimum(keep, 1.0)
 
 
+def initial_input_vectors(rows: int, dim: int, seed: int) -> np.ndarray:
+    """The input vectors' starting values: uniform in ``[-0.5 / dim, 0.5 / dim)`` (word2vec's
+    range), drawn from NumPy's generator seeded with ``seed``. The output vectors start at
+    zero."""
+    rng = np.random.default_rng(seed)
+    return ((rng.random((rows, dim), dtype=np.float32) - 0.5) / dim).astype(np.float32)
+
+
 def initial_biases(counts: np.ndarray, how: str) -> np.ndarray:
     """The output biases' starting values: ``"log_unigram"``, ``ln p(w)`` (the model starts as
     the unigram model, near the self-normalised optimum NCE assumes, instead of far from it with
@@ -240,8 +248,7 @@ def _train(
 ) -> TrainingResult:
     size, dim = len(vocabulary), config.dim
     if resume is None:
-        rng = np.random.default_rng(config.seed)
-        emb_in = ((rng.random((size, dim), dtype=np.float32) - 0.5) / dim).astype(np.float32)
+        emb_in = initial_input_vectors(size, dim, config.seed)
         emb_out = np.zeros((size, dim), dtype=np.float32)
         biases = initial_biases(vocabulary.counts, config.bias_start)
         start_epoch = 0
