@@ -44,6 +44,7 @@ import argparse
 import math
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -224,9 +225,10 @@ def fasttext_binary(option: str) -> str:
     """The fastText binary: ``option`` if it is a path, else the one ``build_fasttext.sh``
     builds (at once when it is built already)."""
     if option != "build":
-        if not os.access(option, os.X_OK):
+        found = shutil.which(option)
+        if found is None:
             raise SystemExit(f"--fasttext {option!r} is not an executable file")
-        return option
+        return os.path.abspath(found)
     script = os.path.join(BENCHES, "build_fasttext.sh")
     built = subprocess.run([script], stdout=subprocess.PIPE, text=True)
     if built.returncode != 0:
