@@ -1,7 +1,8 @@
 """Skip-gram with rustnce's fused SGD steps against gensim's Word2Vec and fastText, on the same
 corpora, in one run.
 
-    python -m pip install -r benches/requirements-word2vec.txt   # gensim, fasttext-numpy2
+    python -m pip install -r benches/requirements-word2vec.txt   # gensim
+    benches/build_fasttext.sh                                    # fastText's official binary
     python benches/word2vec_vs_gensim.py [--epochs 5]
 
 Corpora:
@@ -18,16 +19,23 @@ Corpora:
 
 All get the same corpus, ``vector_size``, ``window``, ``epochs``, ``min_count`` and
 subsampling threshold; gensim runs ``sg=1, negative=5, workers=--threads`` (its negatives are
-drawn per pair); fastText (``fasttext-numpy2``, skipgram) runs ``neg=5``, ``minn=0 maxn=0`` (no
-subword n-grams: word2vec's model), ``thread=--threads`` and word2vec's learning rate 0.025
-(its default 0.05 can end in NaN), reading the same sentences from a file (it adds an
-end-of-line token ``</s>`` to each, which is dropped before evaluation); rustnce runs with its
-defaults, ``--negatives`` (default 10) shared by each batch of 512 pairs, reading the corpus
+drawn per pair); fastText runs ``skipgram -neg 5 -minn 0 -maxn 0`` (no subword n-grams:
+word2vec's model), ``-thread --threads``, ``-seed`` as the others and word2vec's learning rate
+0.025, reading the same sentences from a file (it adds an end-of-line token ``</s>`` to each,
+which is dropped before evaluation); its vectors are read back from the ``.vec`` file it writes.
+fastText is the official command-line binary that ``benches/build_fasttext.sh`` builds at a
+pinned commit (``--fasttext PATH`` for another); the Python package ``fasttext-numpy2`` is not
+used: it stops with "Encountered NaN." on real text, see docs/word2vec.md. rustnce runs with
+its defaults, ``--negatives`` (default 10) shared by each batch of 512 pairs, reading the corpus
 from the same file as training goes (``open_corpus``, what ``python -m rustnce --corpus`` does).
-Speed is raw corpus words per second of training (for gensim and rustnce the vocabulary is
-built beforehand; fastText's time includes its own vocabulary pass, as it has no other way),
-the median over ``--repeats`` interleaved runs; quality is the mean over those runs
-(different seeds). Ratios are against gensim from the same run.
+Speed is raw corpus words (all tokens, those under ``min_count`` too) times epochs over the
+wall-clock seconds of training: for gensim and rustnce the vocabulary is built beforehand and
+the clock runs around their training call; fastText's clock runs from the moment it reports
+its vocabulary (its "Number of labels" line on stderr) to its final progress line, so it covers
+its matrix initialisation and training, not its vocabulary pass nor the writing of its output
+files (its own words/sec/thread, counted over in-vocabulary tokens and ``</s>``, is printed
+beside). Each figure is the median over ``--repeats`` interleaved runs; quality is the mean
+over those runs (different seeds). Ratios are against gensim and fastText from the same run.
 """
 
 from __future__ import annotations
@@ -35,10 +43,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,6 +60,7 @@ from rustnce.word2vec import (
     TrainingConfig,
     Vocabulary,
     group_purity,
+    load_word2vec_format,
     open_corpus,
     planted_corpus,
     read_sentences,
@@ -57,7 +70,7 @@ from rustnce.word2vec import (
 )
 from rustnce.word2vec.evaluation import read_analogies, word_analogies
 
-FASTTEXT_ATTEMPTS = 5
+BENCHES = os.path.dirname(os.path.abspath(__file__))
 
 #: Google's analogy questions (gensim's test data), filled in by ``main``.
 ANALOGIES: list[tuple[str, list[tuple[str, ...]]]] = []
@@ -78,8 +91,8 @@ class Corpus:
 
 
 class ForeignLoad:
-    """CPU time other processes used while measuring, in cores (from /proc/stat and
-    /proc/self/stat); None where /proc is missing."""
+    """CPU time other processes (not this one nor its children) used while measuring, in cores
+    (from /proc/stat and /proc/self/stat); None where /proc is missing."""
 
     def __init__(self) -> None:
         self._start = self._read()
@@ -95,7 +108,8 @@ class ForeignLoad:
         except OSError:
             return None
         busy = sum(values[:8]) - values[3] - values[4]  # all but idle and iowait
-        return busy, int(fields[11]) + int(fields[12])  # this process: utime + stime
+        # this process and its waited-for children (fastText): utime, stime, cutime, cstime
+        return busy, sum(int(v) for v in fields[11:15])
 
     def cores(self) -> float | None:
         end = self._read()
@@ -207,33 +221,81 @@ def run_gensim(
     return seconds, model.wv.vectors, Vocabulary(tuple(words), counts)
 
 
-def run_fasttext(corpus: Corpus, args: argparse.Namespace) -> tuple[float, np.ndarray, Vocabulary]:
-    import fasttext
+def fasttext_binary(option: str) -> str:
+    """The fastText binary: ``option`` if it is a path, else the one ``build_fasttext.sh``
+    builds (at once when it is built already)."""
+    if option != "build":
+        found = shutil.which(option)
+        if found is None:
+            raise SystemExit(f"--fasttext {option!r} is not an executable file")
+        return os.path.abspath(found)
+    script = os.path.join(BENCHES, "build_fasttext.sh")
+    built = subprocess.run([script], stdout=subprocess.PIPE, text=True)
+    if built.returncode != 0:
+        raise SystemExit(
+            f"building fastText failed (exit {built.returncode}); run {script} (needs git, make "
+            "and g++; FASTTEXT_REPOSITORY=/path/to/a/clone without network) or pass "
+            "--fasttext PATH to a fastText binary"
+        )
+    return os.path.join(os.path.dirname(BENCHES), built.stdout.strip().splitlines()[-1])
 
-    start = time.perf_counter()
-    model = fasttext.train_unsupervised(
-        corpus.path,
-        model="skipgram",
-        lr=0.025,
-        dim=args.dim,
-        ws=args.window,
-        epoch=args.epochs,
-        minCount=args.min_count,
-        neg=5,
-        minn=0,
-        maxn=0,
-        t=args.subsample,
-        thread=args.threads,
-        verbose=0,  # no seed option: every repeat runs fastText's fixed seed
-    )
-    seconds = time.perf_counter() - start
-    words, counts = model.get_words(include_freq=True)
-    vectors = np.asarray(model.get_input_matrix())[: len(words)]
-    if not np.all(np.isfinite(vectors)):
-        print(f"  fastText vectors not finite on {corpus.name}", file=sys.stderr)
+
+@dataclass
+class FastTextRun:
+    seconds: float
+    vectors: np.ndarray
+    vocabulary: Vocabulary
+    words_per_second_per_thread: float  # fastText's own figure, from its final progress line
+
+
+def run_fasttext(corpus: Corpus, args: argparse.Namespace, seed: int, binary: str) -> FastTextRun:
+    settings = {
+        "lr": 0.025,
+        "dim": args.dim,
+        "ws": args.window,
+        "epoch": args.epochs,
+        "minCount": args.min_count,
+        "neg": 5,
+        "minn": 0,
+        "maxn": 0,
+        "t": args.subsample,
+        "thread": args.threads,
+        "seed": seed,
+        "verbose": 2,
+    }
+    with tempfile.TemporaryDirectory(prefix="rustnce-fasttext-") as directory:
+        output = os.path.join(directory, "model")
+        command = [binary, "skipgram", "-input", corpus.path, "-output", output]
+        for name, value in settings.items():
+            command += [f"-{name}", str(value)]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert process.stderr is not None
+        log = b""
+        started = finished = None
+        # stderr is unbuffered: the vocabulary summary ends with "Number of labels: N\n", then
+        # progress lines end in "\r" until the last one, which ends in "\n" once training is over.
+        while chunk := os.read(process.stderr.fileno(), 1 << 16):
+            now = time.perf_counter()
+            log += chunk
+            labels = log.find(b"Number of labels")
+            if started is None and labels >= 0 and b"\n" in log[labels:]:
+                started = now
+                training_from = log.index(b"\n", labels) + 1
+            elif started is not None and finished is None and b"\n" in log[training_from:]:
+                finished = now
+        process.wait()
+        text = log.decode("utf-8", "replace")
+        if process.returncode != 0 or started is None or finished is None:
+            last = text.replace("\r", "\n").strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeError(f"fastText exited with {process.returncode}: {last[0]}")
+        words, vectors = load_word2vec_format(output + ".vec")
+    own = re.findall(r"words/sec/thread:\s*(\d+)", text)
+    counts = Counter(word for sentence in corpus.sentences for word in sentence)
     keep = [k for k, word in enumerate(words) if word != "</s>"]
-    vocabulary = Vocabulary(tuple(words[k] for k in keep), np.asarray(counts)[keep])
-    return seconds, vectors[keep], vocabulary
+    vocabulary = Vocabulary(
+        tuple(words[k] for k in keep), np.array([counts[words[k]] for k in keep], dtype=np.int64)
+    )
+    return FastTextRun(finished - started, vectors[keep], vocabulary, float(own[-1]))
 
 
 def run_rustnce(
@@ -282,9 +344,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="before each run, wait up to this long for other processes to go quiet",
     )
+    parser.add_argument(
+        "--fasttext",
+        default="build",
+        metavar="PATH",
+        help="fastText's binary (default: the one benches/build_fasttext.sh builds)",
+    )
     args = parser.parse_args(argv)
     try:
-        import fasttext  # noqa: F401
         import gensim
     except ImportError as error:
         print(
@@ -294,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     rustnce.set_num_threads(args.threads)
+    fasttext = fasttext_binary(args.fasttext)
     data = gensim_data_dir()
     ANALOGIES[:] = read_analogies(os.path.join(data, "questions-words.txt"))
     pair_sets = {
@@ -320,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         f"gensim {gensim.__version__} and fastText vs rustnce {rustnce.__version__}: skip-gram, "
         f"dim {args.dim}, window {args.window}, epochs {args.epochs}, min_count {args.min_count}, "
         f"sample {args.subsample:g}, {args.threads} threads, sampler {args.sampler}; "
-        f"median of {args.repeats} interleaved runs"
+        f"median of {args.repeats} interleaved runs; fastText: {fasttext}"
     )
     scratch = tempfile.TemporaryDirectory(prefix="rustnce-word2vec-bench-")
     for corpus in corpora:
@@ -335,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     for corpus in corpora:
         words = sum(len(s) for s in corpus.sentences)
         outcomes = {name: Outcome() for name, _, _ in contenders}
+        fasttext_own: list[float] = []  # fastText's own words/sec/thread
         for repeat in range(args.repeats):
             for name, loss, negatives in contenders:
                 seed = repeat + 1
@@ -343,17 +412,13 @@ def main(argv: list[str] | None = None) -> int:
                 if loss is None:
                     seconds, vectors, vocabulary = run_gensim(corpus, args, seed)
                 elif loss == "fasttext":
-                    # fastText at lr 0.025 with minn=maxn=0 sometimes stops within its first
-                    # second with "Encountered NaN." (erratically: the same corpus and settings
-                    # also train); up to FASTTEXT_ATTEMPTS tries, the failures reported.
-                    for _ in range(FASTTEXT_ATTEMPTS):
-                        try:
-                            seconds, vectors, vocabulary = run_fasttext(corpus, args)
-                            break
-                        except RuntimeError as error:
-                            outcomes[name].failures.append(str(error))
-                    else:
+                    try:
+                        run = run_fasttext(corpus, args, seed, fasttext)
+                    except RuntimeError as error:
+                        outcomes[name].failures.append(str(error))
                         continue
+                    seconds, vectors, vocabulary = run.seconds, run.vectors, run.vocabulary
+                    fasttext_own.append(run.words_per_second_per_thread)
                 else:
                     seconds, vectors, vocabulary = run_rustnce(corpus, args, seed, loss, negatives)
                 foreign = load.cores()
@@ -373,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name:34s} failed in every run: {outcome.failures[0]}")
                 continue
             if outcome.failures:
-                print(f"  ({name}: {len(outcome.failures)} attempts failed: {outcome.failures[0]})")
+                failed = f"{len(outcome.failures)} of {args.repeats} runs failed"
+                print(f"  ({name}: {failed}: {outcome.failures[0]})")
             seconds = statistics.median(outcome.seconds)
             speed = words * args.epochs / seconds
             cells = "".join(
@@ -383,6 +449,12 @@ def main(argv: list[str] | None = None) -> int:
             others = f"{max(outcome.foreign):.2f}" if outcome.foreign else "?"
             ratios = f"{reference / seconds:8.2f}x {fasttext_seconds / seconds:10.2f}x"
             print(f"  {name:34s} {speed:10,.0f} {ratios}{cells} {others:>7s}")
+        if fasttext_own:
+            own = statistics.median(fasttext_own)
+            print(
+                f"  fastText's own figure: {own:,.0f} words/sec/thread x {args.threads} threads "
+                f"= {own * args.threads:,.0f} (its in-vocabulary tokens and </s> per second)"
+            )
         used = {s: outcome.scores[s][0] for s in outcome.scores if s.endswith("pairs")}
         if used:
             print(
