@@ -117,10 +117,17 @@ impl<F: Real> SampledGradients<F> {
     /// The merged form: distinct ids ascending, and for each the summed weight row and bias.
     pub fn merged(&self, inputs: &ArrayView2<F>) -> (Vec<usize>, Array2<F>, Array1<F>) {
         let groups = RowGroups::new(&self.ids);
-        let mut rows = workspace::zeros::<F>(groups.len(), self.dim());
+        // Every row is written by its group's first position (a group is never empty), so the
+        // buffer needs no zeros first.
+        let mut rows = workspace::matrix::<F>(groups.len(), self.dim());
         let group_pass = |(group, mut row): (usize, ArrayViewMut1<F>)| {
             let slot = row.as_slice_mut().expect("a fresh row is contiguous");
-            for &position in groups.positions(group) {
+            let (&first, rest) = groups
+                .positions(group)
+                .split_first()
+                .expect("a group has at least one position");
+            self.write_weight_row(first, inputs, slot);
+            for &position in rest {
                 self.add_weight_row(position, inputs, F::one(), slot);
             }
         };

@@ -7,8 +7,14 @@ use std::sync::Mutex;
 
 use ndarray::Array2;
 
-/// Buffers kept per element type; a few suffice since a call holds at most two at once.
-const KEPT: usize = 8;
+/// Buffers kept per element type. A call holds several at once (its logits' blocks, its
+/// gathered rows, its outputs), and the results of the previous call may still be alive while
+/// the next one runs (an autograd graph, arrays the caller keeps), so a few per output.
+const KEPT: usize = 16;
+
+/// The most memory the kept buffers of one element type may hold, in elements' bytes: a
+/// buffer that would take the pool past it is freed instead.
+const KEPT_BYTES: usize = 256 << 20;
 
 pub trait Pooled: Copy + Default + Send + 'static {
     fn pool() -> &'static Mutex<Vec<Vec<Self>>>;
@@ -44,10 +50,15 @@ pub fn zeros<F: Pooled>(rows: usize, columns: usize) -> Array2<F> {
 
 /// A vector of `len` unspecified elements in a reused buffer.
 pub fn vector<F: Pooled>(len: usize) -> Vec<F> {
+    // The smallest kept buffer that holds `len`: a small request never takes the large buffer
+    // the next large request needs (which would then fault in fresh pages).
     let reused = {
         let mut pool = F::pool().lock().unwrap_or_else(|e| e.into_inner());
         pool.iter()
-            .position(|buffer| buffer.capacity() >= len)
+            .enumerate()
+            .filter(|(_, buffer)| buffer.capacity() >= len)
+            .min_by_key(|(_, buffer)| buffer.capacity())
+            .map(|(index, _)| index)
             .map(|index| pool.swap_remove(index))
     };
     let mut buffer = reused.unwrap_or_default();
@@ -68,7 +79,10 @@ pub fn recycle_vector<F: Pooled>(buffer: Vec<F>) {
         return;
     }
     let mut pool = F::pool().lock().unwrap_or_else(|e| e.into_inner());
-    if pool.len() < KEPT {
+    let kept_bytes: usize =
+        pool.iter().map(|kept| kept.capacity()).sum::<usize>() * std::mem::size_of::<F>();
+    if pool.len() < KEPT && kept_bytes + buffer.capacity() * std::mem::size_of::<F>() <= KEPT_BYTES
+    {
         pool.push(buffer);
     }
 }
