@@ -120,7 +120,14 @@ impl<F: Real> SampledGradients<F> {
         // Every row is written by its group's first position (a group is never empty), so the
         // buffer needs no zeros first.
         let mut rows = workspace::matrix::<F>(groups.len(), self.dim());
+        // Groups go in id order, so the rows they read (inputs' rows for labels) come in random
+        // order: each group starts loading the row a few groups ahead needs.
+        const PREFETCH_AHEAD: usize = 4;
         let group_pass = |(group, mut row): (usize, ArrayViewMut1<F>)| {
+            if group + PREFETCH_AHEAD < groups.len() {
+                let ahead = groups.positions(group + PREFETCH_AHEAD)[0];
+                self.prefetch_weight_row(ahead, inputs);
+            }
             let slot = row.as_slice_mut().expect("a fresh row is contiguous");
             let (&first, rest) = groups
                 .positions(group)

@@ -118,6 +118,25 @@ pub fn prefetch_first<F>(row: ndarray::ArrayView1<'_, F>) {
     let _ = row;
 }
 
+/// Hints the processor to start loading every cache line of a contiguous row.
+#[inline(always)]
+pub fn prefetch_slice<F>(row: &[F]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let start = row.as_ptr() as *const i8;
+        for offset in (0..std::mem::size_of_val(row)).step_by(64) {
+            // SAFETY: prefetching is a hint that never faults; the address is inside the row.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    start.wrapping_add(offset),
+                )
+            };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -89,6 +89,19 @@ impl<F: Real> SampledGradients<F> {
         self.combine_weight_row(position, inputs, scale, out, |slot, value| slot + value);
     }
 
+    /// Starts loading the row that the weight gradient of position `position` is formed from.
+    pub fn prefetch_weight_row(&self, position: usize, inputs: &ArrayView2<F>) {
+        let true_rows = self.batch() * self.num_true;
+        let row = if position < true_rows {
+            inputs.row(position / self.num_true)
+        } else {
+            self.sampled_weight_gradient.row(position - true_rows)
+        };
+        if let Some(values) = row.as_slice() {
+            crate::simd::prefetch_slice(values);
+        }
+    }
+
     /// Writes the weight-gradient row of position `position` of `ids` to `out`: the bits of
     /// `add_weight_row` into zeros, without the zeros.
     pub fn write_weight_row(&self, position: usize, inputs: &ArrayView2<F>, out: &mut [F]) {
