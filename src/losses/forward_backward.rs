@@ -201,37 +201,29 @@ impl<F: Real> SampledGradients<F> {
             (self.num_true, self.sampled_bias_gradient.len(), self.dim());
         let mut logit_gradient = workspace::matrix::<F>(batch, kept.ncols());
         let mut scaled_inputs_gradient = workspace::matrix::<F>(batch, dim);
-        let block_pass =
-            |(task, (mut logits, mut rows)): (usize, (ArrayViewMut2<F>, ArrayViewMut2<F>))| {
-                let first = task * ROWS_PER_BLOCK;
-                for (offset, (mut logit_row, mut input_row)) in logits
-                    .rows_mut()
-                    .into_iter()
-                    .zip(rows.rows_mut())
-                    .enumerate()
-                {
-                    let g = upstream[first + offset];
-                    logit_row
-                        .zip_mut_with(&kept.row(first + offset), |out, &value| *out = g * value);
-                    input_row.zip_mut_with(&inputs_gradient.row(first + offset), |out, &value| {
-                        *out = g * value
-                    });
-                }
-                let sampled = logits.slice(s![.., num_true..]);
-                let mut weights = Array2::<F>::zeros((num_sampled, dim));
-                matrix_product(
-                    &sampled.t(),
-                    &inputs.slice(s![first..first + logits.nrows(), ..]),
-                    &mut weights.view_mut(),
-                );
-                let mut biases = vec![F::zero(); num_sampled];
-                for row in sampled.rows() {
-                    for (sum, &g) in biases.iter_mut().zip(row) {
-                        *sum = *sum + g;
-                    }
-                }
-                (weights, biases)
-            };
+        let block_pass = |(task, (mut logits, mut input_rows)): (
+            usize,
+            (ArrayViewMut2<F>, ArrayViewMut2<F>),
+        )| {
+            let first = task * ROWS_PER_BLOCK;
+            for (offset, (mut logit_row, mut input_row)) in logits
+                .rows_mut()
+                .into_iter()
+                .zip(input_rows.rows_mut())
+                .enumerate()
+            {
+                let g = upstream[first + offset];
+                logit_row.zip_mut_with(&kept.row(first + offset), |out, &value| *out = g * value);
+                input_row.zip_mut_with(&inputs_gradient.row(first + offset), |out, &value| {
+                    *out = g * value
+                });
+            }
+            let last = first + logits.nrows();
+            sampled_rows_share(
+                &logits.slice(s![.., num_true..]),
+                &inputs.slice(s![first..last, ..]),
+            )
+        };
         let blocks = (
             logit_gradient.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK),
             scaled_inputs_gradient.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK),
@@ -247,15 +239,8 @@ impl<F: Real> SampledGradients<F> {
                 .map(block_pass)
                 .collect()
         };
-        let mut sampled_weight_gradient = Array2::<F>::zeros((num_sampled, dim));
-        let mut sampled_bias_gradient = Array1::<F>::zeros(num_sampled);
-        for (weights, biases) in &partials {
-            sampled_weight_gradient.zip_mut_with(weights, |sum, &part| *sum = *sum + part);
-            sampled_bias_gradient
-                .iter_mut()
-                .zip(biases)
-                .for_each(|(sum, &part)| *sum = *sum + part);
-        }
+        let (sampled_weight_gradient, sampled_bias_gradient) =
+            added_shares(&partials, num_sampled, dim);
         Ok(SampledGradients {
             loss: self.loss.clone(),
             ids: self.ids.clone(),
@@ -374,19 +359,10 @@ fn fused_pass<F: Real, L: ClassId>(
 
         // This block's share of the sampled rows' gradients: G_sampledᵀ · inputs, Σ_i G.
         let (weights, biases) = timed(Phase::SampledWeightGradientProduct, || {
-            let mut weights = Array2::<F>::zeros((num_sampled, dim));
-            matrix_product(
-                &sampled_gradient.t(),
+            sampled_rows_share(
+                &sampled_gradient,
                 &problem.inputs.slice(s![first..first + rows, ..]),
-                &mut weights.view_mut(),
-            );
-            let mut biases = vec![F::zero(); num_sampled];
-            for row in sampled_gradient.rows() {
-                for (sum, &g) in biases.iter_mut().zip(row) {
-                    *sum = *sum + g;
-                }
-            }
-            (weights, biases)
+            )
         });
         if let Some(buffer) = buffer {
             workspace::recycle(buffer);
@@ -424,15 +400,7 @@ fn fused_pass<F: Real, L: ClassId>(
     // The blocks' shares, added in block order.
     let (sampled_weight_gradient, sampled_bias_gradient, ids) =
         timed(Phase::BuffersAndCombine, || {
-            let mut weight_sum = Array2::<F>::zeros((num_sampled, dim));
-            let mut bias_sum = Array1::<F>::zeros(num_sampled);
-            for (weights, biases) in &partials {
-                weight_sum.zip_mut_with(weights, |sum, &part| *sum = *sum + part);
-                bias_sum
-                    .iter_mut()
-                    .zip(biases)
-                    .for_each(|(sum, &part)| *sum = *sum + part);
-            }
+            let (weight_sum, bias_sum) = added_shares(&partials, num_sampled, dim);
             let mut ids = gathered.ids.labels;
             ids.extend_from_slice(&gathered.ids.sampled);
             (weight_sum, bias_sum, ids)
@@ -447,6 +415,42 @@ fn fused_pass<F: Real, L: ClassId>(
         inputs_gradient,
         logit_gradient,
     })
+}
+
+/// One block's share of the sampled rows' gradients, from its rows of the sampled logits'
+/// gradient `[rows, num_sampled]` and its inputs `[rows, dim]`: `Gᵀ · inputs` and `Σ_i G`.
+fn sampled_rows_share<F: Real>(
+    sampled_gradient: &ArrayView2<F>,
+    inputs: &ArrayView2<F>,
+) -> (Array2<F>, Vec<F>) {
+    let (num_sampled, dim) = (sampled_gradient.ncols(), inputs.ncols());
+    let mut weights = Array2::<F>::zeros((num_sampled, dim));
+    matrix_product(&sampled_gradient.t(), inputs, &mut weights.view_mut());
+    let mut biases = vec![F::zero(); num_sampled];
+    for row in sampled_gradient.rows() {
+        for (sum, &g) in biases.iter_mut().zip(row) {
+            *sum = *sum + g;
+        }
+    }
+    (weights, biases)
+}
+
+/// The blocks' shares of the sampled rows' gradients, added in block order.
+fn added_shares<F: Real>(
+    partials: &[(Array2<F>, Vec<F>)],
+    num_sampled: usize,
+    dim: usize,
+) -> (Array2<F>, Array1<F>) {
+    let mut weight_sum = Array2::<F>::zeros((num_sampled, dim));
+    let mut bias_sum = Array1::<F>::zeros(num_sampled);
+    for (weights, biases) in partials {
+        weight_sum.zip_mut_with(weights, |sum, &part| *sum = *sum + part);
+        bias_sum
+            .iter_mut()
+            .zip(biases)
+            .for_each(|(sum, &part)| *sum = *sum + part);
+    }
+    (weight_sum, bias_sum)
 }
 
 /// `out[i] += Σ_t gradient[i, t] · label_rows[i * num_true + t]`, the labels added in order.

@@ -8,6 +8,7 @@ use numpy::{
 };
 use pyo3::prelude::*;
 use pyo3::types::PyList;
+use std::sync::Arc;
 
 use super::arguments::{
     as_finite_float, as_shards, check_in_place_layout, check_in_place_targets, float_type, matrix,
@@ -23,15 +24,18 @@ use crate::sharding::{ShardLayout, ShardedRowsMut};
 use crate::workspace::{self, Pooled};
 
 /// The computed gradients and the call's own copy of `inputs` (a label row's weight gradient
-/// is `∂total/∂logit · inputs[i]`, formed when asked for), in the dtype of the inputs.
+/// is `∂total/∂logit · inputs[i]`, formed when asked for), in the dtype of the inputs. The copy
+/// is shared with the gradients rescaled from these (`rescaled`), which read the same inputs.
 pub struct Saved<F: Pooled> {
     gradients: SampledGradients<F>,
-    inputs: Array2<F>,
+    inputs: Arc<Array2<F>>,
 }
 
 impl<F: Pooled> Drop for Saved<F> {
     fn drop(&mut self) {
-        workspace::recycle(std::mem::take(&mut self.inputs));
+        if let Some(inputs) = Arc::get_mut(&mut self.inputs) {
+            workspace::recycle(std::mem::take(inputs));
+        }
         if let Some(kept) = self.gradients.logit_gradient.take() {
             workspace::recycle(kept);
         }
@@ -76,6 +80,7 @@ macro_rules! with_gradients {
 }
 
 /// The shapes of the weight shards and of the bias shards the gradients are for.
+#[derive(Clone)]
 pub struct Shapes {
     pub weights: Vec<(usize, usize)>,
     pub biases: Vec<usize>,
@@ -97,7 +102,7 @@ impl SampledLossGradients {
     pub fn new<F: IntoComputed>(
         py: Python<'_>,
         mut gradients: SampledGradients<F>,
-        inputs: Array2<F>,
+        inputs: Arc<Array2<F>>,
         weight_layout: ShardLayout,
         bias_layout: ShardLayout,
         shapes: Shapes,
@@ -234,7 +239,7 @@ fn rescaled<F: IntoComputed>(
     py: Python<'_>,
     owner: &SampledLossGradients,
     gradients: &SampledGradients<F>,
-    inputs: &Array2<F>,
+    inputs: &Arc<Array2<F>>,
     upstream: &UpstreamArgument<'_>,
 ) -> PyResult<SampledLossGradients> {
     if gradients.logit_gradient.is_none() {
@@ -264,18 +269,13 @@ fn rescaled<F: IntoComputed>(
         gradients.rescaled(&inputs_view, &gradient_view, &weights_view)
     })?;
     computed.loss = loss;
-    let mut saved_inputs = workspace::matrix::<F>(inputs.nrows(), inputs.ncols());
-    saved_inputs.assign(inputs);
     SampledLossGradients::new(
         py,
         computed,
-        saved_inputs,
+        Arc::clone(inputs),
         owner.weight_layout.clone(),
         owner.bias_layout.clone(),
-        Shapes {
-            weights: owner.shapes.weights.clone(),
-            biases: owner.shapes.biases.clone(),
-        },
+        owner.shapes.clone(),
         owner
             .read
             .iter()

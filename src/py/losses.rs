@@ -652,7 +652,7 @@ fn run<'py, F: IntoComputed, L: ClassId>(
             let gradients = SampledLossGradients::new(
                 py,
                 computed,
-                inputs,
+                std::sync::Arc::new(inputs),
                 problem.weights.layout().clone(),
                 problem.biases.layout().clone(),
                 shapes,
