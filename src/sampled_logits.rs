@@ -287,6 +287,7 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
         let _timer = PhaseGuard::start(Phase::TrueLogitsAndCorrections);
         true_logits(num_true, &inputs, label_rows, block);
         let mut masked = Vec::new();
+        let log_q_rows = gathered.log_q.as_standard_layout();
         for (offset, mut row) in block.rows_mut().into_iter().enumerate() {
             let i = first + offset;
             let labels = &gathered.ids.labels[i * num_true..(i + 1) * num_true];
@@ -299,18 +300,27 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
                     *z = *z - counts[[i, t]].ln();
                 }
             }
-            for (z, &b) in sampled_part.iter_mut().zip(&gathered.biases) {
-                *z = *z + b;
-            }
+            let log_q_row = if gathered.log_q.nrows() == 1 { 0 } else { i };
+            let log_q = log_q_rows.row(log_q_row);
+            let log_q = log_q.as_slice().expect("ln Q is in standard layout");
+            let sampled_part = &mut sampled_part[..log_q.len()];
+            let sampled_biases = &gathered.biases[..log_q.len()];
             if let Some(positions) = &gathered.hit_positions {
+                for (z, &b) in sampled_part.iter_mut().zip(sampled_biases) {
+                    *z = *z + b;
+                }
                 hit_columns(labels, positions, &mut masked);
                 for &k in &masked {
                     sampled_part[k] = sampled_part[k] + mask;
                 }
-            }
-            let log_q_row = if gathered.log_q.nrows() == 1 { 0 } else { i };
-            for (z, &log_q) in sampled_part.iter_mut().zip(gathered.log_q.row(log_q_row)) {
-                *z = *z - log_q;
+                for (z, &log_q) in sampled_part.iter_mut().zip(log_q) {
+                    *z = *z - log_q;
+                }
+            } else {
+                // The same two roundings, in one pass over the row.
+                for ((z, &b), &log_q) in sampled_part.iter_mut().zip(sampled_biases).zip(log_q) {
+                    *z = (*z + b) - log_q;
+                }
             }
         }
     }

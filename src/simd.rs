@@ -58,6 +58,18 @@ impl InstructionSet {
         self.0 != Kind::Generic
     }
 
+    /// Whether AVX-512 (F, VL) instructions may run.
+    pub fn has_avx512(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.0 == Kind::Avx512
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
     pub(crate) fn kind(self) -> Kind {
         self.0
     }
@@ -75,6 +87,19 @@ macro_rules! avx2_version {
     };
 }
 pub(crate) use avx2_version;
+
+/// Defines `$avx512`, the `#[inline(always)]` function `$name` compiled for AVX-512 (with
+/// AVX2 and FMA). Call it only under an `InstructionSet` of kind `Avx512`.
+macro_rules! avx512_version {
+    ($avx512:ident, $name:ident, <$($generic:ident: $bound:path),*>, ($($arg:ident: $type:ty),*)) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn $avx512<$($generic: $bound),*>($($arg: $type),*) {
+            $name($($arg),*)
+        }
+    };
+}
+pub(crate) use avx512_version;
 
 /// Dot products of `x` with each of `N` rows, each summed in eight interleaved lanes in a fixed
 /// order (the bits of one product do not depend on `N`, the instruction set or the threads).

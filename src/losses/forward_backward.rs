@@ -240,7 +240,7 @@ impl<F: Real> SampledGradients<F> {
                 .collect()
         };
         let (sampled_weight_gradient, sampled_bias_gradient) =
-            added_shares(&partials, num_sampled, dim);
+            added_shares(partials, num_sampled, dim);
         Ok(SampledGradients {
             loss: self.loss.clone(),
             ids: self.ids.clone(),
@@ -400,7 +400,7 @@ fn fused_pass<F: Real, L: ClassId>(
     // The blocks' shares, added in block order.
     let (sampled_weight_gradient, sampled_bias_gradient, ids) =
         timed(Phase::BuffersAndCombine, || {
-            let (weight_sum, bias_sum) = added_shares(&partials, num_sampled, dim);
+            let (weight_sum, bias_sum) = added_shares(partials, num_sampled, dim);
             let mut ids = gathered.ids.labels;
             ids.extend_from_slice(&gathered.ids.sampled);
             (weight_sum, bias_sum, ids)
@@ -419,36 +419,50 @@ fn fused_pass<F: Real, L: ClassId>(
 
 /// One block's share of the sampled rows' gradients, from its rows of the sampled logits'
 /// gradient `[rows, num_sampled]` and its inputs `[rows, dim]`: `Gᵀ · inputs` and `Σ_i G`.
+/// The weights' share is in a reused buffer (`added_shares` returns it).
 fn sampled_rows_share<F: Real>(
     sampled_gradient: &ArrayView2<F>,
     inputs: &ArrayView2<F>,
 ) -> (Array2<F>, Vec<F>) {
     let (num_sampled, dim) = (sampled_gradient.ncols(), inputs.ncols());
-    let mut weights = Array2::<F>::zeros((num_sampled, dim));
+    let mut weights = workspace::matrix::<F>(num_sampled, dim);
     matrix_product(&sampled_gradient.t(), inputs, &mut weights.view_mut());
     let mut biases = vec![F::zero(); num_sampled];
     for row in sampled_gradient.rows() {
-        for (sum, &g) in biases.iter_mut().zip(row) {
-            *sum = *sum + g;
+        match row.as_slice() {
+            Some(row) => biases
+                .iter_mut()
+                .zip(row)
+                .for_each(|(sum, &g)| *sum = *sum + g),
+            None => biases
+                .iter_mut()
+                .zip(row)
+                .for_each(|(sum, &g)| *sum = *sum + g),
         }
     }
     (weights, biases)
 }
 
-/// The blocks' shares of the sampled rows' gradients, added in block order.
+/// The blocks' shares of the sampled rows' gradients, added in block order (from the first
+/// share, not from zeros); their buffers go back to the workspace.
 fn added_shares<F: Real>(
-    partials: &[(Array2<F>, Vec<F>)],
+    partials: Vec<(Array2<F>, Vec<F>)>,
     num_sampled: usize,
     dim: usize,
 ) -> (Array2<F>, Array1<F>) {
     let mut weight_sum = Array2::<F>::zeros((num_sampled, dim));
     let mut bias_sum = Array1::<F>::zeros(num_sampled);
-    for (weights, biases) in partials {
-        weight_sum.zip_mut_with(weights, |sum, &part| *sum = *sum + part);
+    for (block, (weights, biases)) in partials.into_iter().enumerate() {
+        let add = |sum: &mut F, &part: &F| *sum = if block == 0 { part } else { *sum + part };
+        match (weight_sum.as_slice_mut(), weights.as_slice()) {
+            (Some(sum), Some(part)) => sum.iter_mut().zip(part).for_each(|(s, p)| add(s, p)),
+            _ => weight_sum.zip_mut_with(&weights, add),
+        }
         bias_sum
             .iter_mut()
-            .zip(biases)
-            .for_each(|(sum, &part)| *sum = *sum + part);
+            .zip(&biases)
+            .for_each(|(s, p)| add(s, p));
+        workspace::recycle(weights);
     }
     (weight_sum, bias_sum)
 }

@@ -11,7 +11,7 @@ use crate::element_types::{ClassId, Real};
 use crate::error::Result;
 use crate::parallelism;
 use crate::sampled_logits::{SampledLossInputs, ROWS_PER_BLOCK};
-use crate::simd::{avx2_version, InstructionSet};
+use crate::simd::{avx2_version, avx512_version, InstructionSet};
 use crate::workspace;
 
 /// Which loss to put on the logits.
@@ -81,8 +81,8 @@ pub fn sampled_loss<F: Real, L: ClassId>(
 }
 
 /// Each row's loss of a block of logits (rows `first..` of the batch); with `upstream`, each
-/// row is overwritten with its gradient, weighted by `upstream(row)`. Runs the AVX2 + FMA
-/// build of the kernel where the processor has it.
+/// row is overwritten with its gradient, weighted by `upstream(row)`. Runs the AVX-512 build
+/// of the kernel where the processor has it, else the AVX2 + FMA build (same bits).
 pub fn block_row_losses<F: Real>(
     logits: &mut ArrayViewMut2<F>,
     losses: &mut [F],
@@ -94,16 +94,40 @@ pub fn block_row_losses<F: Real>(
     let width = logits.ncols();
     let rows = logits.as_slice_mut().expect("logit blocks are contiguous");
     #[cfg(target_arch = "x86_64")]
-    if InstructionSet::detect().has_avx2_fma() {
-        // SAFETY: an `InstructionSet` with AVX2 and FMA exists only where the processor has them.
-        unsafe { row_block_avx2(rows, width, losses, first, num_true, loss, upstream) };
-        return;
+    {
+        let set = InstructionSet::detect();
+        if set.has_avx512() {
+            // SAFETY: an `InstructionSet` with AVX-512 exists only where the processor has it.
+            unsafe { row_block_avx512(rows, width, losses, first, num_true, loss, upstream) };
+            return;
+        }
+        if set.has_avx2_fma() {
+            // SAFETY: an `InstructionSet` with AVX2 and FMA exists only where the processor
+            // has them.
+            unsafe { row_block_avx2(rows, width, losses, first, num_true, loss, upstream) };
+            return;
+        }
     }
     row_block(rows, width, losses, first, num_true, loss, upstream);
 }
 
 avx2_version!(
     row_block_avx2,
+    row_block,
+    <F: Real>,
+    (
+        rows: &mut [F],
+        width: usize,
+        losses: &mut [F],
+        first: usize,
+        num_true: usize,
+        loss: SampledLoss,
+        upstream: Option<&(dyn Fn(usize) -> F + Sync)>
+    )
+);
+
+avx512_version!(
+    row_block_avx512,
     row_block,
     <F: Real>,
     (
@@ -172,9 +196,10 @@ fn true_target<F: Real>(num_true: usize) -> F {
 mod tests {
     use super::*;
 
-    /// The AVX2 build computes the very bits of the plain build (no contraction into FMA).
+    /// The AVX2 and AVX-512 builds compute the very bits of the plain build (no contraction into
+    /// FMA).
     #[test]
-    fn the_avx2_row_kernel_computes_the_same_bits_as_the_plain_one() {
+    fn the_avx2_and_avx512_row_kernels_compute_the_same_bits_as_the_plain_one() {
         if !InstructionSet::detect().has_avx2_fma() {
             return;
         }
@@ -214,6 +239,23 @@ mod tests {
                     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                     assert_eq!(bits(&plain), bits(&fast));
                     assert_eq!(bits(&plain_losses), bits(&fast_losses));
+                    if InstructionSet::detect().has_avx512() {
+                        let (mut wide, mut wide_losses) = (logits.clone(), vec![0.0f32; rows]);
+                        // SAFETY: checked just above that the processor has AVX-512.
+                        unsafe {
+                            row_block_avx512(
+                                &mut wide,
+                                width,
+                                &mut wide_losses,
+                                4,
+                                num_true,
+                                loss,
+                                weight,
+                            )
+                        };
+                        assert_eq!(bits(&plain), bits(&wide));
+                        assert_eq!(bits(&plain_losses), bits(&wide_losses));
+                    }
                 }
             }
         }
