@@ -242,9 +242,11 @@ impl<'a, F: Copy> ShardedMatrix<'a, F> {
     /// Copies the rows `ids` (checked against `rows()`) into `out`, prefetching rows a few
     /// ahead: rows of a large matrix are cache and TLB misses, and this overlaps them.
     pub fn gather_into(&self, ids: &[usize], out: &mut ArrayViewMut2<F>) {
-        const AHEAD: usize = 6;
+        // Rows are requested about 4 KiB ahead of the copy: enough loads in flight to hide
+        // the memory latency, few enough that the processor's miss buffers do not overflow.
+        let ahead = (4096 / (self.dim * std::mem::size_of::<F>()).max(1)).clamp(2, 8);
         for (r, mut target) in out.rows_mut().into_iter().enumerate() {
-            if let Some(&next) = ids.get(r + AHEAD) {
+            if let Some(&next) = ids.get(r + ahead) {
                 self.prefetch_row(next);
             }
             target.assign(&self.row(ids[r]));
