@@ -364,11 +364,70 @@ fn true_logits<F: Real>(
     let x = inputs.as_slice().expect("a standard layout is contiguous");
     #[cfg(target_arch = "x86_64")]
     if InstructionSet::detect().has_avx2_fma() {
-        // SAFETY: an `InstructionSet` with AVX2 and FMA exists only where the processor has them.
+        if let (Some(x), Some(rows), Some(out)) = (as_f32(x), as_f32(rows), as_f32_mut(out)) {
+            // SAFETY: an `InstructionSet` with AVX2 and FMA exists only where the processor
+            // has them.
+            unsafe { true_logits_f32_avx2(x, rows, out, num_true, dim, width) };
+            return;
+        }
+        // SAFETY: as above.
         unsafe { true_logits_avx2(x, rows, out, num_true, dim, width) };
         return;
     }
     true_logit_rows(x, rows, out, num_true, dim, width);
+}
+
+/// The slice as `f32`s when `F` is `f32`.
+fn as_f32<F: 'static>(values: &[F]) -> Option<&[f32]> {
+    (std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>()).then(|| {
+        // SAFETY: `F` is `f32`, so the slice already is a `[f32]`.
+        unsafe { std::slice::from_raw_parts(values.as_ptr() as *const f32, values.len()) }
+    })
+}
+
+/// The slice as `f32`s when `F` is `f32`.
+fn as_f32_mut<F: 'static>(values: &mut [F]) -> Option<&mut [f32]> {
+    (std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>()).then(|| {
+        // SAFETY: `F` is `f32`, so the slice already is a `[f32]`.
+        unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr() as *mut f32, values.len()) }
+    })
+}
+
+/// `true_logit_rows` for `f32` with `simd::dots_in_lanes_f32_avx2` (the same bits).
+///
+/// # Safety
+/// The processor must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn true_logits_f32_avx2(
+    x: &[f32],
+    rows: &[f32],
+    out: &mut [f32],
+    num_true: usize,
+    dim: usize,
+    width: usize,
+) {
+    for ((x, labels), out) in x
+        .chunks_exact(dim)
+        .zip(rows.chunks_exact(dim * num_true))
+        .zip(out.chunks_exact_mut(width))
+    {
+        let row = |t: usize| &labels[t * dim..(t + 1) * dim];
+        let mut t = 0;
+        while t + 4 <= num_true {
+            // SAFETY: the caller guarantees AVX2 and FMA.
+            let dots = unsafe {
+                simd::dots_in_lanes_f32_avx2(x, [row(t), row(t + 1), row(t + 2), row(t + 3)])
+            };
+            out[t..t + 4].copy_from_slice(&dots);
+            t += 4;
+        }
+        while t < num_true {
+            // SAFETY: as above.
+            out[t] = unsafe { simd::dots_in_lanes_f32_avx2(x, [row(t)]) }[0];
+            t += 1;
+        }
+    }
 }
 
 avx2_version!(
