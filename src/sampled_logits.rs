@@ -15,7 +15,7 @@ use crate::matrix_product::matrix_product;
 use crate::parallelism;
 use crate::phase_timers::{timed, Phase, PhaseGuard};
 use crate::sharding::ShardedMatrix;
-use crate::simd::{self, avx2_version, InstructionSet};
+use crate::simd::{self, compiled_for, InstructionSet};
 use crate::workspace::{self, Pooled};
 
 /// Rows of the batch handed to one parallel task: fixed, so that results do not depend on the
@@ -374,7 +374,7 @@ fn true_logits<F: Real>(
         unsafe { true_logits_avx2(x, rows, out, num_true, dim, width) };
         return;
     }
-    true_logit_rows(x, rows, out, num_true, dim, width);
+    generic_true_logit_rows(x, rows, out, num_true, dim, width);
 }
 
 /// The slice as `f32`s when `F` is `f32`.
@@ -407,33 +407,20 @@ unsafe fn true_logits_f32_avx2(
     dim: usize,
     width: usize,
 ) {
-    for ((x, labels), out) in x
-        .chunks_exact(dim)
-        .zip(rows.chunks_exact(dim * num_true))
-        .zip(out.chunks_exact_mut(width))
-    {
-        let row = |t: usize| &labels[t * dim..(t + 1) * dim];
-        let mut t = 0;
-        while t + 4 <= num_true {
-            // SAFETY: the caller guarantees AVX2 and FMA.
-            let dots = unsafe {
-                simd::dots_in_lanes_f32_avx2(x, [row(t), row(t + 1), row(t + 2), row(t + 3)])
-            };
-            out[t..t + 4].copy_from_slice(&dots);
-            t += 4;
-        }
-        while t < num_true {
-            // SAFETY: as above.
-            out[t] = unsafe { simd::dots_in_lanes_f32_avx2(x, [row(t)]) }[0];
-            t += 1;
-        }
-    }
+    true_logit_rows(
+        x,
+        rows,
+        out,
+        (num_true, dim, width),
+        // SAFETY: the caller guarantees AVX2 and FMA.
+        |x, four| unsafe { simd::dots_in_lanes_f32_avx2(x, four) },
+        |x, row| unsafe { simd::dots_in_lanes_f32_avx2(x, [row]) }[0],
+    );
 }
 
-avx2_version!(
-    true_logits_avx2,
-    true_logit_rows,
-    <F: Real>,
+compiled_for!(
+    generic_true_logit_rows,
+    [F: Real],
     (
         x: &[F],
         rows: &[F],
@@ -441,18 +428,40 @@ avx2_version!(
         num_true: usize,
         dim: usize,
         width: usize
-    )
+    ),
+    avx2 => true_logits_avx2,
 );
 
-/// `out[i, t] = x[i] · rows[i * num_true + t]`, four label rows at a time.
+/// `true_logit_rows` with the generic `simd::dots_in_lanes`.
 #[inline(always)]
-fn true_logit_rows<F: Real>(
+fn generic_true_logit_rows<F: Real>(
     x: &[F],
     rows: &[F],
     out: &mut [F],
     num_true: usize,
     dim: usize,
     width: usize,
+) {
+    true_logit_rows(
+        x,
+        rows,
+        out,
+        (num_true, dim, width),
+        |x, four| simd::dots_in_lanes(x, four),
+        |x, row| simd::dots_in_lanes(x, [row])[0],
+    );
+}
+
+/// `out[i, t] = x[i] · rows[i * num_true + t]`, four label rows at a time (`dots`), the rest
+/// one by one (`dot`).
+#[inline(always)]
+fn true_logit_rows<F: Real>(
+    x: &[F],
+    rows: &[F],
+    out: &mut [F],
+    (num_true, dim, width): (usize, usize, usize),
+    dots: impl Fn(&[F], [&[F]; 4]) -> [F; 4],
+    dot: impl Fn(&[F], &[F]) -> F,
 ) {
     for ((x, labels), out) in x
         .chunks_exact(dim)
@@ -462,12 +471,11 @@ fn true_logit_rows<F: Real>(
         let row = |t: usize| &labels[t * dim..(t + 1) * dim];
         let mut t = 0;
         while t + 4 <= num_true {
-            let dots = simd::dots_in_lanes(x, [row(t), row(t + 1), row(t + 2), row(t + 3)]);
-            out[t..t + 4].copy_from_slice(&dots);
+            out[t..t + 4].copy_from_slice(&dots(x, [row(t), row(t + 1), row(t + 2), row(t + 3)]));
             t += 4;
         }
         while t < num_true {
-            out[t] = simd::dots_in_lanes(x, [row(t)])[0];
+            out[t] = dot(x, row(t));
             t += 1;
         }
     }
@@ -558,7 +566,7 @@ fn check_expected_counts<'b, F: Real>(
 mod tests {
     use super::*;
 
-    /// The AVX2 build of the true logits computes the very bits of the plain build, and each
+    /// The AVX2 builds of the true logits compute the very bits of the plain build, and each
     /// logit is the dot product of its example's input and label row.
     #[test]
     fn the_true_logit_kernels_agree_bit_for_bit() {
@@ -569,7 +577,7 @@ mod tests {
             .map(|k| value(k + 99))
             .collect();
         let mut plain = vec![0.0f32; examples * width];
-        true_logit_rows(&x, &rows, &mut plain, num_true, dim, width);
+        generic_true_logit_rows(&x, &rows, &mut plain, num_true, dim, width);
         for i in 0..examples {
             for t in 0..num_true {
                 let label = &rows[(i * num_true + t) * dim..][..dim];
@@ -587,6 +595,10 @@ mod tests {
             unsafe { true_logits_avx2(&x, &rows, &mut fast, num_true, dim, width) };
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&plain), bits(&fast));
+            let mut lanes = vec![0.0f32; examples * width];
+            // SAFETY: as above.
+            unsafe { true_logits_f32_avx2(&x, &rows, &mut lanes, num_true, dim, width) };
+            assert_eq!(bits(&plain), bits(&lanes));
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! An `InstructionSet` value exists only for a set the processor has: its field is private and
 //! values are made only by `detect` and `supported`. Code that holds one may therefore run the
-//! `#[target_feature]` functions of that set; the dispatchers (`avx2_version!` here, and the
+//! `#[target_feature]` functions of that set; the dispatchers (`compiled_for!` here, and the
 //! skip-gram step's kernels) match on it and need no other check. Kernels are compiled once
 //! per set; Rust never contracts `a * b + c` into a fused multiply-add by itself, so a kernel
 //! computes the same bits whichever set runs it unless it asks for FMA explicitly.
@@ -75,31 +75,30 @@ impl InstructionSet {
     }
 }
 
-/// Defines `$avx2`, the `#[inline(always)]` function `$name` compiled for AVX2 + FMA. Call it
-/// only under an `InstructionSet` whose `has_avx2_fma()` is true.
-macro_rules! avx2_version {
-    ($avx2:ident, $name:ident, <$($generic:ident: $bound:path),*>, ($($arg:ident: $type:ty),*)) => {
+/// Defines, for each `set => name` pair, `name`: the `#[inline(always)]` function `$base`
+/// compiled for that instruction set, `avx2` (AVX2 + FMA) or `avx512` (AVX-512 F and VL, with
+/// AVX2 and FMA). Call `name` only under an `InstructionSet` that has the set (`has_avx2_fma()`,
+/// `has_avx512()`).
+macro_rules! compiled_for {
+    ($base:ident, $generics:tt, $params:tt, $($set:ident => $version:ident),+ $(,)?) => {
+        $( $crate::simd::compiled_for!(@set $set, $version, $base, $generics, $params); )+
+    };
+    (@set avx2, $($rest:tt)*) => {
+        $crate::simd::compiled_for!(@features "avx2,fma", $($rest)*);
+    };
+    (@set avx512, $($rest:tt)*) => {
+        $crate::simd::compiled_for!(@features "avx512f,avx512vl,avx2,fma", $($rest)*);
+    };
+    (@features $features:literal, $version:ident, $base:ident,
+        [$($generic:ident: $bound:path),*], ($($arg:ident: $type:ty),*)) => {
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn $avx2<$($generic: $bound),*>($($arg: $type),*) {
-            $name($($arg),*)
+        #[target_feature(enable = $features)]
+        unsafe fn $version<$($generic: $bound),*>($($arg: $type),*) {
+            $base($($arg),*)
         }
     };
 }
-pub(crate) use avx2_version;
-
-/// Defines `$avx512`, the `#[inline(always)]` function `$name` compiled for AVX-512 (with
-/// AVX2 and FMA). Call it only under an `InstructionSet` of kind `Avx512`.
-macro_rules! avx512_version {
-    ($avx512:ident, $name:ident, <$($generic:ident: $bound:path),*>, ($($arg:ident: $type:ty),*)) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-        unsafe fn $avx512<$($generic: $bound),*>($($arg: $type),*) {
-            $name($($arg),*)
-        }
-    };
-}
-pub(crate) use avx512_version;
+pub(crate) use compiled_for;
 
 /// Dot products of `x` with each of `N` rows, each summed in eight interleaved lanes in a fixed
 /// order (the bits of one product do not depend on `N`, the instruction set or the threads).

@@ -204,6 +204,19 @@ PROBLEMS = [pytest.param(i, id=f"p{i}") for i in range(NUM_PROBLEMS)]
 # ------------------------------------------------------------------- (a) vs the reference
 
 
+def assert_row_sparse_matches(got, ref, p):
+    """Loss, inputs gradient and TensorFlow's row-sparse weight and bias gradients equal the
+    reference's, in the problem's dtype."""
+    tol = tolerances(p["dtype"])
+    for value in (got.loss, got.inputs, got.weights.values, got.biases.values):
+        assert value.dtype == p["dtype"]
+    np.testing.assert_allclose(got.loss, ref["loss"], **tol)
+    np.testing.assert_allclose(got.inputs, ref["inputs_grad"], **tol)
+    np.testing.assert_array_equal(got.weights.indices, ref["weight_indices"])
+    np.testing.assert_allclose(got.weights.values, ref["weight_values"], **tol)
+    np.testing.assert_allclose(got.biases.values, ref["bias_values"], **tol)
+
+
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("i", PROBLEMS)
 def test_gradients_match_reference(i, loss):
@@ -211,15 +224,9 @@ def test_gradients_match_reference(i, loss):
     got = GRADIENTS[loss](**p["kwargs"], upstream=p["upstream"])
     ref = REFERENCE_GRADIENTS[loss](**p["kwargs"], upstream=reference_upstream(p))
     tol = tolerances(p["dtype"])
-    for value in (got.loss, got.inputs, got.weights.values, got.biases.values):
-        assert value.dtype == p["dtype"]
-    np.testing.assert_allclose(got.loss, ref["loss"], **tol)
-    np.testing.assert_allclose(got.inputs, ref["inputs_grad"], **tol)
-    np.testing.assert_array_equal(got.weights.indices, ref["weight_indices"])
+    assert_row_sparse_matches(got, ref, p)
     np.testing.assert_array_equal(got.biases.indices, ref["weight_indices"])
     np.testing.assert_array_equal(got.weights.indices, p["ids"])
-    np.testing.assert_allclose(got.weights.values, ref["weight_values"], **tol)
-    np.testing.assert_allclose(got.biases.values, ref["bias_values"], **tol)
     assert got.weights.dense_shape == (p["rows"], p["W"].shape[1])
     assert got.biases.dense_shape == (p["rows"],)
     for shards, key, param in (
@@ -247,14 +254,7 @@ def test_rescaled_equals_the_call_with_that_upstream(i, loss):
     for shard in as_list(p["kwargs"]["weights"]) + as_list(p["kwargs"]["biases"]):
         shard += 1.0
     got = kept.rescaled(p["upstream"])
-    tol = tolerances(p["dtype"])
-    for value in (got.loss, got.inputs, got.weights.values, got.biases.values):
-        assert value.dtype == p["dtype"]
-    np.testing.assert_allclose(got.loss, ref["loss"], **tol)
-    np.testing.assert_allclose(got.inputs, ref["inputs_grad"], **tol)
-    np.testing.assert_array_equal(got.weights.indices, ref["weight_indices"])
-    np.testing.assert_allclose(got.weights.values, ref["weight_values"], **tol)
-    np.testing.assert_allclose(got.biases.values, ref["bias_values"], **tol)
+    assert_row_sparse_matches(got, ref, p)
     merged_w, _ = got.merged()
     np.testing.assert_array_equal(merged_w.indices, np.unique(p["ids"]))
     # Rescaling twice starts from the kept gradients each time.

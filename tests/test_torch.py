@@ -161,6 +161,24 @@ def reduce(loss, upstream):
     return (weights * loss).sum()
 
 
+def oracle_backward(kind, oracle, num_true, hits, strategy, upstream):
+    """The oracle's loss on a copied problem, back-propagated through ``reduce(.., upstream)``
+    into the copy's leaves."""
+    expected = oracle_loss(
+        kind,
+        oracle["weights"],
+        oracle["biases"],
+        oracle["labels"],
+        oracle["inputs"],
+        oracle["sampled_values"],
+        num_true,
+        hits,
+        strategy,
+    )
+    reduce(expected, upstream).backward()
+    return expected
+
+
 def gradients(problem):
     return [t.grad for t in (problem["inputs"], *leaves(problem["weights"]))] + [
         t.grad for t in leaves(problem["biases"])
@@ -184,18 +202,7 @@ def test_loss_and_gradients_equal_pytorch_autograd_of_tf_formulas(
 
     loss = LOSSES[kind](**problem, remove_accidental_hits=hits)
     reduce(loss, upstream).backward()
-    expected = oracle_loss(
-        kind,
-        oracle["weights"],
-        oracle["biases"],
-        oracle["labels"],
-        oracle["inputs"],
-        oracle["sampled_values"],
-        num_true,
-        hits,
-        strategy,
-    )
-    reduce(expected, upstream).backward()
+    expected = oracle_backward(kind, oracle, num_true, hits, strategy, upstream)
 
     assert loss.dtype == torch.float64 and loss.shape == (5,)
     torch.testing.assert_close(loss.detach(), expected.detach(), **TOLERANCES)
@@ -429,18 +436,7 @@ def test_a_weighted_backward_runs_no_second_pass_and_reads_no_weights(kind, monk
             shard.add_(1.0)
     reduce(loss, "weighted").backward()
     assert fused_passes == [True]
-    expected = oracle_loss(
-        kind,
-        oracle["weights"],
-        oracle["biases"],
-        oracle["labels"],
-        oracle["inputs"],
-        oracle["sampled_values"],
-        2,
-        kind == "sampled_softmax",
-        "div",
-    )
-    reduce(expected, "weighted").backward()
+    oracle_backward(kind, oracle, 2, kind == "sampled_softmax", "div", "weighted")
     for mine, theirs in zip(gradients(problem), gradients(oracle)):
         torch.testing.assert_close(mine, theirs, **TOLERANCES)
 

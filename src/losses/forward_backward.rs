@@ -13,7 +13,7 @@ use crate::matrix_product::matrix_product;
 use crate::parallelism;
 use crate::phase_timers::{timed, Phase};
 use crate::sampled_logits::{SampledLossInputs, ROWS_PER_BLOCK};
-use crate::simd::{avx2_version, InstructionSet};
+use crate::simd::{compiled_for, InstructionSet};
 use crate::workspace;
 
 /// One block's rows of the outputs: its losses, true-logit gradients, inputs gradient, and
@@ -428,23 +428,19 @@ fn sampled_rows_share<F: Real>(
     let mut weights = workspace::matrix::<F>(num_sampled, dim);
     matrix_product(&sampled_gradient.t(), inputs, &mut weights.view_mut());
     let mut biases = vec![F::zero(); num_sampled];
+    let add = |(sum, &g): (&mut F, &F)| *sum = *sum + g;
     for row in sampled_gradient.rows() {
+        // Rows are contiguous here; a slice lets the compiler vectorise the sum.
         match row.as_slice() {
-            Some(row) => biases
-                .iter_mut()
-                .zip(row)
-                .for_each(|(sum, &g)| *sum = *sum + g),
-            None => biases
-                .iter_mut()
-                .zip(row)
-                .for_each(|(sum, &g)| *sum = *sum + g),
+            Some(row) => biases.iter_mut().zip(row).for_each(add),
+            None => biases.iter_mut().zip(row.iter()).for_each(add),
         }
     }
     (weights, biases)
 }
 
-/// The blocks' shares of the sampled rows' gradients, added in block order (from the first
-/// share, not from zeros); their buffers go back to the workspace.
+/// The blocks' shares of the sampled rows' gradients, added in block order; their buffers go
+/// back to the workspace.
 fn added_shares<F: Real>(
     partials: Vec<(Array2<F>, Vec<F>)>,
     num_sampled: usize,
@@ -452,16 +448,13 @@ fn added_shares<F: Real>(
 ) -> (Array2<F>, Array1<F>) {
     let mut weight_sum = Array2::<F>::zeros((num_sampled, dim));
     let mut bias_sum = Array1::<F>::zeros(num_sampled);
-    for (block, (weights, biases)) in partials.into_iter().enumerate() {
-        let add = |sum: &mut F, &part: &F| *sum = if block == 0 { part } else { *sum + part };
+    let add = |(sum, &part): (&mut F, &F)| *sum = *sum + part;
+    for (weights, biases) in partials {
         match (weight_sum.as_slice_mut(), weights.as_slice()) {
-            (Some(sum), Some(part)) => sum.iter_mut().zip(part).for_each(|(s, p)| add(s, p)),
-            _ => weight_sum.zip_mut_with(&weights, add),
+            (Some(sum), Some(part)) => sum.iter_mut().zip(part).for_each(add),
+            _ => weight_sum.zip_mut_with(&weights, |sum, part| add((sum, part))),
         }
-        bias_sum
-            .iter_mut()
-            .zip(&biases)
-            .for_each(|(s, p)| add(s, p));
+        bias_sum.iter_mut().zip(&biases).for_each(add);
         workspace::recycle(weights);
     }
     (weight_sum, bias_sum)
@@ -495,10 +488,9 @@ fn add_label_rows<F: Real>(
     add_label_row_slices(gradient, rows, num_true, width, dim, out);
 }
 
-avx2_version!(
-    add_label_rows_avx2,
+compiled_for!(
     add_label_row_slices,
-    <F: Real>,
+    [F: Real],
     (
         gradient: &[F],
         rows: &[F],
@@ -506,7 +498,8 @@ avx2_version!(
         width: usize,
         dim: usize,
         out: &mut [F]
-    )
+    ),
+    avx2 => add_label_rows_avx2,
 );
 
 #[inline(always)]

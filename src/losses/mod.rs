@@ -11,7 +11,7 @@ use crate::element_types::{ClassId, Real};
 use crate::error::Result;
 use crate::parallelism;
 use crate::sampled_logits::{SampledLossInputs, ROWS_PER_BLOCK};
-use crate::simd::{avx2_version, avx512_version, InstructionSet};
+use crate::simd::{compiled_for, InstructionSet};
 use crate::workspace;
 
 /// Which loss to put on the logits.
@@ -111,10 +111,9 @@ pub fn block_row_losses<F: Real>(
     row_block(rows, width, losses, first, num_true, loss, upstream);
 }
 
-avx2_version!(
-    row_block_avx2,
+compiled_for!(
     row_block,
-    <F: Real>,
+    [F: Real],
     (
         rows: &mut [F],
         width: usize,
@@ -123,22 +122,9 @@ avx2_version!(
         num_true: usize,
         loss: SampledLoss,
         upstream: Option<&(dyn Fn(usize) -> F + Sync)>
-    )
-);
-
-avx512_version!(
-    row_block_avx512,
-    row_block,
-    <F: Real>,
-    (
-        rows: &mut [F],
-        width: usize,
-        losses: &mut [F],
-        first: usize,
-        num_true: usize,
-        loss: SampledLoss,
-        upstream: Option<&(dyn Fn(usize) -> F + Sync)>
-    )
+    ),
+    avx2 => row_block_avx2,
+    avx512 => row_block_avx512,
 );
 
 /// The rows of one task: `rows` holds `losses.len()` rows of `width` logits.
