@@ -15,7 +15,7 @@ use rustnce::sampled_logits::{SampledLossInputs, SampledValues};
 use rustnce::samplers::{CandidateSampler, FixedUnigramConfig};
 use rustnce::sharding::ShardedMatrix;
 use rustnce::sharding::{PartitionStrategy, ShardedRowsMut};
-use rustnce::skipgram::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep};
+use rustnce::skipgram::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep, UpdateRule};
 use rustnce::workspace;
 use rustnce::Seed;
 
@@ -252,6 +252,11 @@ struct SkipGramData {
     context_log_q: Vec<f32>,
     negatives: Vec<u32>,
     negative_log_q: Vec<f32>,
+    /// word2vec's orientation, negatives per window of 6 pairs (the trainer's default):
+    /// contexts as inputs, each window's center as the positive output, 5 negatives a window.
+    window_ends: Vec<u32>,
+    window_negatives: Vec<u32>,
+    window_negative_log_q: Vec<f32>,
     dim: usize,
     pairs: usize,
 }
@@ -274,8 +279,38 @@ impl SkipGramData {
             context_log_q: vec![-3.0f32; pairs],
             negative_log_q: vec![-2.0f32; negatives.len()],
             negatives,
+            window_ends: (1..=pairs.div_ceil(6))
+                .map(|w| (w * 6).min(pairs) as u32)
+                .collect(),
+            window_negatives: (0..pairs.div_ceil(6) * 5)
+                .map(|k| (k * 4_099 % vocabulary) as u32)
+                .collect(),
+            window_negative_log_q: vec![-2.0f32; pairs.div_ceil(6) * 5],
             dim,
             pairs,
+        }
+    }
+
+    /// The batch with shared negatives (`window = false`) or negatives per window.
+    fn batch(&self, window: bool) -> PairBatch<'_> {
+        if window {
+            PairBatch {
+                centers: &self.contexts,
+                contexts: &self.centers,
+                context_log_q: &self.context_log_q,
+                negatives: &self.window_negatives,
+                negative_log_q: &self.window_negative_log_q,
+                group_ends: &self.window_ends,
+            }
+        } else {
+            PairBatch {
+                centers: &self.centers,
+                contexts: &self.contexts,
+                context_log_q: &self.context_log_q,
+                negatives: &self.negatives,
+                negative_log_q: &self.negative_log_q,
+                group_ends: &[],
+            }
         }
     }
 }
@@ -283,70 +318,62 @@ impl SkipGramData {
 /// `cargo bench -- phases` also: the skip-gram step (as in `skipgram_step`) on 1 and 2 threads,
 /// interleaved in rounds, wall µs per step (medians).
 fn skipgram_threads() {
-    let mut data = SkipGramData::new();
-    let batch = PairBatch {
-        centers: &data.centers,
-        contexts: &data.contexts,
-        context_log_q: &data.context_log_q,
-        negatives: &data.negatives,
-        negative_log_q: &data.negative_log_q,
-    };
+    let data = SkipGramData::new();
+    let (mut input, mut output, mut biases) =
+        (data.input.clone(), data.output.clone(), data.biases.clone());
     let mut step = SkipGramStep::default();
     let (rounds, steps) = (9, 400);
-    println!("\n== skip-gram step (512 pairs, dim 100, 10 negatives): wall µs per step, medians of {rounds} interleaved rounds of {steps} steps");
-    for loss in [SkipGramLoss::Nce, SkipGramLoss::Neg] {
-        let mut times = [Vec::new(), Vec::new()];
-        for round in 0..=rounds {
-            for (slot, threads) in [1usize, 2].into_iter().enumerate() {
-                parallelism::set_num_threads(threads);
-                let start = Instant::now();
-                parallelism::install(|| {
-                    for _ in 0..steps {
-                        let mut embeddings = Embeddings {
-                            input: &mut data.input,
-                            output: &mut data.output,
-                            biases: &mut data.biases,
-                            dim: data.dim,
-                        };
-                        black_box(step.run(&mut embeddings, &batch, loss, 1e-6, true));
+    println!("\n== skip-gram step (512 pairs, dim 100; 10 negatives shared by the batch, or 5 per window of 6 pairs), bounded update: wall µs per step, medians of {rounds} interleaved rounds of {steps} steps");
+    for (name, window) in [("batch-shared 10", false), ("per-window 5", true)] {
+        let batch = data.batch(window);
+        for loss in [SkipGramLoss::Nce, SkipGramLoss::Neg] {
+            let mut times = [Vec::new(), Vec::new()];
+            for round in 0..=rounds {
+                for (slot, threads) in [1usize, 2].into_iter().enumerate() {
+                    parallelism::set_num_threads(threads);
+                    let start = Instant::now();
+                    parallelism::install(|| {
+                        for _ in 0..steps {
+                            let mut embeddings = Embeddings {
+                                input: &mut input,
+                                output: &mut output,
+                                biases: &mut biases,
+                                dim: data.dim,
+                            };
+                            black_box(step.run_with(
+                                &mut embeddings,
+                                &batch,
+                                loss,
+                                1e-6,
+                                UpdateRule::Bounded,
+                                threads > 1,
+                            ));
+                        }
+                    });
+                    if round > 0 {
+                        times[slot].push(start.elapsed().as_secs_f64() * 1e6 / steps as f64);
                     }
-                });
-                if round > 0 {
-                    times[slot].push(start.elapsed().as_secs_f64() * 1e6 / steps as f64);
                 }
             }
+            parallelism::set_num_threads(0);
+            let (one, two) = (median(&mut times[0]), median(&mut times[1]));
+            println!(
+                "  {name} {loss:?}: 1 thread {one:.1}, 2 threads {two:.1} ({:.2}x); {:.0} ns per pair on 1 thread",
+                one / two,
+                one * 1e3 / data.pairs as f64
+            );
         }
-        parallelism::set_num_threads(0);
-        let (one, two) = (median(&mut times[0]), median(&mut times[1]));
-        println!(
-            "  {loss:?}: 1 thread {one:.1}, 2 threads {two:.1}: {:.2}x",
-            one / two
-        );
     }
 }
 
 /// One skip-gram SGD step on a word2vec-sized batch: 512 pairs, dim 100, 10 shared negatives,
 /// a 10,000-word vocabulary (pairs per second is the throughput).
 fn skipgram_step(c: &mut Criterion) {
-    let SkipGramData {
-        mut input,
-        mut output,
-        mut biases,
-        centers,
-        contexts,
-        context_log_q,
-        negatives,
-        negative_log_q,
-        dim,
-        pairs,
-    } = SkipGramData::new();
-    let batch = PairBatch {
-        centers: &centers,
-        contexts: &contexts,
-        context_log_q: &context_log_q,
-        negatives: &negatives,
-        negative_log_q: &negative_log_q,
-    };
+    let data = SkipGramData::new();
+    let (mut input, mut output, mut biases) =
+        (data.input.clone(), data.output.clone(), data.biases.clone());
+    let (dim, pairs) = (data.dim, data.pairs);
+    let batch = data.batch(false);
     let mut step = SkipGramStep::default();
     let mut group = c.benchmark_group("skipgram step");
     group

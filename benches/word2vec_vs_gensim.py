@@ -299,7 +299,7 @@ def run_fasttext(corpus: Corpus, args: argparse.Namespace, seed: int, binary: st
 
 
 def run_rustnce(
-    corpus: Corpus, args: argparse.Namespace, seed: int, loss: str, negatives: int
+    corpus: Corpus, args: argparse.Namespace, seed: int, loss: str, sharing: str, negatives: int
 ) -> tuple[float, np.ndarray, Vocabulary]:
     vocabulary, encoded = open_corpus(corpus.path, args.min_count)
     config = TrainingConfig(
@@ -310,11 +310,23 @@ def run_rustnce(
         loss=loss,
         sampler=args.sampler,
         negatives=negatives,
+        sharing=sharing,
         seed=seed,
         threads=args.threads,
     )
     result = train(encoded, vocabulary, config)
     return result.seconds, result.input_vectors, vocabulary
+
+
+def rustnce_runs(text: str) -> list[tuple[str, int]]:
+    """``window:5,batch:10`` as ``[("window", 5), ("batch", 10)]``."""
+    runs = []
+    for spec in text.split(","):
+        sharing, _, negatives = spec.partition(":")
+        if sharing not in ("window", "batch") or not negatives.isdigit() or int(negatives) < 1:
+            raise argparse.ArgumentTypeError(f"expected SHARING:NEGATIVES, got {spec!r}")
+        runs.append((sharing, int(negatives)))
+    return runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -328,10 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--losses", default="nce,sampled_softmax,neg")
     parser.add_argument(
-        "--negatives",
-        type=lambda text: [int(n) for n in text.split(",")],
-        default=[TrainingConfig().negatives],
-        help="rustnce's negatives per batch, comma-separated (default: its default)",
+        "--rustnce",
+        type=rustnce_runs,
+        default=[(TrainingConfig().sharing, TrainingConfig().negatives)],
+        help="rustnce's runs as SHARING:NEGATIVES, comma-separated, e.g. window:5,batch:10 "
+        "(default: its defaults)",
     )
     parser.add_argument("--sampler", default="unigram", choices=["unigram", "log_uniform"])
     parser.add_argument("--corpora", default="enwiki,planted,lee")
@@ -398,8 +411,10 @@ def main(argv: list[str] | None = None) -> int:
         ("fastText sg neg=5/pair", "fasttext", 0),
     ]
     for loss in args.losses.split(","):
-        for negatives in args.negatives:
-            contenders.append((f"rustnce {loss} S={negatives}/batch", loss, negatives))
+        for sharing, negatives in args.rustnce:
+            contenders.append(
+                (f"rustnce {loss} {negatives}/{sharing}", f"{loss}:{sharing}", negatives)
+            )
     for corpus in corpora:
         words = sum(len(s) for s in corpus.sentences)
         outcomes = {name: Outcome() for name, _, _ in contenders}
@@ -420,7 +435,10 @@ def main(argv: list[str] | None = None) -> int:
                     seconds, vectors, vocabulary = run.seconds, run.vectors, run.vocabulary
                     fasttext_own.append(run.words_per_second_per_thread)
                 else:
-                    seconds, vectors, vocabulary = run_rustnce(corpus, args, seed, loss, negatives)
+                    loss_name, sharing = loss.split(":")
+                    seconds, vectors, vocabulary = run_rustnce(
+                        corpus, args, seed, loss_name, sharing, negatives
+                    )
                 foreign = load.cores()
                 scores = evaluate(vectors, vocabulary, corpus, pair_sets)
                 outcomes[name].add(seconds, foreign, scores)

@@ -332,9 +332,14 @@ def _tiny_planted(tokens=30_000, seed=0):
 
 @pytest.mark.parametrize("loss", ["nce", "sampled_softmax", "neg"])
 @pytest.mark.parametrize("sampler", ["log_uniform", "unigram"])
-def test_every_loss_and_sampler_trains_loss_falls_and_groups_emerge(loss, sampler):
+@pytest.mark.parametrize("sharing, negatives", [("window", 5), ("batch", 10)])
+def test_every_loss_and_sampler_trains_loss_falls_and_groups_emerge(
+    loss, sampler, sharing, negatives
+):
     vocabulary, corpus, groups = _tiny_planted()
-    config = TrainingConfig(dim=16, epochs=3, loss=loss, sampler=sampler, seed=3)
+    config = TrainingConfig(
+        dim=16, epochs=3, loss=loss, sampler=sampler, sharing=sharing, negatives=negatives, seed=3
+    )
     result = train(corpus, vocabulary, config)
     assert len(result.epoch_losses) == 3
     assert result.epoch_losses[-1] < result.epoch_losses[0]
@@ -387,6 +392,7 @@ def test_progress_reports_every_epoch_end():
         ("negatives", 0, "negatives"),
         ("loss", "hinge", "loss"),
         ("sampler", "uniform", "sampler"),
+        ("sharing", "pair", "sharing"),
         ("learning_rate", -1.0, "learning rate"),
         ("subsample", -0.1, "subsample"),
     ],
@@ -395,6 +401,19 @@ def test_impossible_settings_are_refused_by_name(field, value, message):
     config = TrainingConfig(**{field: value})
     with pytest.raises(ValueError, match=message):
         config.check()
+
+
+def test_negatives_drawn_per_window_learn_the_groups_better_than_negatives_per_batch():
+    # 60 groups of 8 words: per-window draws (5 negatives each) gave purity 0.92 against 0.87-0.88
+    # for 10 negatives shared by each batch (seeds 4 and 5).
+    corpus = planted_corpus(tokens=200_000, groups=60, group_size=8, function_words=20, seed=4)
+    vocabulary, encoded, groups = corpus.training_data(min_count=1)
+    purity = {}
+    for sharing, negatives in [("window", 5), ("batch", 10)]:
+        config = TrainingConfig(dim=24, epochs=3, seed=2, sharing=sharing, negatives=negatives)
+        purity[sharing] = group_purity(train(encoded, vocabulary, config).input_vectors, groups)
+    assert purity["batch"].at_1 > 20 * purity["batch"].chance, purity
+    assert purity["window"].at_1 > purity["batch"].at_1 + 0.02, purity
 
 
 def test_more_negatives_than_words_is_refused():
@@ -548,10 +567,15 @@ def test_a_diverging_run_stops_with_training_diverged():
         )
 
 
-def test_training_is_bit_identical_for_one_and_two_threads():
+@pytest.mark.parametrize("sharing", ["window", "batch"])
+def test_training_is_bit_identical_for_one_and_two_threads(sharing):
     vocabulary, corpus, _ = _tiny_planted(tokens=20_000)
     results = [
-        train(corpus, vocabulary, TrainingConfig(dim=24, epochs=2, seed=5, threads=threads))
+        train(
+            corpus,
+            vocabulary,
+            TrainingConfig(dim=24, epochs=2, seed=5, threads=threads, sharing=sharing),
+        )
         for threads in (1, 2, 1)
     ]
     for result in results[1:]:

@@ -347,6 +347,7 @@ class SkipGramTrainer:
         subsample: float,
         seed: int,
         update: Literal["bounded", "sum"] = "bounded",
+        sharing: Literal["window", "batch"] = "window",
         start_epoch: int = 0,
     ) -> SkipGramTrainer: ...
     def run(

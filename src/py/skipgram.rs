@@ -21,8 +21,8 @@ use super::errors;
 use super::fork_gate::install_locked;
 use super::memory_locks::Access;
 use crate::skipgram::{
-    self, Embeddings, NegativeSampler, PairBatch, SkipGramConfig, SkipGramLoss, SkipGramStep,
-    UpdateRule,
+    self, Embeddings, NegativeSampler, NegativeSharing, PairBatch, SkipGramConfig, SkipGramLoss,
+    SkipGramStep, UpdateRule,
 };
 
 fn loss_kind(name: &str) -> PyResult<SkipGramLoss> {
@@ -295,6 +295,7 @@ pub fn skipgram_sgd_step(
         context_log_q: &context_log_q,
         negatives: &negatives,
         negative_log_q: &negative_log_q,
+        group_ends: &[],
     };
     Ok(tables.update(py, |embeddings| {
         SkipGramStep::default().run(embeddings, &batch, loss, rate, true)
@@ -320,13 +321,14 @@ pub fn skipgram_pairs<'py>(
     let mut generator =
         skipgram::PairGenerator::new(window, skipgram::keep_probabilities(&counts, subsample));
     let mut stream = skipgram::pair_stream(seed);
-    let (mut centers, mut contexts) = (Vec::new(), Vec::new());
+    let (mut centers, mut contexts, mut window_ends) = (Vec::new(), Vec::new(), Vec::new());
     while !generator.fill(
         &mut corpus,
         &mut stream,
         usize::MAX,
         &mut centers,
         &mut contexts,
+        &mut window_ends,
     )? {}
     Ok((centers.into_pyarray(py), contexts.into_pyarray(py)))
 }
@@ -372,7 +374,7 @@ pub struct SkipGramTrainer {
 impl SkipGramTrainer {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (ids, sentences = None, counts = None, *, dim, window, negatives, epochs, batch_pairs, loss, sampler, distortion, learning_rate, subsample, seed, update = "bounded", start_epoch = 0))]
+    #[pyo3(signature = (ids, sentences = None, counts = None, *, dim, window, negatives, epochs, batch_pairs, loss, sampler, distortion, learning_rate, subsample, seed, update = "bounded", sharing = "window", start_epoch = 0))]
     fn new(
         ids: &Bound<'_, PyAny>,
         sentences: Option<PyReadonlyArray1<'_, i32>>,
@@ -389,8 +391,14 @@ impl SkipGramTrainer {
         subsample: f64,
         seed: i64,
         update: &str,
+        sharing: &str,
         start_epoch: usize,
     ) -> PyResult<Self> {
+        let sharing = NegativeSharing::parse(sharing).ok_or_else(|| {
+            errors::wrong_value(format!(
+                "sharing must be 'window' or 'batch', got {sharing:?}"
+            ))
+        })?;
         let update = match update {
             "bounded" => UpdateRule::Bounded,
             "sum" => UpdateRule::Sum,
@@ -428,6 +436,7 @@ impl SkipGramTrainer {
             subsample,
             seed,
             update,
+            sharing,
         };
         // `ids` is a `TextCorpus` (read as training goes, with its own counts) or token ids.
         let mut trainer = match (ids.cast::<TextCorpus>(), sentences, counts) {

@@ -13,8 +13,10 @@ mod trainer;
 
 pub use corpus::{Corpus, Sentences};
 pub use pairs::{keep_probabilities, PairGenerator};
-pub use step::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep, UpdateRule};
+pub use step::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep, UpdateRule, Workers};
 pub use text_corpus::{
     has_pairs, list_files, Compression, CorpusFile, TextCorpus, TextStream, Vocabulary,
 };
-pub use trainer::{pair_stream, NegativeSampler, RunReport, SkipGramConfig, SkipGramTrainer};
+pub use trainer::{
+    pair_stream, NegativeSampler, NegativeSharing, RunReport, SkipGramConfig, SkipGramTrainer,
+};

@@ -69,7 +69,9 @@ impl PairGenerator {
     }
 
     /// Appends the pairs of whole centers until at least `target` pairs were added or the
-    /// epoch ends. Returns whether the epoch ended; fails only when reading the corpus does.
+    /// epoch ends, and to `window_ends` the length of `centers` after each center's window
+    /// (a center without contexts adds nothing). Returns whether the epoch ended; fails only
+    /// when reading the corpus does.
     pub fn fill(
         &mut self,
         corpus: &mut dyn Sentences,
@@ -77,6 +79,7 @@ impl PairGenerator {
         target: usize,
         centers: &mut Vec<u32>,
         contexts: &mut Vec<u32>,
+        window_ends: &mut Vec<u32>,
     ) -> Result<bool> {
         let added_from = centers.len();
         loop {
@@ -104,11 +107,14 @@ impl PairGenerator {
             let (id, at) = self.kept[self.center];
             let first = self.center.saturating_sub(reach as usize);
             let last = (self.center + reach as usize).min(self.kept.len() - 1);
-            for k in first..=last {
-                if k != self.center {
-                    centers.push(id);
-                    contexts.push(self.kept[k].0);
+            if last > first {
+                for k in first..=last {
+                    if k != self.center {
+                        centers.push(id);
+                        contexts.push(self.kept[k].0);
+                    }
                 }
+                window_ends.push(centers.len() as u32);
             }
             self.center += 1;
             self.position = self.sentence_start + at as u64 + 1;
@@ -133,12 +139,27 @@ mod tests {
     ) -> Vec<(u32, u32)> {
         let mut generator = PairGenerator::new(window, keep);
         let mut stream = RandomStream::new(Philox4x32::new(1, 2));
-        let (mut centers, mut contexts) = (Vec::new(), Vec::new());
+        let (mut centers, mut contexts, mut ends) = (Vec::new(), Vec::new(), Vec::new());
         while !generator
-            .fill(corpus, &mut stream, target, &mut centers, &mut contexts)
+            .fill(
+                corpus,
+                &mut stream,
+                target,
+                &mut centers,
+                &mut contexts,
+                &mut ends,
+            )
             .unwrap()
         {}
         assert_eq!(generator.position(), corpus.len() as u64);
+        // Each window is one center's run of pairs.
+        let mut start = 0;
+        for &end in &ends {
+            let window = &centers[start..end as usize];
+            assert!(!window.is_empty() && window.iter().all(|&c| c == window[0]));
+            start = end as usize;
+        }
+        assert_eq!(start, centers.len());
         centers.into_iter().zip(contexts).collect()
     }
 
@@ -184,9 +205,16 @@ mod tests {
         let mut corpus = Corpus::new(&ids, &vec![0; 20000], 2).unwrap();
         let mut generator = PairGenerator::new(1, vec![0.25, 1.0]);
         let mut stream = RandomStream::new(Philox4x32::new(3, 4));
-        let (mut centers, mut contexts) = (Vec::new(), Vec::new());
+        let (mut centers, mut contexts, mut ends) = (Vec::new(), Vec::new(), Vec::new());
         while !generator
-            .fill(&mut corpus, &mut stream, 1000, &mut centers, &mut contexts)
+            .fill(
+                &mut corpus,
+                &mut stream,
+                1000,
+                &mut centers,
+                &mut contexts,
+                &mut ends,
+            )
             .unwrap()
         {}
         let zeros = centers.iter().filter(|&&id| id == 0).count() as f64;

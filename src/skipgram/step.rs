@@ -74,12 +74,32 @@ impl Embeddings<'_> {
 
 /// One batch: pairs and the negatives they share, with `ln` of the expected counts (ignored
 /// by `Neg`). Every id must be below the vocabulary size (checked by `SkipGramStep::run`).
+///
+/// `centers[i]` is pair `i`'s input row and `contexts[i]` its positive output row (the trainer
+/// puts a window's center on either side, see `trainer.rs`).
 pub struct PairBatch<'a> {
     pub centers: &'a [u32],
     pub contexts: &'a [u32],
     pub context_log_q: &'a [f32],
     pub negatives: &'a [u32],
     pub negative_log_q: &'a [f32],
+    /// Empty: every pair shares all of `negatives`. Otherwise the pairs form groups, group `g`
+    /// the pairs before `group_ends[g]` and from `group_ends[g - 1]` on (increasing, the last
+    /// equal to the number of pairs), and group `g` shares its own `k` negatives,
+    /// `negatives[g k .. (g + 1) k]`, with `k = negatives.len() / group_ends.len()`.
+    pub group_ends: &'a [u32],
+}
+
+impl PairBatch<'_> {
+    /// Negatives per group (all of them when one group shares them).
+    fn negatives_per_group(&self) -> usize {
+        self.negatives.len() / self.group_ends.len().max(1)
+    }
+
+    /// Whether every pair shares all the negatives.
+    fn shared(&self) -> bool {
+        self.group_ends.is_empty()
+    }
 }
 
 /// How a batch's gradients become parameter updates.
@@ -107,13 +127,18 @@ const PAIRS_PER_CHUNK: usize = 64;
 /// Reusable buffers of the step.
 #[derive(Default)]
 pub struct SkipGramStep {
-    /// `∂loss/∂logit`, `[pairs, 1 + negatives]`.
+    /// `∂loss/∂logit`, `[pairs, 1 + negatives per group]`.
     dlogits: Vec<f32>,
+    /// Per pair, its group of negatives (all 0 when they are shared).
+    pair_group: Vec<u32>,
+    /// The chunks of pairs of the current batch.
+    chunks: Vec<Chunk>,
     /// `∂loss/∂x_i`, `[pairs, dim]`.
     input_gradient: Vec<f32>,
-    /// Per chunk of pairs, its part of `∂loss/∂w_{n_j}`, `[chunks, negatives, dim]`.
+    /// Shared negatives: per chunk of pairs, its part of `∂loss/∂w_{n_j}`,
+    /// `[chunks, negatives, dim]`; a group's: each negative's whole gradient, `[negatives, dim]`.
     negative_partials: Vec<f32>,
-    /// Per chunk of pairs, its part of `∂loss/∂b_{n_j}`, `[chunks, negatives]`.
+    /// As `negative_partials`, for `∂loss/∂b_{n_j}`.
     negative_bias_partials: Vec<f32>,
     chunk_losses: Vec<f64>,
     /// Per pair, `|x_i|²` and `|w_{ctx_i}|²` (for `UpdateRule::Bounded`).
@@ -164,6 +189,24 @@ macro_rules! dispatched {
     };
 }
 
+/// Where a step's parallel loops run (the results are the same bits on both).
+#[derive(Clone, Copy)]
+pub enum Workers {
+    /// One piece after another on the calling thread.
+    Serial,
+    /// On rustnce's thread pool.
+    Pool,
+}
+
+impl Workers {
+    fn for_each<T: Send>(self, items: Vec<T>, run: impl Fn(T) + Sync + Send) {
+        match self {
+            Workers::Serial => items.into_iter().for_each(run),
+            Workers::Pool => items.into_par_iter().for_each(run),
+        }
+    }
+}
+
 impl SkipGramStep {
     /// Applies one SGD step with learning rate `rate`; returns the summed loss of the batch.
     /// Panics if an id is out of range or the lengths disagree (callers check).
@@ -188,6 +231,24 @@ impl SkipGramStep {
         rule: UpdateRule,
         parallel: bool,
     ) -> f64 {
+        let workers = if parallel {
+            Workers::Pool
+        } else {
+            Workers::Serial
+        };
+        self.run_on_workers(embeddings, batch, loss, rate, rule, workers)
+    }
+
+    /// As [`SkipGramStep::run_with`], on `workers`.
+    pub fn run_on_workers(
+        &mut self,
+        embeddings: &mut Embeddings<'_>,
+        batch: &PairBatch<'_>,
+        loss: SkipGramLoss,
+        rate: f32,
+        rule: UpdateRule,
+        workers: Workers,
+    ) -> f64 {
         self.run_on(
             InstructionSet::detect(),
             embeddings,
@@ -195,7 +256,7 @@ impl SkipGramStep {
             loss,
             rate,
             rule,
-            parallel,
+            workers,
         )
     }
 
@@ -208,7 +269,7 @@ impl SkipGramStep {
         loss: SkipGramLoss,
         rate: f32,
         rule: UpdateRule,
-        parallel: bool,
+        workers: Workers,
     ) -> f64 {
         let pairs = batch.centers.len();
         let negatives = batch.negatives.len();
@@ -223,17 +284,52 @@ impl SkipGramStep {
         assert!(batch.centers.iter().all(in_range));
         assert!(batch.contexts.iter().all(in_range));
         assert!(batch.negatives.iter().all(in_range));
+        let groups = batch.group_ends.len().max(1);
+        assert_eq!(negatives % groups, 0);
+        self.pair_group.clear();
+        for (group, &end) in batch.group_ends.iter().enumerate() {
+            assert!(end as usize > self.pair_group.len() && end as usize <= pairs);
+            self.pair_group.resize(end as usize, group as u32);
+        }
+        self.pair_group.resize(pairs, 0);
+        assert!(batch.shared() || batch.group_ends[groups - 1] as usize == pairs);
         if pairs == 0 {
             return 0.0;
         }
-        let width = negatives + 1;
-        let chunks = pairs.div_ceil(PAIRS_PER_CHUNK);
+        let width = batch.negatives_per_group() + 1;
+        // The chunks of pairs: fixed runs of `PAIRS_PER_CHUNK` when the negatives are shared
+        // (each chunk then adds its share of their gradients), whole groups of about that many
+        // pairs otherwise (each chunk then sums its groups' negatives' gradients whole).
+        self.chunks.clear();
+        if batch.shared() {
+            for start in (0..pairs).step_by(PAIRS_PER_CHUNK) {
+                let chunk = self.chunks.len();
+                self.chunks.push(Chunk {
+                    pairs: start..(start + PAIRS_PER_CHUNK).min(pairs),
+                    slots: chunk * negatives..(chunk + 1) * negatives,
+                });
+            }
+        } else {
+            let per_group = batch.negatives_per_group();
+            let (mut first_pair, mut first_group) = (0, 0);
+            for (group, &end) in batch.group_ends.iter().enumerate() {
+                let end = end as usize;
+                if end - first_pair >= PAIRS_PER_CHUNK || end == pairs {
+                    self.chunks.push(Chunk {
+                        pairs: first_pair..end,
+                        slots: first_group * per_group..(group + 1) * per_group,
+                    });
+                    (first_pair, first_group) = (end, group + 1);
+                }
+            }
+        }
+        let slots = self.chunks.last().map_or(0, |chunk| chunk.slots.end);
         resize(&mut self.dlogits, pairs * width);
         resize(&mut self.input_gradient, pairs * dim);
-        resize(&mut self.negative_partials, chunks * negatives * dim);
-        resize(&mut self.negative_bias_partials, chunks * negatives);
+        resize(&mut self.negative_partials, slots * dim);
+        resize(&mut self.negative_bias_partials, slots);
         self.chunk_losses.clear();
-        self.chunk_losses.resize(chunks, 0.0);
+        self.chunk_losses.resize(self.chunks.len(), 0.0);
         let norms = rule == UpdateRule::Bounded;
         resize(&mut self.center_norms, pairs);
         resize(&mut self.output_norms, pairs);
@@ -246,45 +342,40 @@ impl SkipGramStep {
             biases: embeddings.biases,
             dim,
         };
-        let work = |(
-            chunk,
-            ((((dlogits, gradient), (partials, bias_partials)), loss_out), norms_out),
-        ): ChunkItem<'_>| {
-            let start = chunk * PAIRS_PER_CHUNK;
-            let end = (start + PAIRS_PER_CHUNK).min(pairs);
-            let outputs = ChunkOutputs {
-                dlogits,
-                gradient,
-                partials,
-                bias_partials,
-                norms: if norms { Some(norms_out) } else { None },
-            };
-            *loss_out = chunk_dispatch(isa, &tables, batch, loss, start..end, outputs);
-        };
-        let negative_rows = (negatives * dim).max(1);
-        let negative_biases = negatives.max(1);
-        // Serially, one piece of work takes every chunk (same results either way).
-        let chunks_per_task = if parallel { 1 } else { chunks };
-        self.dlogits
-            .par_chunks_mut(PAIRS_PER_CHUNK * width)
-            .zip(self.input_gradient.par_chunks_mut(PAIRS_PER_CHUNK * dim))
-            .zip(
-                self.negative_partials
-                    .par_chunks_mut(negative_rows)
-                    .zip(self.negative_bias_partials.par_chunks_mut(negative_biases)),
-            )
-            .zip(self.chunk_losses.par_iter_mut())
-            .zip(
-                self.center_norms
-                    .par_chunks_mut(PAIRS_PER_CHUNK)
-                    .zip(self.output_norms.par_chunks_mut(PAIRS_PER_CHUNK)),
-            )
-            .enumerate()
-            .with_min_len(chunks_per_task)
-            .for_each(work);
+        let mut work = Vec::with_capacity(self.chunks.len());
+        {
+            let (mut dlogits, mut gradient) = (&mut self.dlogits[..], &mut self.input_gradient[..]);
+            let (mut partials, mut bias_partials) = (
+                &mut self.negative_partials[..],
+                &mut self.negative_bias_partials[..],
+            );
+            let (mut center_norms, mut output_norms) =
+                (&mut self.center_norms[..], &mut self.output_norms[..]);
+            for (chunk, loss_out) in self.chunks.iter().zip(self.chunk_losses.iter_mut()) {
+                let (count, slot_count) = (chunk.pairs.len(), chunk.slots.len());
+                let outputs = ChunkOutputs {
+                    dlogits: take(&mut dlogits, count * width),
+                    gradient: take(&mut gradient, count * dim),
+                    partials: take(&mut partials, slot_count * dim),
+                    bias_partials: take(&mut bias_partials, slot_count),
+                    norms: (
+                        take(&mut center_norms, count),
+                        take(&mut output_norms, count),
+                    ),
+                };
+                work.push((chunk, outputs, loss_out));
+            }
+        }
+        let pair_group = &self.pair_group[..];
+        workers.for_each(work, |(chunk, mut outputs, loss_out)| {
+            if !norms {
+                outputs.norms = (&mut [], &mut []);
+            }
+            *loss_out = chunk_dispatch(isa, &tables, batch, pair_group, loss, chunk, outputs);
+        });
 
         // 2. Each update's factor (serially: a few operations per pair).
-        self.scales(&tables_of(embeddings), batch, loss, rate, rule);
+        self.scales(isa, &tables_of(embeddings), batch, loss, rate, rule);
 
         // 3. The updates. Piece `p` moves only the rows whose id is `p` modulo `UPDATE_PIECES`,
         //    each row's contributions in the serial order, so pieces never touch the same row
@@ -292,34 +383,28 @@ impl SkipGramStep {
         //    pair from the input rows before the step, then the negatives' rows), then the
         //    input rows.
         let shared = SharedTables::new(embeddings);
-        let pieces_per_task = if parallel { 1 } else { UPDATE_PIECES };
         let step = &*self;
         for side in [Side::Output, Side::Input] {
-            (0..UPDATE_PIECES)
-                .into_par_iter()
-                .with_min_len(pieces_per_task)
-                .for_each(|piece| {
-                    update_dispatch(isa, &shared, batch, step, width, rate, side, piece)
-                });
+            workers.for_each((0..UPDATE_PIECES).collect(), |piece| {
+                update_dispatch(isa, &shared, batch, step, width, rate, side, piece)
+            });
         }
         self.chunk_losses.iter().sum()
     }
 }
 
-/// One chunk's output slices as the parallel iterator hands them out.
-type ChunkItem<'a> = (
-    usize,
-    (
-        (
-            (
-                (&'a mut [f32], &'a mut [f32]),
-                (&'a mut [f32], &'a mut [f32]),
-            ),
-            &'a mut f64,
-        ),
-        (&'a mut [f32], &'a mut [f32]),
-    ),
-);
+/// A chunk of pairs and the slots of `negative_partials` it writes.
+struct Chunk {
+    pairs: std::ops::Range<usize>,
+    slots: std::ops::Range<usize>,
+}
+
+/// The first `len` elements of `*rest`, leaving the others in it.
+fn take<'a>(rest: &mut &'a mut [f32], len: usize) -> &'a mut [f32] {
+    let (head, tail) = std::mem::take(rest).split_at_mut(len);
+    *rest = tail;
+    head
+}
 
 fn tables_of<'a>(embeddings: &'a Embeddings<'_>) -> Tables<'a> {
     Tables {
@@ -334,6 +419,7 @@ impl SkipGramStep {
     /// Fills `context_scale`, `center_scale` and `negative_scale` for `rule`.
     fn scales(
         &mut self,
+        isa: InstructionSet,
         tables: &Tables<'_>,
         batch: &PairBatch<'_>,
         loss: SkipGramLoss,
@@ -365,36 +451,50 @@ impl SkipGramStep {
             SkipGramLoss::SampledSoftmax => (0.25f32, 0.5f32),
             SkipGramLoss::Nce | SkipGramLoss::Neg => (0.25, 0.25),
         };
-        self.negative_norms.clear();
-        self.negative_norms.extend(
-            batch
-                .negatives
-                .iter()
-                .map(|&id| tables.output_row(id).iter().map(|v| v * v).sum::<f32>()),
-        );
+        resize(&mut self.negative_norms, negatives);
+        norms_dispatch(isa, tables, batch.negatives, &mut self.negative_norms);
         let remove_hits = loss.removes_accidental_hits();
-        let all_negative_norms: f32 = self.negative_norms.iter().sum();
-        // Per negative, the summed bound of the pairs that leave it out (accidental hits).
-        let mut removed = vec![0.0f32; negatives];
-        let mut total = 0.0f32;
-        for i in 0..pairs {
-            let (center, context) = (batch.centers[i], batch.contexts[i]);
-            // Along an output row: the pair's input row and the bias's 1; along an input row:
-            // every output row the pair's logits use.
-            let output_side = output_bound * (self.center_norms[i] + 1.0);
-            let mut input_side = input_bound * (self.output_norms[i] + all_negative_norms);
-            for (j, &negative) in batch.negatives.iter().enumerate() {
-                if remove_hits && negative == context {
-                    removed[j] += output_side;
-                    input_side -= input_bound * self.negative_norms[j];
+        if batch.shared() {
+            let all_negative_norms: f32 = self.negative_norms.iter().sum();
+            // Per negative, the summed bound of the pairs that leave it out (accidental hits).
+            let mut removed = vec![0.0f32; negatives];
+            let mut total = 0.0f32;
+            for i in 0..pairs {
+                let (center, context) = (batch.centers[i], batch.contexts[i]);
+                // Along an output row: the pair's input row and the bias's 1; along an input
+                // row: every output row the pair's logits use.
+                let output_side = output_bound * (self.center_norms[i] + 1.0);
+                let mut input_side = input_bound * (self.output_norms[i] + all_negative_norms);
+                for (j, &negative) in batch.negatives.iter().enumerate() {
+                    if remove_hits && negative == context {
+                        removed[j] += output_side;
+                        input_side -= input_bound * self.negative_norms[j];
+                    }
                 }
+                total += output_side;
+                self.output_weight[context as usize] += output_side;
+                self.input_weight[center as usize] += input_side;
             }
-            total += output_side;
-            self.output_weight[context as usize] += output_side;
-            self.input_weight[center as usize] += input_side;
-        }
-        for (j, &negative) in batch.negatives.iter().enumerate() {
-            self.output_weight[negative as usize] += total - removed[j];
+            for (j, &negative) in batch.negatives.iter().enumerate() {
+                self.output_weight[negative as usize] += total - removed[j];
+            }
+        } else {
+            let per_group = batch.negatives_per_group();
+            for i in 0..pairs {
+                let (center, context) = (batch.centers[i], batch.contexts[i]);
+                let output_side = output_bound * (self.center_norms[i] + 1.0);
+                let mut input_side = input_bound * self.output_norms[i];
+                let group = self.pair_group[i] as usize;
+                for j in group * per_group..(group + 1) * per_group {
+                    let negative = batch.negatives[j];
+                    if !(remove_hits && negative == context) {
+                        input_side += input_bound * self.negative_norms[j];
+                        self.output_weight[negative as usize] += output_side;
+                    }
+                }
+                self.output_weight[context as usize] += output_side;
+                self.input_weight[center as usize] += input_side;
+            }
         }
         // min(rate, NEWTON_STEPS / H) / rate
         let factor = |bound: f32| (NEWTON_STEPS / (rate * bound)).min(1.0);
@@ -424,8 +524,8 @@ struct ChunkOutputs<'a> {
     partials: &'a mut [f32],
     /// The chunk's `Σ_i ∂l_ij`, `[negatives]`.
     bias_partials: &'a mut [f32],
-    /// Per pair `|x_i|²` and `|w_{ctx_i}|²`, when the update rule needs them.
-    norms: Option<(&'a mut [f32], &'a mut [f32])>,
+    /// Per pair `|x_i|²` and `|w_{ctx_i}|²` (empty when the update rule does not need them).
+    norms: (&'a mut [f32], &'a mut [f32]),
 }
 
 /// Sizes a scratch buffer; its old contents stay (every entry is written before it is read).
@@ -455,7 +555,21 @@ impl Tables<'_> {
     }
 }
 
-dispatched!(chunk_dispatch => chunk_work, (tables: &Tables<'_>, batch: &PairBatch<'_>, loss: SkipGramLoss, pairs: std::ops::Range<usize>, outputs: ChunkOutputs<'_>) -> f64);
+dispatched!(chunk_dispatch => chunk_work, (tables: &Tables<'_>, batch: &PairBatch<'_>, pair_group: &[u32], loss: SkipGramLoss, chunk: &Chunk, outputs: ChunkOutputs<'_>) -> f64);
+
+dispatched!(norms_dispatch => squared_norms, (tables: &Tables<'_>, ids: &[u32], norms: &mut [f32]) -> ());
+
+/// `|w_id|²` of each output row `ids` names.
+#[inline(always)]
+///
+/// # Safety
+/// The processor supports `L`'s instruction set (see `dispatched!`).
+unsafe fn squared_norms<L: Lanes>(tables: &Tables<'_>, ids: &[u32], norms: &mut [f32]) {
+    for (norm, &id) in norms.iter_mut().zip(ids) {
+        let w = tables.output_row(id);
+        *norm = dot_group::<L, 1>(w, [w])[0];
+    }
+}
 
 /// Everything one chunk of pairs computes (see `ChunkOutputs`); returns its summed loss.
 #[inline(always)]
@@ -465,8 +579,9 @@ dispatched!(chunk_dispatch => chunk_work, (tables: &Tables<'_>, batch: &PairBatc
 unsafe fn chunk_work<L: Lanes>(
     tables: &Tables<'_>,
     batch: &PairBatch<'_>,
+    pair_group: &[u32],
     loss: SkipGramLoss,
-    pairs: std::ops::Range<usize>,
+    chunk: &Chunk,
     outputs: ChunkOutputs<'_>,
 ) -> f64 {
     let ChunkOutputs {
@@ -474,10 +589,19 @@ unsafe fn chunk_work<L: Lanes>(
         gradient,
         partials,
         bias_partials,
-        norms,
+        norms: (center_norms, context_norms),
     } = outputs;
-    let total = pair_chunk::<L>(tables, batch, loss, pairs.clone(), dlogits, gradient);
-    if let Some((center_norms, context_norms)) = norms {
+    let pairs = chunk.pairs.clone();
+    let total = pair_chunk::<L>(
+        tables,
+        batch,
+        pair_group,
+        loss,
+        pairs.clone(),
+        dlogits,
+        gradient,
+    );
+    if !center_norms.is_empty() {
         for (local, i) in pairs.clone().enumerate() {
             let x = tables.input_row(batch.centers[i]);
             let w = tables.output_row(batch.contexts[i]);
@@ -485,19 +609,34 @@ unsafe fn chunk_work<L: Lanes>(
             context_norms[local] = dot_group::<L, 1>(w, [w])[0];
         }
     }
-    let width = batch.negatives.len() + 1;
+    let per_group = batch.negatives_per_group();
+    let width = per_group + 1;
     let dim = tables.dim;
-    let count = pairs.len();
     let first = pairs.start;
-    let column = |i: usize, j: usize| dlogits[i * width + 1 + j];
-    let xs = |i: usize| tables.input_row(batch.centers[first + i]);
-    for (j, (row, bias)) in partials
-        .chunks_exact_mut(dim)
-        .zip(bias_partials.iter_mut())
-        .enumerate()
-    {
-        *bias = (0..count).map(|i| column(i, j)).sum();
-        weighted_sum::<L>(row, count, xs, |i| column(i, j));
+    let column = |i: usize, j: usize| dlogits[(i - first) * width + 1 + j];
+    let xs = |i: usize| tables.input_row(batch.centers[i]);
+    // Each slot's `Σ_i ∂l_ij · x_i` and `Σ_i ∂l_ij` over the pairs `i` of this chunk that use
+    // it: every pair for a shared negative, the group's pairs for a group's.
+    let slots = partials.chunks_exact_mut(dim).zip(bias_partials.iter_mut());
+    for (k, (row, bias)) in slots.enumerate() {
+        let (j, users) = if batch.shared() {
+            (k, pairs.clone())
+        } else {
+            let group = chunk.slots.start / per_group + k / per_group;
+            let start = if group == 0 {
+                0
+            } else {
+                batch.group_ends[group - 1] as usize
+            };
+            (k % per_group, start..batch.group_ends[group] as usize)
+        };
+        *bias = users.clone().map(|i| column(i, j)).sum();
+        weighted_sum::<L>(
+            row,
+            users.len(),
+            |i| xs(users.start + i),
+            |i| column(users.start + i, j),
+        );
     }
     total
 }
@@ -507,22 +646,29 @@ unsafe fn chunk_work<L: Lanes>(
 ///
 /// # Safety
 /// The processor supports `L`'s instruction set (see `dispatched!`).
-unsafe fn pair_chunk<L: Lanes>(
-    tables: &Tables<'_>,
+unsafe fn pair_chunk<'a, L: Lanes>(
+    tables: &'a Tables<'_>,
     batch: &PairBatch<'_>,
+    pair_group: &[u32],
     loss: SkipGramLoss,
     pairs: std::ops::Range<usize>,
     dlogits: &mut [f32],
     gradient: &mut [f32],
 ) -> f64 {
-    let width = batch.negatives.len() + 1;
+    let per_group = batch.negatives_per_group();
+    let width = per_group + 1;
     let dim = tables.dim;
     let subtract_log_q = loss.uses_expected_counts();
     let remove_hits = loss.removes_accidental_hits();
-    // Row 0 is the pair's context, rows 1.. the negatives.
-    let mut rows: Vec<&[f32]> = Vec::with_capacity(width);
-    rows.push(&[]);
-    rows.extend(batch.negatives.iter().map(|&id| tables.output_row(id)));
+    // Row 0 is the pair's context, rows 1.. its group's negatives.
+    let mut rows: Vec<&[f32]> = vec![&[]; width];
+    let group_rows = |rows: &mut [&'a [f32]], group: usize| {
+        let ids = &batch.negatives[group * per_group..(group + 1) * per_group];
+        for (row, &id) in rows[1..].iter_mut().zip(ids) {
+            *row = tables.output_row(id);
+        }
+    };
+    let mut group = usize::MAX;
     let count = pairs.len();
     const AHEAD: usize = 2;
     for (local, i) in pairs.clone().enumerate() {
@@ -530,6 +676,12 @@ unsafe fn pair_chunk<L: Lanes>(
             prefetch(tables.input_row(batch.centers[i + AHEAD]));
             prefetch(tables.output_row(batch.contexts[i + AHEAD]));
         }
+        if pair_group[i] as usize != group {
+            group = pair_group[i] as usize;
+            group_rows(&mut rows, group);
+        }
+        let negatives = &batch.negatives[group * per_group..(group + 1) * per_group];
+        let negative_log_q = &batch.negative_log_q[group * per_group..(group + 1) * per_group];
         let x = tables.input_row(batch.centers[i]);
         let context = batch.contexts[i];
         rows[0] = tables.output_row(context);
@@ -539,12 +691,12 @@ unsafe fn pair_chunk<L: Lanes>(
         if subtract_log_q {
             d[0] -= batch.context_log_q[i];
         }
-        for (j, &negative) in batch.negatives.iter().enumerate() {
+        for (j, &negative) in negatives.iter().enumerate() {
             // A removed accidental hit is marked with -inf: it costs and moves nothing.
             d[j + 1] = if remove_hits && negative == context {
                 f32::NEG_INFINITY
             } else if subtract_log_q {
-                d[j + 1] + tables.biases[negative as usize] - batch.negative_log_q[j]
+                d[j + 1] + tables.biases[negative as usize] - negative_log_q[j]
             } else {
                 d[j + 1] + tables.biases[negative as usize]
             };
@@ -558,7 +710,12 @@ unsafe fn pair_chunk<L: Lanes>(
             .map(|d| softmax_gradients(d) as f64)
             .sum(),
     };
+    group = usize::MAX;
     for (local, i) in pairs.enumerate() {
+        if pair_group[i] as usize != group {
+            group = pair_group[i] as usize;
+            group_rows(&mut rows, group);
+        }
         rows[0] = tables.output_row(batch.contexts[i]);
         let d = &dlogits[local * width..(local + 1) * width];
         combine::<L>(&mut gradient[local * dim..(local + 1) * dim], d, &rows);
@@ -742,6 +899,22 @@ unsafe fn update<L: Lanes>(
             *unsafe { tables.bias_mut(context) } -= scaled * d;
         }
     }
+    if !batch.shared() {
+        // A group's negatives: each slot's gradient, whole (summed by its chunk).
+        for (slot, &negative) in batch.negatives.iter().enumerate() {
+            if owns(piece, negative) {
+                let scaled = rate * step.negative_scale[slot];
+                let gradient = &step.negative_partials[slot * dim..(slot + 1) * dim];
+                axpy::<L>(
+                    unsafe { tables.output_row_mut(negative) },
+                    -scaled,
+                    gradient,
+                );
+                *unsafe { tables.bias_mut(negative) } -= scaled * step.negative_bias_partials[slot];
+            }
+        }
+        return;
+    }
     // Each negative's gradient: the chunks' partial sums, added in chunk order.
     let negatives = batch.negatives.len();
     let mut gradient = vec![0.0f32; dim];
@@ -751,7 +924,7 @@ unsafe fn update<L: Lanes>(
         }
         gradient.fill(0.0);
         let mut bias = 0.0f32;
-        for chunk in 0..step.chunk_losses.len() {
+        for chunk in 0..step.chunks.len() {
             let at = (chunk * negatives + j) * dim;
             axpy::<L>(&mut gradient, 1.0, &step.negative_partials[at..at + dim]);
             bias += step.negative_bias_partials[chunk * negatives + j];
@@ -777,6 +950,8 @@ mod tests {
         negatives: Vec<u32>,
         context_log_q: Vec<f32>,
         negative_log_q: Vec<f32>,
+        /// Empty: the negatives are shared.
+        group_ends: Vec<u32>,
         dim: usize,
     }
 
@@ -798,8 +973,53 @@ mod tests {
             negatives: vec![3, 8, 21, 34, 40],
             context_log_q: (0..pairs).map(|i| -1.0 - value(i, 4)).collect(),
             negative_log_q: vec![-0.5, -1.5, -2.0, -2.5, -3.0],
+            group_ends: Vec::new(),
             dim,
         }
+    }
+
+    impl Problem {
+        /// Pair `i`'s negatives and their `ln Q`.
+        fn negatives_of(&self, i: usize) -> (&[u32], &[f32]) {
+            if self.group_ends.is_empty() {
+                return (&self.negatives, &self.negative_log_q);
+            }
+            let group = self
+                .group_ends
+                .iter()
+                .filter(|&&end| end as usize <= i)
+                .count();
+            let k = self.negatives.len() / self.group_ends.len();
+            let slots = group * k..(group + 1) * k;
+            (&self.negatives[slots.clone()], &self.negative_log_q[slots])
+        }
+    }
+
+    /// As `problem`, with the pairs in groups of 1 to 7, each with 3 negatives of its own
+    /// (some equal to a pair's context, some repeated within the group or across groups).
+    fn grouped_problem(dim: usize, pairs: usize) -> Problem {
+        let mut problem = problem(dim, pairs);
+        let (mut end, mut group) = (0usize, 0usize);
+        problem.negatives.clear();
+        problem.negative_log_q.clear();
+        while end < pairs {
+            end = (end + 1 + group * 5 % 7).min(pairs);
+            problem.group_ends.push(end as u32);
+            let context = problem.contexts[end - 1];
+            let repeated = (group * 11 % 50) as u32;
+            let third = if group % 4 == 0 { context } else { repeated };
+            for (j, id) in [(group * 17 % 50) as u32, repeated, third]
+                .into_iter()
+                .enumerate()
+            {
+                problem.negatives.push(id);
+                problem
+                    .negative_log_q
+                    .push(-1.0 - 0.3 * j as f32 - 0.01 * id as f32);
+            }
+            group += 1;
+        }
+        problem
     }
 
     fn run(
@@ -832,16 +1052,15 @@ mod tests {
             context_log_q: &problem.context_log_q,
             negatives: &problem.negatives,
             negative_log_q: &problem.negative_log_q,
+            group_ends: &problem.group_ends,
         };
-        let total = SkipGramStep::default().run_on(
-            isa,
-            &mut embeddings,
-            &batch,
-            loss,
-            rate,
-            rule,
-            parallel,
-        );
+        let workers = if parallel {
+            Workers::Pool
+        } else {
+            Workers::Serial
+        };
+        let total =
+            SkipGramStep::default().run_on(isa, &mut embeddings, &batch, loss, rate, rule, workers);
         (total, [input, output, biases])
     }
 
@@ -851,8 +1070,11 @@ mod tests {
 
     #[test]
     fn every_instruction_set_computes_the_same_step() {
-        for dim in [1, 5, 16, 17, 40, 100] {
-            let problem = problem(dim, 150);
+        let problems = [1, 5, 16, 17, 40, 100]
+            .into_iter()
+            .flat_map(|dim| [problem(dim, 150), grouped_problem(dim, 150)]);
+        for problem in problems {
+            let dim = problem.dim;
             for loss in [
                 SkipGramLoss::Nce,
                 SkipGramLoss::SampledSoftmax,
@@ -878,7 +1100,12 @@ mod tests {
 
     #[test]
     fn the_parallel_step_is_bit_identical_to_the_serial_one() {
-        let problem = problem(37, 300);
+        for problem in [problem(37, 300), grouped_problem(37, 300)] {
+            parallel_step_is_bit_identical(&problem);
+        }
+    }
+
+    fn parallel_step_is_bit_identical(problem: &Problem) {
         for isa in isas() {
             for loss in [
                 SkipGramLoss::Nce,
@@ -886,14 +1113,14 @@ mod tests {
                 SkipGramLoss::Neg,
             ] {
                 for rule in [UpdateRule::Sum, UpdateRule::Bounded] {
-                    let serial = run_rule(&problem, isa, loss, rule, 0.5, false);
+                    let serial = run_rule(problem, isa, loss, rule, 0.5, false);
                     for threads in [2, 3] {
                         let pool = rayon::ThreadPoolBuilder::new()
                             .num_threads(threads)
                             .build()
                             .unwrap();
                         let parallel =
-                            pool.install(|| run_rule(&problem, isa, loss, rule, 0.5, true));
+                            pool.install(|| run_rule(problem, isa, loss, rule, 0.5, true));
                         assert_eq!(serial.0.to_bits(), parallel.0.to_bits());
                         assert_eq!(serial.1, parallel.1);
                     }
@@ -951,12 +1178,13 @@ mod tests {
             let context = problem.contexts[i];
             let mut ids = vec![context];
             let mut log_q = vec![problem.context_log_q[i] as f64];
-            for (j, &negative) in problem.negatives.iter().enumerate() {
+            let (negatives, negative_log_q) = problem.negatives_of(i);
+            for (j, &negative) in negatives.iter().enumerate() {
                 if loss.removes_accidental_hits() && negative == context {
                     continue;
                 }
                 ids.push(negative);
-                log_q.push(problem.negative_log_q[j] as f64);
+                log_q.push(negative_log_q[j] as f64);
             }
             let logits: Vec<f64> = ids
                 .iter()
@@ -1010,7 +1238,12 @@ mod tests {
 
     #[test]
     fn the_bounded_step_matches_a_plain_loop_oracle() {
-        let problem = problem(24, 400);
+        for problem in [problem(24, 400), grouped_problem(24, 400)] {
+            bounded_step_matches_the_oracle(&problem);
+        }
+    }
+
+    fn bounded_step_matches_the_oracle(problem: &Problem) {
         for loss in [
             SkipGramLoss::Nce,
             SkipGramLoss::SampledSoftmax,
@@ -1018,9 +1251,9 @@ mod tests {
         ] {
             // 0.01: no row reaches its bound; 5: the negatives' rows and many others do.
             for rate in [0.01f32, 5.0] {
-                let expected = bounded_oracle(&problem, loss, rate as f64);
+                let expected = bounded_oracle(problem, loss, rate as f64);
                 let (_, got) = run_rule(
-                    &problem,
+                    problem,
                     InstructionSet::detect(),
                     loss,
                     UpdateRule::Bounded,

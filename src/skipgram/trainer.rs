@@ -1,6 +1,7 @@
-//! The skip-gram training loop: epochs of pairs in batches, negatives drawn per batch by a
-//! candidate sampler (shared by the batch's pairs), one fused SGD step per batch, and word2vec's
-//! learning rate decaying linearly with the raw words processed to `1e-4` of its start.
+//! The skip-gram training loop: epochs of pairs in batches, negatives drawn by a candidate
+//! sampler (per center's window, or per batch: `NegativeSharing`), one fused SGD step per
+//! batch, and word2vec's learning rate decaying linearly with the raw words processed to
+//! `1e-4` of its start.
 
 use ndarray::ArrayView2;
 
@@ -8,11 +9,11 @@ use std::sync::Arc;
 
 use super::corpus::{Corpus, Sentences};
 use super::pairs::{keep_probabilities, PairGenerator};
-use super::step::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep, UpdateRule};
+use super::step::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep, UpdateRule, Workers};
 use super::text_corpus::{TextCorpus, TextStream};
 use crate::error::{NceError, Result};
 use crate::philox::{Philox4x32, RandomStream, Seed};
-use crate::samplers::{CandidateSampler, FixedUnigramConfig};
+use crate::samplers::{expected_count, CandidateSampler, FixedUnigramConfig};
 
 /// The generator of subsampling and window draws for `seed` in the first epoch, apart from
 /// the sampler's.
@@ -26,6 +27,14 @@ fn epoch_pair_stream(seed: i64, epoch: usize) -> RandomStream {
     RandomStream::new(Philox4x32::new(
         seed as u64 ^ 0x5EED_5EED_5EED_5EED,
         0x736B_6970_6772_616D ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), // "skipgram"
+    ))
+}
+
+/// The stream of epoch `epoch`'s per-window negatives (`NegativeSharing::Window`).
+fn epoch_negative_stream(seed: i64, epoch: usize) -> RandomStream {
+    RandomStream::new(Philox4x32::new(
+        seed as u64 ^ 0x4E45_4741_5449_5645, // "NEGATIVE"
+        0x7769_6E64_6F77_7321 ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), // "windows!"
     ))
 }
 
@@ -60,6 +69,29 @@ pub enum NegativeSampler {
     Unigram { distortion: f32 },
 }
 
+/// Which pairs share one draw of negatives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NegativeSharing {
+    /// Each center's window draws `negatives` ids with replacement (as word2vec draws them,
+    /// expected counts `negatives · p`), shared by the window's pairs; every context is an
+    /// input row and the center the positive output row (word2vec's orientation), so the
+    /// window's logits are its contexts' rows against the center's and the negatives' rows.
+    Window,
+    /// Each batch draws `negatives` distinct ids (TensorFlow's `unique=True`), shared by all
+    /// its pairs; the center is the input row and the context the positive output row.
+    Batch,
+}
+
+impl NegativeSharing {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "window" => Some(NegativeSharing::Window),
+            "batch" => Some(NegativeSharing::Batch),
+            _ => None,
+        }
+    }
+}
+
 /// Training settings (the corpus and counts come separately).
 #[derive(Clone, Debug)]
 pub struct SkipGramConfig {
@@ -76,6 +108,8 @@ pub struct SkipGramConfig {
     pub seed: i64,
     /// How a batch's gradients move the rows it touches.
     pub update: UpdateRule,
+    /// Which pairs share a draw of negatives.
+    pub sharing: NegativeSharing,
 }
 
 /// The learning rate never falls below this fraction of its start (word2vec's floor).
@@ -119,6 +153,11 @@ pub struct SkipGramTrainer {
     negatives: Vec<u32>,
     negative_log_q: Vec<f32>,
     true_classes: Vec<i64>,
+    /// Per center's window, where its pairs end.
+    window_ends: Vec<u32>,
+    /// Per-window negatives' stream, and `ln(negatives · p(id))` per id (`Window` sharing).
+    negative_stream: RandomStream,
+    window_log_q: Vec<f32>,
 }
 
 impl SkipGramTrainer {
@@ -194,10 +233,18 @@ impl SkipGramTrainer {
         let float_counts: Vec<f32> = counts.iter().map(|&count| count as f32).collect();
         let sampler = epoch_sampler(&config, &float_counts, 0)?;
         let stream = pair_stream(config.seed);
+        let window_log_q = if config.sharing == NegativeSharing::Window {
+            let distribution = sampler.distribution();
+            let draws = config.negatives;
+            (0..vocabulary as i64)
+                .map(|id| expected_count(distribution.probability(id), draws, draws as u64).ln())
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(SkipGramTrainer {
             float_counts,
             pairs: PairGenerator::new(config.window, keep_probabilities(counts, config.subsample)),
-            config,
             corpus,
             vocabulary,
             sampler,
@@ -210,6 +257,10 @@ impl SkipGramTrainer {
             negatives: Vec::new(),
             negative_log_q: Vec::new(),
             true_classes: Vec::new(),
+            window_ends: Vec::new(),
+            negative_stream: epoch_negative_stream(config.seed, 0),
+            window_log_q,
+            config,
         })
     }
 
@@ -233,6 +284,7 @@ impl SkipGramTrainer {
         self.pairs.restart();
         self.corpus.rewind()?;
         self.stream = epoch_pair_stream(self.config.seed, epoch);
+        self.negative_stream = epoch_negative_stream(self.config.seed, epoch);
         if epoch > 0 {
             self.sampler = epoch_sampler(&self.config, &self.float_counts, epoch)?;
         }
@@ -252,11 +304,26 @@ impl SkipGramTrainer {
 
     /// Trains until at least `max_words` more raw words are processed, the current epoch ends,
     /// or training diverges. `embeddings` must have the vocabulary's rows and `dim` columns.
+    /// `parallel`: on rustnce's pool, else on the calling thread; the results are the same bits.
     pub fn run(
         &mut self,
         embeddings: &mut Embeddings<'_>,
         max_words: u64,
         parallel: bool,
+    ) -> Result<RunReport> {
+        let workers = if parallel {
+            Workers::Pool
+        } else {
+            Workers::Serial
+        };
+        self.run_on(embeddings, max_words, workers)
+    }
+
+    fn run_on(
+        &mut self,
+        embeddings: &mut Embeddings<'_>,
+        max_words: u64,
+        workers: Workers,
     ) -> Result<RunReport> {
         let dim = self.config.dim;
         for (name, len, expected) in [
@@ -298,29 +365,47 @@ impl SkipGramTrainer {
                 (start_rate * (1.0 - done as f64 / total_words).max(MIN_RATE_FRACTION)) as f32;
             self.centers.clear();
             self.contexts.clear();
+            self.window_ends.clear();
             let epoch_end = self.pairs.fill(
                 self.corpus.as_mut(),
                 &mut self.stream,
                 self.config.batch_pairs,
                 &mut self.centers,
                 &mut self.contexts,
+                &mut self.window_ends,
             )?;
             if !self.centers.is_empty() {
-                self.draw_negatives()?;
-                let batch = PairBatch {
-                    centers: &self.centers,
-                    contexts: &self.contexts,
-                    context_log_q: &self.context_log_q,
-                    negatives: &self.negatives,
-                    negative_log_q: &self.negative_log_q,
+                let batch = match self.config.sharing {
+                    NegativeSharing::Batch => {
+                        self.draw_negatives()?;
+                        PairBatch {
+                            centers: &self.centers,
+                            contexts: &self.contexts,
+                            context_log_q: &self.context_log_q,
+                            negatives: &self.negatives,
+                            negative_log_q: &self.negative_log_q,
+                            group_ends: &[],
+                        }
+                    }
+                    NegativeSharing::Window => {
+                        self.draw_window_negatives();
+                        PairBatch {
+                            centers: &self.contexts,
+                            contexts: &self.centers,
+                            context_log_q: &self.context_log_q,
+                            negatives: &self.negatives,
+                            negative_log_q: &self.negative_log_q,
+                            group_ends: &self.window_ends,
+                        }
+                    }
                 };
-                let loss = self.step.run_with(
+                let loss = self.step.run_on_workers(
                     embeddings,
                     &batch,
                     self.config.loss,
                     rate,
                     self.config.update,
-                    parallel,
+                    workers,
                 );
                 let count = self.centers.len();
                 report.pairs += count as u64;
@@ -343,6 +428,29 @@ impl SkipGramTrainer {
         report.finished = self.epoch >= self.config.epochs;
         report.words = self.words_done();
         Ok(report)
+    }
+
+    /// Each window's negatives, drawn with replacement, and `ln` of the expected counts.
+    fn draw_window_negatives(&mut self) {
+        let draws = self.config.negatives;
+        let distribution = self.sampler.distribution();
+        self.negatives.clear();
+        for _ in 0..self.window_ends.len() * draws {
+            let id = distribution.draw(&mut self.negative_stream);
+            self.negatives.push(id as u32);
+        }
+        self.negative_log_q.clear();
+        self.context_log_q.clear();
+        if self.config.loss.uses_expected_counts() {
+            let log_q = &self.window_log_q;
+            self.negative_log_q
+                .extend(self.negatives.iter().map(|&id| log_q[id as usize]));
+            self.context_log_q
+                .extend(self.centers.iter().map(|&id| log_q[id as usize]));
+        } else {
+            self.negative_log_q.resize(self.negatives.len(), 0.0);
+            self.context_log_q.resize(self.centers.len(), 0.0);
+        }
     }
 
     /// The batch's negatives and `ln` of the expected counts (TensorFlow's `unique=True` draw).

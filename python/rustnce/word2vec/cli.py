@@ -49,6 +49,7 @@ from .planted import planted_corpus
 from .training import (
     LOSSES,
     SAMPLERS,
+    SHARINGS,
     UPDATES,
     Progress,
     TrainingConfig,
@@ -269,6 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.batch_pairs,
         metavar="PAIRS",
         help=f"pairs per SGD step (default {defaults.batch_pairs})",
+    )
+    model.add_argument(
+        "--share",
+        choices=SHARINGS,
+        default=defaults.sharing,
+        help="window: each center's window draws its own negatives, shared by the window's "
+        "pairs (word2vec's orientation: the contexts' input rows against the center's output "
+        "row); batch: one draw of distinct negatives shared by the whole batch, the center as "
+        f"input (default {defaults.sharing})",
     )
     model.add_argument(
         "--update",

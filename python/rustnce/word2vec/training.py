@@ -56,6 +56,7 @@ from .corpus import CorpusError, EncodedCorpus, TextCorpus, Vocabulary
 LOSSES = ("nce", "sampled_softmax", "neg")
 SAMPLERS = ("log_uniform", "unigram")
 UPDATES = ("bounded", "sum")
+SHARINGS = ("window", "batch")
 
 #: Starting learning rate per loss (per pair: the step uses ``upstream="sum"``).
 DEFAULT_LEARNING_RATES = {"nce": 0.025, "sampled_softmax": 0.025, "neg": 0.025}
@@ -65,7 +66,7 @@ DEFAULT_LEARNING_RATES = {"nce": 0.025, "sampled_softmax": 0.025, "neg": 0.025}
 class TrainingConfig:
     dim: int = 100
     window: int = 5
-    negatives: int = 10
+    negatives: int = 5
     epochs: int = 5
     subsample: float = 1e-3
     learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATES[loss]
@@ -77,6 +78,7 @@ class TrainingConfig:
     seed: int = 1
     threads: int = 0  # 0: rustnce's default (all cores)
     update: str = "bounded"  # "bounded": each row's step bounded per batch; "sum": plain SGD
+    sharing: str = "window"  # negatives drawn per center's window, or per batch
 
     @classmethod
     def from_options(cls, options: Any, sampler: str) -> TrainingConfig:
@@ -96,6 +98,7 @@ class TrainingConfig:
             seed=options.seed,
             threads=options.threads,
             update=options.update,
+            sharing=options.share,
         )
 
     def check(self, vocabulary_size: int | None = None) -> None:
@@ -112,6 +115,8 @@ class TrainingConfig:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if self.update not in UPDATES:
             raise ValueError(f"update must be one of {', '.join(UPDATES)}, got {self.update!r}")
+        if self.sharing not in SHARINGS:
+            raise ValueError(f"sharing must be one of {', '.join(SHARINGS)}, got {self.sharing!r}")
         if not (math.isfinite(self.subsample) and self.subsample >= 0):
             raise ValueError(f"subsample must be >= 0, got {self.subsample}")
         if not (math.isfinite(self.distortion) and self.distortion >= 0):
@@ -287,6 +292,7 @@ def _train(
         subsample=config.subsample,
         seed=config.seed,
         update=config.update,
+        sharing=config.sharing,
         start_epoch=start_epoch,
     )
     total_words = max(trainer.total_words, 1)
