@@ -679,6 +679,11 @@ unsafe fn pair_chunk<'a, L: Lanes>(
         if pair_group[i] as usize != group {
             group = pair_group[i] as usize;
             group_rows(&mut rows, group);
+            // The next group's negatives, while this group's pairs compute.
+            let next = batch.negatives.get((group + 1) * per_group..(group + 2) * per_group);
+            for &id in next.unwrap_or(&[]) {
+                prefetch(tables.output_row(id));
+            }
         }
         let negatives = &batch.negatives[group * per_group..(group + 1) * per_group];
         let negative_log_q = &batch.negative_log_q[group * per_group..(group + 1) * per_group];
