@@ -15,7 +15,8 @@ use rustnce::sampled_logits::{SampledLossInputs, SampledValues};
 use rustnce::samplers::{CandidateSampler, FixedUnigramConfig};
 use rustnce::sharding::ShardedMatrix;
 use rustnce::sharding::{PartitionStrategy, ShardedRowsMut};
-use rustnce::skipgram::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep, UpdateRule};
+use rustnce::skipgram::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep, UpdateRule, Workers};
+use rustnce::spinning_team::with_team;
 use rustnce::workspace;
 use rustnce::Seed;
 
@@ -327,12 +328,12 @@ fn skipgram_threads() {
     for (name, window) in [("batch-shared 10", false), ("per-window 5", true)] {
         let batch = data.batch(window);
         for loss in [SkipGramLoss::Nce, SkipGramLoss::Neg] {
-            let mut times = [Vec::new(), Vec::new()];
+            let mut times = [Vec::new(), Vec::new(), Vec::new()];
             for round in 0..=rounds {
-                for (slot, threads) in [1usize, 2].into_iter().enumerate() {
-                    parallelism::set_num_threads(threads);
+                for (slot, slot_times) in times.iter_mut().enumerate() {
+                    parallelism::set_num_threads(if slot == 0 { 1 } else { 2 });
                     let start = Instant::now();
-                    parallelism::install(|| {
+                    let mut run = |workers: Workers<'_>| {
                         for _ in 0..steps {
                             let mut embeddings = Embeddings {
                                 input: &mut input,
@@ -340,26 +341,36 @@ fn skipgram_threads() {
                                 biases: &mut biases,
                                 dim: data.dim,
                             };
-                            black_box(step.run_with(
+                            black_box(step.run_on_workers(
                                 &mut embeddings,
                                 &batch,
                                 loss,
                                 1e-6,
                                 UpdateRule::Bounded,
-                                threads > 1,
+                                workers,
                             ));
                         }
-                    });
+                    };
+                    match slot {
+                        0 => run(Workers::Serial),
+                        1 => parallelism::install(|| run(Workers::Pool)),
+                        _ => with_team(2, |team| run(Workers::Team(team))),
+                    }
                     if round > 0 {
-                        times[slot].push(start.elapsed().as_secs_f64() * 1e6 / steps as f64);
+                        slot_times.push(start.elapsed().as_secs_f64() * 1e6 / steps as f64);
                     }
                 }
             }
             parallelism::set_num_threads(0);
-            let (one, two) = (median(&mut times[0]), median(&mut times[1]));
+            let (one, pool, team) = (
+                median(&mut times[0]),
+                median(&mut times[1]),
+                median(&mut times[2]),
+            );
             println!(
-                "  {name} {loss:?}: 1 thread {one:.1}, 2 threads {two:.1} ({:.2}x); {:.0} ns per pair on 1 thread",
-                one / two,
+                "  {name} {loss:?}: 1 thread {one:.1}; 2 threads: pool {pool:.1} ({:.2}x), team {team:.1} ({:.2}x); {:.0} ns per pair on 1 thread",
+                one / pool,
+                one / team,
                 one * 1e3 / data.pairs as f64
             );
         }

@@ -16,6 +16,7 @@ pub mod sampled_logits;
 pub mod sharding;
 pub mod simd;
 pub mod skipgram;
+pub mod spinning_team;
 
 pub mod fast_math;
 pub mod matrix_product;

@@ -18,12 +18,14 @@
 //! threads. (Different instruction sets round differently: fused multiply-adds.)
 
 use std::marker::PhantomData;
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 
 use super::lanes::{self, axpy, combine, dot_group, dots, prefetch, weighted_sum, Lanes};
 use crate::fast_math::FastMath;
 use crate::simd::{InstructionSet, Kind};
+use crate::spinning_team::Team;
 
 /// Which sampled loss a skip-gram step trains with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +156,10 @@ pub struct SkipGramStep {
     /// Per vocabulary row, the curvature bound of the pairs touching it (zero between steps).
     output_weight: Vec<f32>,
     input_weight: Vec<f32>,
+    /// On a team, per vocabulary row, the update piece that writes it (`UNOWNED` between
+    /// steps).
+    output_owner: Vec<u16>,
+    input_owner: Vec<u16>,
 }
 
 /// Defines `$name(isa, args...)`, calling `$kernel::<L>` with the lanes of the instruction set
@@ -189,22 +195,64 @@ macro_rules! dispatched {
     };
 }
 
-/// Where a step's parallel loops run (the results are the same bits on both).
+/// Where a step's parallel loops run (the results are the same bits on all of them).
 #[derive(Clone, Copy)]
-pub enum Workers {
+pub enum Workers<'a> {
     /// One piece after another on the calling thread.
     Serial,
     /// On rustnce's thread pool.
     Pool,
+    /// On a team (`spinning_team`): member `m` computes the `m`-th share of the chunks of
+    /// pairs and then updates the rows its share touched first, so most rows are written by
+    /// the core that read them.
+    Team(&'a Team),
 }
 
-impl Workers {
+impl Workers<'_> {
+    /// Runs `run` on every item; on a team, member `m` takes the `m`-th share of the items.
     fn for_each<T: Send>(self, items: Vec<T>, run: impl Fn(T) + Sync + Send) {
         match self {
             Workers::Serial => items.into_iter().for_each(run),
             Workers::Pool => items.into_par_iter().for_each(run),
+            Workers::Team(team) => {
+                let count = items.len();
+                let members = team.members();
+                let slots: Vec<Mutex<Option<T>>> = items
+                    .into_iter()
+                    .map(|item| Mutex::new(Some(item)))
+                    .collect();
+                team.run(|member| {
+                    for slot in &slots[share(count, members, member)] {
+                        let item = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                        if let Some(item) = item {
+                            run(item);
+                        }
+                    }
+                });
+            }
         }
     }
+
+    /// How many update pieces (each owning a set of rows) the updates split into.
+    fn pieces(self) -> usize {
+        match self {
+            Workers::Team(team) => team.members(),
+            Workers::Serial | Workers::Pool => UPDATE_PIECES,
+        }
+    }
+
+    /// Runs `piece(p)` for every update piece; on a team, piece `m` on member `m`.
+    fn for_each_piece(self, piece: impl Fn(usize) + Sync + Send) {
+        match self {
+            Workers::Team(team) => team.run(piece),
+            _ => self.for_each((0..self.pieces()).collect(), piece),
+        }
+    }
+}
+
+/// Member `member`'s share of `count` items among `members`: a contiguous range.
+fn share(count: usize, members: usize, member: usize) -> std::ops::Range<usize> {
+    count * member / members..count * (member + 1) / members
 }
 
 impl SkipGramStep {
@@ -247,7 +295,7 @@ impl SkipGramStep {
         loss: SkipGramLoss,
         rate: f32,
         rule: UpdateRule,
-        workers: Workers,
+        workers: Workers<'_>,
     ) -> f64 {
         self.run_on(
             InstructionSet::detect(),
@@ -269,7 +317,7 @@ impl SkipGramStep {
         loss: SkipGramLoss,
         rate: f32,
         rule: UpdateRule,
-        workers: Workers,
+        workers: Workers<'_>,
     ) -> f64 {
         let pairs = batch.centers.len();
         let negatives = batch.negatives.len();
@@ -377,19 +425,103 @@ impl SkipGramStep {
         // 2. Each update's factor (serially: a few operations per pair).
         self.scales(isa, &tables_of(embeddings), batch, loss, rate, rule);
 
-        // 3. The updates. Piece `p` moves only the rows whose id is `p` modulo `UPDATE_PIECES`,
-        //    each row's contributions in the serial order, so pieces never touch the same row
-        //    and the result is the serial one: first the output side (context rows pair by
-        //    pair from the input rows before the step, then the negatives' rows), then the
-        //    input rows.
+        // 3. The updates. Each row has one owner piece (`Owners`: by id parity, or on a team
+        //    the member that read it first), which moves it by its contributions in the
+        //    serial order, so pieces never touch the same row and the result is the serial
+        //    one: first the output side (context rows pair by pair from the input rows before
+        //    the step, then the negatives' rows), then the input rows.
+        if let Workers::Team(team) = workers {
+            self.assign_owners(batch, team.members(), vocabulary);
+        }
         let shared = SharedTables::new(embeddings);
         let step = &*self;
+        let owners = match workers {
+            Workers::Team(_) => Owners::Map {
+                output: &self.output_owner,
+                input: &self.input_owner,
+            },
+            Workers::Serial | Workers::Pool => Owners::Parity,
+        };
         for side in [Side::Output, Side::Input] {
-            workers.for_each((0..UPDATE_PIECES).collect(), |piece| {
-                update_dispatch(isa, &shared, batch, step, width, rate, side, piece)
+            workers.for_each_piece(|piece| {
+                update_dispatch(isa, &shared, batch, step, owners, width, rate, side, piece)
             });
         }
+        if let Workers::Team(_) = workers {
+            for &id in batch.contexts.iter().chain(batch.negatives) {
+                self.output_owner[id as usize] = UNOWNED;
+            }
+            for &id in batch.centers {
+                self.input_owner[id as usize] = UNOWNED;
+            }
+        }
         self.chunk_losses.iter().sum()
+    }
+
+    /// On a team: each row's update piece, the member whose share of the chunks reads it
+    /// first (in chunk order), so that most rows are written where they were read.
+    fn assign_owners(&mut self, batch: &PairBatch<'_>, members: usize, vocabulary: usize) {
+        if self.output_owner.len() != vocabulary {
+            self.output_owner = vec![UNOWNED; vocabulary];
+            self.input_owner = vec![UNOWNED; vocabulary];
+        }
+        let claim = |owners: &mut [u16], id: u32, member: u16| {
+            let owner = &mut owners[id as usize];
+            if *owner == UNOWNED {
+                *owner = member;
+            }
+        };
+        let count = self.chunks.len();
+        for member in 0..members {
+            for chunk in &self.chunks[share(count, members, member)] {
+                let member = member as u16;
+                for i in chunk.pairs.clone() {
+                    claim(&mut self.input_owner, batch.centers[i], member);
+                    claim(&mut self.output_owner, batch.contexts[i], member);
+                }
+                if !batch.shared() {
+                    for &negative in &batch.negatives[chunk.slots.clone()] {
+                        claim(&mut self.output_owner, negative, member);
+                    }
+                }
+            }
+        }
+        // Shared negatives: whoever has not claimed them yet, member 0.
+        for &negative in batch.negatives {
+            claim(&mut self.output_owner, negative, 0);
+        }
+    }
+}
+
+/// No update piece owns the row yet (between steps, every row).
+const UNOWNED: u16 = u16::MAX;
+
+/// Which update piece writes a row.
+#[derive(Clone, Copy)]
+enum Owners<'a> {
+    /// Piece `id % UPDATE_PIECES`.
+    Parity,
+    /// As the maps say (per table; see `SkipGramStep::assign_owners`).
+    Map { output: &'a [u16], input: &'a [u16] },
+}
+
+impl Owners<'_> {
+    /// Whether piece `piece` writes output row (and bias) `id`.
+    #[inline(always)]
+    fn output(self, piece: usize, id: u32) -> bool {
+        match self {
+            Owners::Parity => owns(piece, id),
+            Owners::Map { output, .. } => output[id as usize] as usize == piece,
+        }
+    }
+
+    /// Whether piece `piece` writes input row `id`.
+    #[inline(always)]
+    fn input(self, piece: usize, id: u32) -> bool {
+        match self {
+            Owners::Parity => owns(piece, id),
+            Owners::Map { input, .. } => input[id as usize] as usize == piece,
+        }
     }
 }
 
@@ -680,7 +812,9 @@ unsafe fn pair_chunk<'a, L: Lanes>(
             group = pair_group[i] as usize;
             group_rows(&mut rows, group);
             // The next group's negatives, while this group's pairs compute.
-            let next = batch.negatives.get((group + 1) * per_group..(group + 2) * per_group);
+            let next = batch
+                .negatives
+                .get((group + 1) * per_group..(group + 2) * per_group);
             for &id in next.unwrap_or(&[]) {
                 prefetch(tables.output_row(id));
             }
@@ -805,7 +939,7 @@ struct SharedTables<'a> {
 }
 
 // SAFETY: the pointers come from `&mut` slices borrowed for `'a`, and the pieces write disjoint
-// rows (by id modulo `UPDATE_PIECES`).
+// rows (each row has one owner piece, see `Owners`).
 unsafe impl Send for SharedTables<'_> {}
 // SAFETY: as above.
 unsafe impl Sync for SharedTables<'_> {}
@@ -864,7 +998,7 @@ fn owns(piece: usize, id: u32) -> bool {
     id as usize % UPDATE_PIECES == piece
 }
 
-dispatched!(update_dispatch => update, (tables: &SharedTables<'_>, batch: &PairBatch<'_>, step: &SkipGramStep, width: usize, rate: f32, side: Side, piece: usize) -> ());
+dispatched!(update_dispatch => update, (tables: &SharedTables<'_>, batch: &PairBatch<'_>, step: &SkipGramStep, owners: Owners<'_>, width: usize, rate: f32, side: Side, piece: usize) -> ());
 
 /// One piece of one side of the updates (see `SkipGramStep::run_on`).
 #[inline(always)]
@@ -876,6 +1010,7 @@ unsafe fn update<L: Lanes>(
     tables: &SharedTables<'_>,
     batch: &PairBatch<'_>,
     step: &SkipGramStep,
+    owners: Owners<'_>,
     width: usize,
     rate: f32,
     side: Side,
@@ -887,7 +1022,7 @@ unsafe fn update<L: Lanes>(
     // no piece writes during that pass; the input pass writes only input rows of its piece.
     if side == Side::Input {
         for (i, &center) in batch.centers.iter().enumerate() {
-            if owns(piece, center) {
+            if owners.input(piece, center) {
                 let gradient = &step.input_gradient[i * dim..(i + 1) * dim];
                 let scaled = -rate * step.center_scale[i];
                 axpy::<L>(unsafe { tables.input_row_mut(center) }, scaled, gradient);
@@ -896,7 +1031,7 @@ unsafe fn update<L: Lanes>(
         return;
     }
     for (i, (&center, &context)) in batch.centers.iter().zip(batch.contexts).enumerate() {
-        if owns(piece, context) {
+        if owners.output(piece, context) {
             let d = step.dlogits[i * width];
             let scaled = rate * step.context_scale[i];
             let x = unsafe { tables.input_row(center) };
@@ -907,7 +1042,7 @@ unsafe fn update<L: Lanes>(
     if !batch.shared() {
         // A group's negatives: each slot's gradient, whole (summed by its chunk).
         for (slot, &negative) in batch.negatives.iter().enumerate() {
-            if owns(piece, negative) {
+            if owners.output(piece, negative) {
                 let scaled = rate * step.negative_scale[slot];
                 let gradient = &step.negative_partials[slot * dim..(slot + 1) * dim];
                 axpy::<L>(
@@ -924,7 +1059,7 @@ unsafe fn update<L: Lanes>(
     let negatives = batch.negatives.len();
     let mut gradient = vec![0.0f32; dim];
     for (j, &negative) in batch.negatives.iter().enumerate() {
-        if !owns(piece, negative) {
+        if !owners.output(piece, negative) {
             continue;
         }
         gradient.fill(0.0);
@@ -947,6 +1082,7 @@ unsafe fn update<L: Lanes>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spinning_team::with_team;
 
     struct Problem {
         tables: [Vec<f32>; 3],
@@ -1044,6 +1180,22 @@ mod tests {
         rate: f32,
         parallel: bool,
     ) -> (f64, [Vec<f32>; 3]) {
+        let workers = if parallel {
+            Workers::Pool
+        } else {
+            Workers::Serial
+        };
+        run_on(problem, isa, loss, rule, rate, workers)
+    }
+
+    fn run_on(
+        problem: &Problem,
+        isa: InstructionSet,
+        loss: SkipGramLoss,
+        rule: UpdateRule,
+        rate: f32,
+        workers: Workers<'_>,
+    ) -> (f64, [Vec<f32>; 3]) {
         let [mut input, mut output, mut biases] = problem.tables.clone();
         let mut embeddings = Embeddings {
             input: &mut input,
@@ -1058,11 +1210,6 @@ mod tests {
             negatives: &problem.negatives,
             negative_log_q: &problem.negative_log_q,
             group_ends: &problem.group_ends,
-        };
-        let workers = if parallel {
-            Workers::Pool
-        } else {
-            Workers::Serial
         };
         let total =
             SkipGramStep::default().run_on(isa, &mut embeddings, &batch, loss, rate, rule, workers);
@@ -1128,6 +1275,11 @@ mod tests {
                             pool.install(|| run_rule(problem, isa, loss, rule, 0.5, true));
                         assert_eq!(serial.0.to_bits(), parallel.0.to_bits());
                         assert_eq!(serial.1, parallel.1);
+                        let teamed = with_team(threads, |team| {
+                            run_on(problem, isa, loss, rule, 0.5, Workers::Team(team))
+                        });
+                        assert_eq!(serial.0.to_bits(), teamed.0.to_bits());
+                        assert_eq!(serial.1, teamed.1);
                     }
                 }
             }

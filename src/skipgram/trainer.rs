@@ -12,8 +12,10 @@ use super::pairs::{keep_probabilities, PairGenerator};
 use super::step::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep, UpdateRule, Workers};
 use super::text_corpus::{TextCorpus, TextStream};
 use crate::error::{NceError, Result};
+use crate::parallelism;
 use crate::philox::{Philox4x32, RandomStream, Seed};
 use crate::samplers::{expected_count, CandidateSampler, FixedUnigramConfig};
+use crate::spinning_team::with_team;
 
 /// The generator of subsampling and window draws for `seed` in the first epoch, apart from
 /// the sampler's.
@@ -304,19 +306,25 @@ impl SkipGramTrainer {
 
     /// Trains until at least `max_words` more raw words are processed, the current epoch ends,
     /// or training diverges. `embeddings` must have the vocabulary's rows and `dim` columns.
-    /// `parallel`: on rustnce's pool, else on the calling thread; the results are the same bits.
+    /// `parallel`: on a team of rustnce's number of threads (see `spinning_team`), else on the
+    /// calling thread; the results are the same bits.
     pub fn run(
         &mut self,
         embeddings: &mut Embeddings<'_>,
         max_words: u64,
         parallel: bool,
     ) -> Result<RunReport> {
-        let workers = if parallel {
-            Workers::Pool
+        let threads = if parallel {
+            parallelism::configured_threads()
         } else {
-            Workers::Serial
+            1
         };
-        self.run_on(embeddings, max_words, workers)
+        if threads <= 1 {
+            return self.run_on(embeddings, max_words, Workers::Serial);
+        }
+        with_team(threads, |team| {
+            self.run_on(embeddings, max_words, Workers::Team(team))
+        })
     }
 
     fn run_on(

@@ -157,8 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
             "a generated corpus with planted word groups and reports how well they are found."
         ),
         epilog=(
-            "Negatives are drawn once per batch and shared by its pairs, as TensorFlow does. "
-            "Exit codes: 0 ok, 1 bad input, 2 usage error."
+            "Negatives are drawn per center's window and shared by its pairs (--share window, "
+            "word2vec's orientation), or once per batch as TensorFlow's tutorial does "
+            "(--share batch). Exit codes: 0 ok, 1 bad input, 2 usage error."
         ),
     )
     data = parser.add_argument_group("data")
@@ -239,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_integer(1, MAX_NEGATIVES),
         default=defaults.negatives,
         metavar="N",
-        help=f"negatives per batch (num_sampled; default {defaults.negatives})",
+        help=f"negatives per window, or per batch with --share batch (num_sampled; "
+        f"default {defaults.negatives})",
     )
     model.add_argument(
         "--epochs",
@@ -682,7 +684,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     print(
         f"vocabulary {len(dataset.vocabulary):,} words (min count {args.min_count}), "
         f"{len(dataset.corpus):,} training tokens; dim {first.dim}, window {first.window}, "
-        f"{first.negatives} negatives per batch of {first.batch_pairs} pairs, {first.epochs} "
+        f"{first.negatives} negatives per {first.sharing}, {first.batch_pairs} pairs per batch, "
+        f"{first.epochs} "
         f"epochs, lr {first.rate:g}, subsample {first.subsample:g}, "
         f"threads {args.threads or rustnce.get_num_threads()}",
         file=out,

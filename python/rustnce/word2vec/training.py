@@ -3,9 +3,12 @@
 
 Per epoch: word2vec's frequent-word subsampling, then (center, context) pairs within a window
 randomly shrunk per center (as word2vec does), in text order, cut into batches of about 512
-pairs at center boundaries. Per batch: ``negatives`` distinct ids drawn by the sampler (shared
-by the batch's pairs), then one fused step (:func:`rustnce.skipgram_sgd_step`: the loss with
-``upstream="sum"``, every touched input row, output row and bias updated in place). The learning
+pairs at center boundaries. Negatives are drawn per center's window (``sharing="window"``, the
+default: ``negatives`` draws with replacement shared by the window's pairs, each context's input
+row scored against the center's and the negatives' output rows, word2vec's orientation) or per
+batch (``sharing="batch"``: ``negatives`` distinct ids shared by the batch's pairs, the center
+as the input row). Then one fused step per batch (the loss with ``upstream="sum"``, every
+touched input row, output row and bias updated in place). The learning
 rate (per pair, word2vec's 0.025) decays linearly with the raw words processed to ``1e-4`` of
 its start over all epochs, as in word2vec. Python only calls the trainer for slices of words
 and reports progress between them. Results do not depend on the number of threads.
@@ -16,15 +19,13 @@ Losses:
 - ``sampled_softmax``: TensorFlow's ``sampled_softmax_loss`` (accidental hits removed).
 - ``neg``: word2vec's negative sampling through the same kernel: expected counts of one, so
   ``ln Q = 0`` (docs/semantics.md §3), and negatives equal to the positive word are masked (word2vec
-  skips them). Unlike word2vec, the negatives are shared by the batch and the outputs have
-  biases (they start at 0).
+  skips them). Unlike word2vec, the outputs have biases (they start at 0).
 
 Samplers: ``log_uniform`` (TensorFlow's default; ids are frequency ranks, as the vocabulary is
-sorted by decreasing count) or ``unigram`` (``count ** distortion``, word2vec's 0.75), both
-drawing ``negatives`` distinct ids per batch (``unique=True``), shared by its pairs.
+sorted by decreasing count) or ``unigram`` (``count ** distortion``, word2vec's 0.75).
 
-Why it is stable. A batch's pairs share its negatives, so a negative's output row (and bias) is
-touched by every pair of the batch, and a frequent word's rows by many. Plain SGD on the summed
+Why it is stable. A frequent word's rows are touched by many pairs of a batch (and with
+``sharing="batch"`` a negative's output row and bias by every pair). Plain SGD on the summed
 loss moves such a row by the sum of all those gradients at the per-pair rate, all taken at the
 same stale parameters, where word2vec's one-pair-at-a-time updates would have saturated: on real
 text that overshoot blows up within the first epoch whatever the corpus. The step therefore bounds
@@ -32,8 +33,7 @@ each row's move (``update="bounded"``, see ``docs/word2vec.md``): a row moves by
 gradient at the per-pair rate while that is small against the curvature of the batch's loss along
 the row, and by at most ``NEWTON_STEPS`` (16) Newton steps of that curvature's bound otherwise, so
 the step a row takes per batch is bounded however many pairs touch it. ``update="sum"`` is the
-plain SGD step (``rustnce.skipgram_sgd_step``'s), kept for comparison. Because negatives are
-shared they are cheap, and 10 per batch train as well as 25 and clearly better than 5. For
+plain SGD step (``rustnce.skipgram_sgd_step``'s), kept for comparison. For
 ``nce`` and ``sampled_softmax`` the output biases start at ``ln p(w)`` (the unigram model):
 starting at 0, every rare sampled word's ``-ln Q`` makes its logit large and the first steps
 push hard. A loss that blows up anyway stops the run with :class:`TrainingDiverged`.
