@@ -395,7 +395,9 @@ def test_a_killed_worker_is_restarted_and_its_block_redone(cluster, planted):
             ray.kill(handles["workers"][victim], no_restart=False)
             killed.append(victim)
 
-    config = TrainingConfig(epochs=2, seed=1)
+    # 3 epochs: the planted groups are then found with purity 0.66 by the single-process
+    # trainer (0.44 after 2), well clear of what a table missing a shard's updates would give.
+    config = TrainingConfig(epochs=3, seed=1)
     result = train_distributed(
         path,
         config,
@@ -408,8 +410,9 @@ def test_a_killed_worker_is_restarted_and_its_block_redone(cluster, planted):
     done = [(u.worker, u.epoch, u.block) for u in result.units]
     assert len(done) == len(set(done))
     vocabulary, corpus = load_corpus(read_sentences(path), 5)
-    assert result.words == len(corpus) * 2
-    assert _purity(result.input_vectors, vocabulary, groups_of) > 0.4
+    assert result.words == len(corpus) * 3
+    purity = _purity(result.input_vectors, vocabulary, groups_of)
+    assert purity > 0.5, purity
 
 
 def test_a_killed_shard_is_restored_from_its_checkpoint(cluster, planted, tmp_path):
@@ -423,7 +426,7 @@ def test_a_killed_shard_is_restored_from_its_checkpoint(cluster, planted, tmp_pa
 
     result = train_distributed(
         path,
-        TrainingConfig(epochs=2, seed=1),
+        TrainingConfig(epochs=3, seed=1),  # as in the killed-worker test
         DistributedConfig(
             workers=2,
             shards=4,
@@ -440,7 +443,8 @@ def test_a_killed_shard_is_restored_from_its_checkpoint(cluster, planted, tmp_pa
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
     vocabulary, _ = load_corpus(read_sentences(path), 5)
     assert np.isfinite(result.input_vectors).all()
-    assert _purity(result.input_vectors, vocabulary, groups_of) > 0.4
+    purity = _purity(result.input_vectors, vocabulary, groups_of)
+    assert purity > 0.5, purity
 
 
 def test_more_workers_than_cpus_is_refused(cluster, planted):

@@ -191,6 +191,7 @@ class SkipGramWorker:
             # Worker 0 draws the single-process trainer's streams (one worker reproduces it).
             seed=(config.seed + self.index * 1_000_003) % (2**62),
             update=config.update,
+            sharing=config.sharing,
             start_epoch=epoch * blocks + block,
         )
 
