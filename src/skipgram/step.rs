@@ -399,8 +399,17 @@ impl SkipGramStep {
             );
             let (mut center_norms, mut output_norms) =
                 (&mut self.center_norms[..], &mut self.output_norms[..]);
+            // A group's negatives' norms come with their chunk (shared ones: in `scales`).
+            let group_norms = if batch.shared() || !norms {
+                0
+            } else {
+                negatives
+            };
+            resize(&mut self.negative_norms, group_norms);
+            let mut negative_norms = &mut self.negative_norms[..];
             for (chunk, loss_out) in self.chunks.iter().zip(self.chunk_losses.iter_mut()) {
                 let (count, slot_count) = (chunk.pairs.len(), chunk.slots.len());
+                let own_norms = if group_norms > 0 { slot_count } else { 0 };
                 let outputs = ChunkOutputs {
                     dlogits: take(&mut dlogits, count * width),
                     gradient: take(&mut gradient, count * dim),
@@ -410,6 +419,7 @@ impl SkipGramStep {
                         take(&mut center_norms, count),
                         take(&mut output_norms, count),
                     ),
+                    negative_norms: take(&mut negative_norms, own_norms),
                 };
                 work.push((chunk, outputs, loss_out));
             }
@@ -583,8 +593,10 @@ impl SkipGramStep {
             SkipGramLoss::SampledSoftmax => (0.25f32, 0.5f32),
             SkipGramLoss::Nce | SkipGramLoss::Neg => (0.25, 0.25),
         };
-        resize(&mut self.negative_norms, negatives);
-        norms_dispatch(isa, tables, batch.negatives, &mut self.negative_norms);
+        if batch.shared() {
+            resize(&mut self.negative_norms, negatives);
+            norms_dispatch(isa, tables, batch.negatives, &mut self.negative_norms);
+        }
         let remove_hits = loss.removes_accidental_hits();
         if batch.shared() {
             let all_negative_norms: f32 = self.negative_norms.iter().sum();
@@ -658,6 +670,9 @@ struct ChunkOutputs<'a> {
     bias_partials: &'a mut [f32],
     /// Per pair `|x_i|²` and `|w_{ctx_i}|²` (empty when the update rule does not need them).
     norms: (&'a mut [f32], &'a mut [f32]),
+    /// Per slot of the chunk's groups, `|w_n|²` (empty for shared negatives, or when the
+    /// update rule does not need them).
+    negative_norms: &'a mut [f32],
 }
 
 /// Sizes a scratch buffer; its old contents stay (every entry is written before it is read).
@@ -722,6 +737,7 @@ unsafe fn chunk_work<L: Lanes>(
         partials,
         bias_partials,
         norms: (center_norms, context_norms),
+        negative_norms,
     } = outputs;
     let pairs = chunk.pairs.clone();
     let total = pair_chunk::<L>(
@@ -734,12 +750,29 @@ unsafe fn chunk_work<L: Lanes>(
         gradient,
     );
     if !center_norms.is_empty() {
+        // A window's pairs repeat one id on one side (the center): its norm is computed once.
         for (local, i) in pairs.clone().enumerate() {
-            let x = tables.input_row(batch.centers[i]);
-            let w = tables.output_row(batch.contexts[i]);
-            center_norms[local] = dot_group::<L, 1>(x, [x])[0];
-            context_norms[local] = dot_group::<L, 1>(w, [w])[0];
+            let repeats = |ids: &[u32]| local > 0 && ids[i] == ids[i - 1];
+            center_norms[local] = if repeats(batch.centers) {
+                center_norms[local - 1]
+            } else {
+                let x = tables.input_row(batch.centers[i]);
+                dot_group::<L, 1>(x, [x])[0]
+            };
+            context_norms[local] = if repeats(batch.contexts) {
+                context_norms[local - 1]
+            } else {
+                let w = tables.output_row(batch.contexts[i]);
+                dot_group::<L, 1>(w, [w])[0]
+            };
         }
+    }
+    if !negative_norms.is_empty() {
+        squared_norms::<L>(
+            tables,
+            &batch.negatives[chunk.slots.clone()],
+            negative_norms,
+        );
     }
     let per_group = batch.negatives_per_group();
     let width = per_group + 1;
