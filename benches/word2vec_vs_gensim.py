@@ -406,21 +406,20 @@ def main(argv: list[str] | None = None) -> int:
     scratch = tempfile.TemporaryDirectory(prefix="rustnce-word2vec-bench-")
     for corpus in corpora:
         corpus.write(scratch.name)
-    contenders: list[tuple[str, str | None, int]] = [
-        ("gensim sg neg=5/pair", None, 0),
-        ("fastText sg neg=5/pair", "fasttext", 0),
+    # (name, the rustnce loss or the other trainer's name, rustnce's sharing and negatives)
+    contenders: list[tuple[str, str | None, tuple[str, int]]] = [
+        ("gensim sg neg=5/pair", None, ("", 0)),
+        ("fastText sg neg=5/pair", "fasttext", ("", 0)),
     ]
     for loss in args.losses.split(","):
         for sharing, negatives in args.rustnce:
-            contenders.append(
-                (f"rustnce {loss} {negatives}/{sharing}", f"{loss}:{sharing}", negatives)
-            )
+            contenders.append((f"rustnce {loss} {negatives}/{sharing}", loss, (sharing, negatives)))
     for corpus in corpora:
         words = sum(len(s) for s in corpus.sentences)
         outcomes = {name: Outcome() for name, _, _ in contenders}
         fasttext_own: list[float] = []  # fastText's own words/sec/thread
         for repeat in range(args.repeats):
-            for name, loss, negatives in contenders:
+            for name, loss, (sharing, negatives) in contenders:
                 seed = repeat + 1
                 wait_for_idle(args.wait_idle)
                 load = ForeignLoad()
@@ -435,9 +434,8 @@ def main(argv: list[str] | None = None) -> int:
                     seconds, vectors, vocabulary = run.seconds, run.vectors, run.vocabulary
                     fasttext_own.append(run.words_per_second_per_thread)
                 else:
-                    loss_name, sharing = loss.split(":")
                     seconds, vectors, vocabulary = run_rustnce(
-                        corpus, args, seed, loss_name, sharing, negatives
+                        corpus, args, seed, loss, sharing, negatives
                     )
                 foreign = load.cores()
                 scores = evaluate(vectors, vocabulary, corpus, pair_sets)

@@ -209,6 +209,15 @@ pub enum Workers<'a> {
 }
 
 impl Workers<'_> {
+    /// The pool when `parallel`, else the calling thread.
+    pub fn pool_if(parallel: bool) -> Self {
+        if parallel {
+            Workers::Pool
+        } else {
+            Workers::Serial
+        }
+    }
+
     /// Runs `run` on every item; on a team, member `m` takes the `m`-th share of the items.
     fn for_each<T: Send>(self, items: Vec<T>, run: impl Fn(T) + Sync + Send) {
         match self {
@@ -266,28 +275,11 @@ impl SkipGramStep {
         rate: f32,
         parallel: bool,
     ) -> f64 {
-        self.run_with(embeddings, batch, loss, rate, UpdateRule::Sum, parallel)
+        let workers = Workers::pool_if(parallel);
+        self.run_on_workers(embeddings, batch, loss, rate, UpdateRule::Sum, workers)
     }
 
-    /// As [`SkipGramStep::run`], with the updates made by `rule`.
-    pub fn run_with(
-        &mut self,
-        embeddings: &mut Embeddings<'_>,
-        batch: &PairBatch<'_>,
-        loss: SkipGramLoss,
-        rate: f32,
-        rule: UpdateRule,
-        parallel: bool,
-    ) -> f64 {
-        let workers = if parallel {
-            Workers::Pool
-        } else {
-            Workers::Serial
-        };
-        self.run_on_workers(embeddings, batch, loss, rate, rule, workers)
-    }
-
-    /// As [`SkipGramStep::run_with`], on `workers`.
+    /// As [`SkipGramStep::run`], with the updates made by `rule`, on `workers`.
     pub fn run_on_workers(
         &mut self,
         embeddings: &mut Embeddings<'_>,
@@ -1213,12 +1205,7 @@ mod tests {
         rate: f32,
         parallel: bool,
     ) -> (f64, [Vec<f32>; 3]) {
-        let workers = if parallel {
-            Workers::Pool
-        } else {
-            Workers::Serial
-        };
-        run_on(problem, isa, loss, rule, rate, workers)
+        run_on(problem, isa, loss, rule, rate, Workers::pool_if(parallel))
     }
 
     fn run_on(
