@@ -117,6 +117,7 @@ impl Problem {
             },
             remove_accidental_hits: false,
             subtract_log_q: true,
+            precision: rustnce::bfloat16::Precision::Float32,
         }
     }
 }
@@ -198,6 +199,22 @@ fn losses(c: &mut Criterion) {
                 b.iter(|| {
                     parallelism::install(|| {
                         black_box(forward_backward(&inputs, loss, &Upstream::Sum).unwrap())
+                    })
+                })
+            });
+        }
+        // The same pass with bfloat16 products (where the processor has them).
+        if rustnce::bfloat16::BFloat16Products::detect().is_some() {
+            let bfloat16 = SampledLossInputs {
+                precision: rustnce::bfloat16::Precision::BFloat16,
+                ..inputs.clone()
+            };
+            group.bench_function("nce forward+backward, bfloat16 products", |b| {
+                b.iter(|| {
+                    parallelism::install(|| {
+                        black_box(
+                            forward_backward(&bfloat16, SampledLoss::Nce, &Upstream::Sum).unwrap(),
+                        )
                     })
                 })
             });

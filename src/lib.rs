@@ -9,6 +9,7 @@ pub mod samplers;
 pub use error::{NceError, Result};
 pub use philox::Seed;
 pub mod accidental_hits;
+pub mod bfloat16;
 pub mod element_types;
 pub mod full_evaluation;
 pub mod losses;

@@ -9,6 +9,9 @@ use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut2, Axis
 use rayon::prelude::*;
 
 use crate::accidental_hits::last_positions;
+use crate::bfloat16::{
+    as_f32_view, as_f32_view_mut, BFloat16Products, PackedLeft, PackedRight, Precision,
+};
 use crate::element_types::{ClassId, Real, HIT_MASK};
 use crate::error::{NceError, Result};
 use crate::matrix_product::matrix_product;
@@ -55,6 +58,9 @@ pub struct SampledLossInputs<'a, F, L> {
     pub sampled: SampledValues<'a, F>,
     pub remove_accidental_hits: bool,
     pub subtract_log_q: bool,
+    /// The arithmetic of the three matrix products (`bfloat16.rs`); bfloat16 needs float32
+    /// arrays.
+    pub precision: Precision,
 }
 
 /// Ids checked against the weights, ready to index rows.
@@ -217,6 +223,22 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
     pub fn gather(&self) -> Result<Gathered<F>> {
         let ids = self.check()?;
         let weights = self.weights.gather_checked(&ids.sampled);
+        let bfloat16 = match self.precision {
+            Precision::Float32 => None,
+            Precision::BFloat16 => {
+                let Some(sampled) = as_f32_view(&weights.view()).copied() else {
+                    return Err(NceError::invalid(
+                        "precision",
+                        "'bfloat16' needs float32 weights, biases and inputs",
+                    ));
+                };
+                BFloat16Products::detect().map(|products| SampledPacks {
+                    products,
+                    for_logits: PackedRight::of_transpose(products, &sampled),
+                    for_inputs_gradient: PackedRight::of_matrix(products, &sampled),
+                })
+            }
+        };
         let biases = ids
             .sampled
             .iter()
@@ -237,6 +259,7 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
             biases,
             log_q,
             hit_positions,
+            bfloat16,
         })
     }
 
@@ -278,11 +301,15 @@ impl<'a, F: Real, L: ClassId> SampledLossInputs<'a, F, L> {
         });
         let inputs = self.inputs.slice(s![first..first + block.nrows(), ..]);
         timed(Phase::SampledLogitsProduct, || {
-            matrix_product(
-                &inputs,
-                &gathered.weights.t(),
-                &mut block.slice_mut(s![.., num_true..]),
-            )
+            let mut out = block.slice_mut(s![.., num_true..]);
+            let packed = gathered.bfloat16.as_ref();
+            match (packed, as_f32_view(&inputs), as_f32_view_mut(&mut out)) {
+                (Some(packs), Some(inputs), Some(out)) => {
+                    let left = PackedLeft::of_matrix(packs.products, inputs);
+                    packs.products.product(&left, &packs.for_logits, out)
+                }
+                _ => matrix_product(&inputs, &gathered.weights.t(), &mut out),
+            }
         });
         let _timer = PhaseGuard::start(Phase::TrueLogitsAndCorrections);
         true_logits(num_true, &inputs, label_rows, block);
@@ -492,6 +519,17 @@ pub struct Gathered<F> {
     pub log_q: Array2<F>,
     /// The last position of each sampled id, when accidental hits are removed.
     pub hit_positions: Option<HashMap<i64, usize>>,
+    /// The sampled rows packed for bfloat16 products, when they are used.
+    pub bfloat16: Option<SampledPacks>,
+}
+
+/// The sampled rows `W_s` (`[num_sampled, dim]`) as the right operands of the bfloat16
+/// products that read them: the logits (`inputs · W_sᵀ`) and the inputs gradient
+/// (`G · W_s`).
+pub struct SampledPacks {
+    pub products: BFloat16Products,
+    pub for_logits: PackedRight,
+    pub for_inputs_gradient: PackedRight,
 }
 
 /// The sampled columns a row's labels hit (each once, however many labels repeat).

@@ -22,6 +22,7 @@ pub trait Pooled: Copy + Default + Send + 'static {
 
 static F32_POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
 static F64_POOL: Mutex<Vec<Vec<f64>>> = Mutex::new(Vec::new());
+static U32_POOL: Mutex<Vec<Vec<u32>>> = Mutex::new(Vec::new());
 
 impl Pooled for f32 {
     fn pool() -> &'static Mutex<Vec<Vec<f32>>> {
@@ -32,6 +33,13 @@ impl Pooled for f32 {
 impl Pooled for f64 {
     fn pool() -> &'static Mutex<Vec<Vec<f64>>> {
         &F64_POOL
+    }
+}
+
+/// Packed bfloat16 operands (`bfloat16.rs`).
+impl Pooled for u32 {
+    fn pool() -> &'static Mutex<Vec<Vec<u32>>> {
+        &U32_POOL
     }
 }
 

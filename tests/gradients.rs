@@ -68,6 +68,7 @@ fn inputs_of<'a>(
         },
         remove_accidental_hits: hits,
         subtract_log_q: true,
+        precision: rustnce::bfloat16::Precision::Float32,
     }
 }
 

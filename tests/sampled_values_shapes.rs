@@ -52,6 +52,7 @@ fn problem<'a>(
         },
         remove_accidental_hits: false,
         subtract_log_q,
+        precision: rustnce::bfloat16::Precision::Float32,
     }
 }
 

@@ -41,6 +41,7 @@ fn problem(case: &Case, remove_accidental_hits: bool) -> SampledLossInputs<'_, f
         },
         remove_accidental_hits,
         subtract_log_q: true,
+        precision: rustnce::bfloat16::Precision::Float32,
     }
 }
 

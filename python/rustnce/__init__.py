@@ -22,7 +22,7 @@ from ._losses import (
     nce_loss,
     sampled_softmax_loss,
 )
-from ._rustnce import __version__, get_num_threads, set_num_threads
+from ._rustnce import __version__, bfloat16_available, get_num_threads, set_num_threads
 from ._samplers import (
     AllCandidateSampler,
     CandidateSampler,
@@ -50,6 +50,7 @@ __all__ = [
     "LogUniformSampler",
     "UniformSampler",
     "all_candidate_sampler",
+    "bfloat16_available",
     "compute_accidental_hits",
     "compute_sampled_logits",
     "embedding_lookup",

@@ -142,6 +142,7 @@ def nce_loss_and_gradients(
     *,
     rescalable: bool = False,
     merged: bool = False,
+    precision: str = "float32",
 ) -> SampledLossGradients:
     """:func:`rustnce.nce_loss` and its gradients with respect to ``inputs``, ``weights``
     and ``biases``, in one fused pass.
@@ -154,7 +155,8 @@ def nce_loss_and_gradients(
     another pass over the weights; and ``merged``: form the merged gradients
     (:meth:`SampledLossGradients.merged`, the same values) during the pass, each label's row
     written while its block's inputs are in cache, and keep no copy of ``inputs`` (so the
-    row-sparse forms and ``accumulate`` are not available afterwards).
+    row-sparse forms and ``accumulate`` are not available afterwards); ``precision`` as in
+    :func:`rustnce.nce_loss`.
     """
     return SampledLossGradients(
         _rustnce.nce_loss_and_gradients(
@@ -173,6 +175,7 @@ def nce_loss_and_gradients(
             upstream,
             rescalable=rescalable,
             merged=merged,
+            precision=precision,
         )
     )
 
@@ -194,6 +197,7 @@ def sampled_softmax_loss_and_gradients(
     *,
     rescalable: bool = False,
     merged: bool = False,
+    precision: str = "float32",
 ) -> SampledLossGradients:
     """:func:`rustnce.sampled_softmax_loss` and its gradients, in one fused pass (arguments
     as :func:`nce_loss_and_gradients`)."""
@@ -214,6 +218,7 @@ def sampled_softmax_loss_and_gradients(
             upstream,
             rescalable=rescalable,
             merged=merged,
+            precision=precision,
         )
     )
 
@@ -233,13 +238,16 @@ def nce_sgd_step(
     seed: Seed = None,
     subtract_log_q: bool = True,
     upstream: Any = "mean",
+    *,
+    precision: str = "float32",
 ) -> tuple[np.ndarray, np.ndarray]:
     """One SGD step of :func:`rustnce.nce_loss` on ``weights`` and ``biases``, in place:
     ``weights -= learning_rate * gradient`` (only the touched rows are written).
 
     ``weights`` and ``biases`` must be writeable and must not overlap ``inputs`` or each
     other. Returns ``(loss [batch], inputs_gradient [batch, dim])`` so the caller can update
-    whatever produced ``inputs`` (an input embedding, say). ``upstream`` defaults to ``"mean"``.
+    whatever produced ``inputs`` (an input embedding, say). ``upstream`` defaults to ``"mean"``;
+    ``precision`` as in :func:`rustnce.nce_loss`.
     """
     return _rustnce.nce_sgd_step(
         weights,
@@ -256,6 +264,7 @@ def nce_sgd_step(
         seed,
         subtract_log_q,
         upstream,
+        precision=precision,
     )
 
 
@@ -274,6 +283,8 @@ def sampled_softmax_sgd_step(
     seed: Seed = None,
     subtract_log_q: bool = True,
     upstream: Any = "mean",
+    *,
+    precision: str = "float32",
 ) -> tuple[np.ndarray, np.ndarray]:
     """One SGD step of :func:`rustnce.sampled_softmax_loss` (see :func:`nce_sgd_step`)."""
     return _rustnce.sampled_softmax_sgd_step(
@@ -291,4 +302,5 @@ def sampled_softmax_sgd_step(
         seed,
         subtract_log_q,
         upstream,
+        precision=precision,
     )

@@ -28,6 +28,8 @@ def nce_loss(
     partition_strategy: str = "div",
     seed: Seed = None,
     subtract_log_q: bool = True,
+    *,
+    precision: str = "float32",
 ) -> np.ndarray:
     """Noise-contrastive estimation loss, per example, as ``tf.nn.nce_loss``.
 
@@ -48,6 +50,11 @@ def nce_loss(
         partition_strategy: ``"div"`` (contiguous shards, TensorFlow 2) or ``"mod"``.
         seed: the default sampler's seed (an int as TensorFlow's op seed, or ``(seed, seed2)``).
         subtract_log_q: subtract ``ln(expected count)`` from each logit (TensorFlow: always).
+        precision: ``"float32"`` (default: TensorFlow's arithmetic) or ``"bfloat16"``: the
+            three matrix products (sampled logits, inputs gradient, sampled rows' gradient)
+            round their operands to bfloat16 and sum in float32, about twice as fast, where
+            the processor has AVX-512 BF16 (:func:`rustnce.bfloat16_available`; elsewhere
+            float32 is used). Needs float32 arrays. Error bounds: docs/performance.md.
 
     Returns:
         ``[batch]`` losses in the dtype of ``inputs``: for each row, the sigmoid
@@ -67,6 +74,7 @@ def nce_loss(
         partition_strategy,
         seed,
         subtract_log_q,
+        precision=precision,
     )
 
 
@@ -83,6 +91,8 @@ def sampled_softmax_loss(
     partition_strategy: str = "div",
     seed: Seed = None,
     subtract_log_q: bool = True,
+    *,
+    precision: str = "float32",
 ) -> np.ndarray:
     """Sampled softmax loss, per example, as ``tf.nn.sampled_softmax_loss``.
 
@@ -105,6 +115,7 @@ def sampled_softmax_loss(
         partition_strategy,
         seed,
         subtract_log_q,
+        precision=precision,
     )
 
 
@@ -121,6 +132,8 @@ def compute_sampled_logits(
     remove_accidental_hits: bool = False,
     partition_strategy: str = "div",
     seed: Seed = None,
+    *,
+    precision: str = "float32",
 ) -> tuple[np.ndarray, np.ndarray]:
     """The logits and targets both losses start from (TensorFlow's ``_compute_sampled_logits``).
 
@@ -128,7 +141,7 @@ def compute_sampled_logits(
         ``(logits, targets)``, each ``[batch, num_true + num_sampled]`` in the dtype of
         ``inputs``: true columns first (in label order), then the sampled candidates; targets
         are ``1/num_true`` on the true columns and 0 elsewhere. A removed accidental hit's
-        logit is ``raw - FLT_MAX - ln Q``.
+        logit is ``raw - FLT_MAX - ln Q``. ``precision`` as in :func:`nce_loss`.
     """
     return _rustnce.compute_sampled_logits(
         weights,
@@ -143,6 +156,7 @@ def compute_sampled_logits(
         remove_accidental_hits,
         partition_strategy,
         seed,
+        precision=precision,
     )
 
 

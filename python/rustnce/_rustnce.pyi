@@ -53,6 +53,7 @@ _FloatArray = npt.NDArray[_Float]
 # into one), or a list of shards split by ``partition_strategy``.
 _Shards = npt.ArrayLike | Sequence[npt.ArrayLike]
 _PartitionStrategy = Literal["div", "mod"]
+_Precision = Literal["float32", "bfloat16"]
 _Upstream = Literal["sum", "mean"] | npt.ArrayLike
 _SampledValues = tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike] | Sequence[Any]
 
@@ -145,6 +146,8 @@ def nce_loss(
     partition_strategy: _PartitionStrategy = "div",
     seed: _Seed = None,
     subtract_log_q: bool = True,
+    *,
+    precision: _Precision = "float32",
 ) -> _FloatArray: ...
 def sampled_softmax_loss(
     weights: _Shards,
@@ -159,6 +162,8 @@ def sampled_softmax_loss(
     partition_strategy: _PartitionStrategy = "div",
     seed: _Seed = None,
     subtract_log_q: bool = True,
+    *,
+    precision: _Precision = "float32",
 ) -> _FloatArray: ...
 def compute_sampled_logits(
     weights: _Shards,
@@ -173,6 +178,8 @@ def compute_sampled_logits(
     remove_accidental_hits: bool = False,
     partition_strategy: _PartitionStrategy = "div",
     seed: _Seed = None,
+    *,
+    precision: _Precision = "float32",
 ) -> tuple[_FloatArray, _FloatArray]: ...
 def checked_sampled_values(
     weights: _Shards,
@@ -205,6 +212,7 @@ def nce_loss_and_gradients(
     *,
     rescalable: bool = False,
     merged: bool = False,
+    precision: _Precision = "float32",
 ) -> SampledLossGradients: ...
 def sampled_softmax_loss_and_gradients(
     weights: _Shards,
@@ -223,6 +231,7 @@ def sampled_softmax_loss_and_gradients(
     *,
     rescalable: bool = False,
     merged: bool = False,
+    precision: _Precision = "float32",
 ) -> SampledLossGradients: ...
 def nce_sgd_step(
     weights: _Shards,
@@ -239,6 +248,8 @@ def nce_sgd_step(
     seed: _Seed = None,
     subtract_log_q: bool = True,
     upstream: _Upstream = "mean",
+    *,
+    precision: _Precision = "float32",
 ) -> tuple[_FloatArray, _FloatArray]: ...
 def sampled_softmax_sgd_step(
     weights: _Shards,
@@ -255,6 +266,8 @@ def sampled_softmax_sgd_step(
     seed: _Seed = None,
     subtract_log_q: bool = True,
     upstream: _Upstream = "mean",
+    *,
+    precision: _Precision = "float32",
 ) -> tuple[_FloatArray, _FloatArray]: ...
 def kept_sampler_sample(
     sampler: Literal["uniform", "log_uniform", "learned_unigram", "fixed_unigram", "all"],
@@ -365,6 +378,7 @@ class SkipGramTrainer:
     def total_words(self) -> int: ...
 
 def set_num_threads(threads: int) -> None: ...
+def bfloat16_available() -> bool: ...
 def get_num_threads() -> int: ...
 
 # Text corpora read from files as training goes (src/py/corpus.rs).

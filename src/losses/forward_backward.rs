@@ -7,6 +7,7 @@ use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayVie
 use rayon::prelude::*;
 
 use super::{block_row_losses, SampledLoss};
+use crate::bfloat16::{as_f32_view, as_f32_view_mut, BFloat16Products, PackedLeft, PackedRight};
 use crate::element_types::{ClassId, Real};
 use crate::error::{NceError, Result};
 use crate::matrix_product::matrix_product;
@@ -74,6 +75,8 @@ pub struct SampledGradients<F> {
     /// [`forward_backward_rescalable`]: with it, [`SampledGradients::rescaled`] weights the
     /// examples differently afterwards without another pass over the weights.
     pub logit_gradient: Option<Array2<F>>,
+    /// Whether the pass's products were bfloat16 (a rescaling's product is too).
+    pub bfloat16: Option<BFloat16Products>,
 }
 
 impl<F: Real> SampledGradients<F> {
@@ -223,6 +226,7 @@ impl<F: Real> SampledGradients<F> {
             sampled_rows_share(
                 &logits.slice(s![.., num_true..]),
                 &inputs.slice(s![first..last, ..]),
+                self.bfloat16,
             )
         };
         let blocks = (
@@ -251,6 +255,7 @@ impl<F: Real> SampledGradients<F> {
             sampled_bias_gradient,
             inputs_gradient: scaled_inputs_gradient,
             logit_gradient: Some(logit_gradient),
+            bfloat16: self.bfloat16,
         })
     }
 }
@@ -316,6 +321,7 @@ fn fused_pass<F: Real, L: ClassId>(
     );
     let width = num_true + num_sampled;
     let weight = |row: usize| upstream.weight(row, batch);
+    let products = gathered.bfloat16.as_ref().map(|packs| packs.products);
     // The rows the weight and bias gradients touch: labels (row-major), then sampled ids.
     let mut ids = Vec::with_capacity(gathered.ids.labels.len() + num_sampled);
     ids.extend_from_slice(&gathered.ids.labels);
@@ -383,11 +389,21 @@ fn fused_pass<F: Real, L: ClassId>(
 
         // ∂/∂inputs = G_sampled · W_sampled + Σ_t G_t · W[label_t].
         timed(Phase::InputsGradientProduct, || {
-            matrix_product(
-                &sampled_gradient,
-                &gathered.weights.view(),
-                &mut block_inputs_gradient.view_mut(),
-            )
+            let mut out = block_inputs_gradient.view_mut();
+            let packed = gathered.bfloat16.as_ref();
+            match (
+                packed,
+                as_f32_view(&sampled_gradient),
+                as_f32_view_mut(&mut out),
+            ) {
+                (Some(packs), Some(gradient), Some(out)) => {
+                    let left = PackedLeft::of_matrix(packs.products, gradient);
+                    packs
+                        .products
+                        .product(&left, &packs.for_inputs_gradient, out)
+                }
+                _ => matrix_product(&sampled_gradient, &gathered.weights.view(), &mut out),
+            }
         });
         timed(Phase::InputsGradientLabelRows, || {
             add_label_rows(
@@ -403,6 +419,7 @@ fn fused_pass<F: Real, L: ClassId>(
             sampled_rows_share(
                 &sampled_gradient,
                 &problem.inputs.slice(s![first..first + rows, ..]),
+                products,
             )
         });
         if let Some(buffer) = buffer {
@@ -451,6 +468,7 @@ fn fused_pass<F: Real, L: ClassId>(
         sampled_bias_gradient,
         inputs_gradient,
         logit_gradient,
+        bfloat16: products,
     };
     let merged = merging.map(|(plan, rows)| gradients.finish_merged(plan, rows, &problem.inputs));
     Ok((gradients, merged))
@@ -495,10 +513,24 @@ fn write_direct_rows<F: Real>(
 fn sampled_rows_share<F: Real>(
     sampled_gradient: &ArrayView2<F>,
     inputs: &ArrayView2<F>,
+    products: Option<BFloat16Products>,
 ) -> (Array2<F>, Vec<F>) {
     let (num_sampled, dim) = (sampled_gradient.ncols(), inputs.ncols());
     let mut weights = workspace::matrix::<F>(num_sampled, dim);
-    matrix_product(&sampled_gradient.t(), inputs, &mut weights.view_mut());
+    let mut out = weights.view_mut();
+    match (
+        products,
+        as_f32_view(sampled_gradient),
+        as_f32_view(inputs),
+        as_f32_view_mut(&mut out),
+    ) {
+        (Some(products), Some(gradient), Some(inputs), Some(out)) => {
+            let left = PackedLeft::of_transpose(products, gradient);
+            let right = PackedRight::of_matrix(products, inputs);
+            products.product(&left, &right, out)
+        }
+        _ => matrix_product(&sampled_gradient.t(), inputs, &mut out),
+    }
     let mut biases = vec![F::zero(); num_sampled];
     let add = |(sum, &g): (&mut F, &F)| *sum = *sum + g;
     for row in sampled_gradient.rows() {

@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use super::errors;
+use crate::bfloat16::Precision;
 use crate::element_types::ClassId;
 use crate::error::NceError;
 use crate::philox::Seed;
@@ -457,6 +458,32 @@ impl<'a, 'py> FromPyObject<'a, 'py> for PartitionStrategyArgument {
             "mod" => Ok(PartitionStrategyArgument(PartitionStrategy::Mod)),
             _ => Err(errors::wrong_value(format!(
                 "partition_strategy must be one of 'div', 'mod', got {}",
+                repr(&value)
+            ))),
+        }
+    }
+}
+
+/// `precision`: `"float32"` or `"bfloat16"` (the matrix products' arithmetic).
+pub struct PrecisionArgument(pub Precision);
+
+/// The default `precision`.
+pub const FLOAT32: PrecisionArgument = PrecisionArgument(Precision::Float32);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for PrecisionArgument {
+    type Error = PyErr;
+
+    fn extract(value: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let Ok(text) = value.cast::<PyString>() else {
+            return Err(errors::wrong_type(format!(
+                "precision must be one of 'float32', 'bfloat16', got {}",
+                type_name(&value)
+            )));
+        };
+        match Precision::parse(text.to_cow()?.as_ref()) {
+            Some(precision) => Ok(PrecisionArgument(precision)),
+            None => Err(errors::wrong_value(format!(
+                "precision must be one of 'float32', 'bfloat16', got {}",
                 repr(&value)
             ))),
         }

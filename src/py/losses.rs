@@ -14,7 +14,8 @@ use super::arguments::{
     as_float_array, as_id_vector, as_int, as_shards, check_broadcast, check_id_range,
     check_in_place_layout, check_in_place_targets, check_memory, check_shard_layout, matrix, seed,
     shape_tuple, shard_name, sharded, unpack_sampled_values, vector, with_class_view, Argument,
-    ClassMatrix, FloatType, PartitionStrategyArgument, UpstreamArgument,
+    ClassMatrix, FloatType, PartitionStrategyArgument, PrecisionArgument, UpstreamArgument,
+    FLOAT32,
 };
 use super::errors;
 use super::fork_gate::{install, install_locked};
@@ -22,6 +23,7 @@ use super::gradients::{IntoComputed, SampledLossGradients, Shapes};
 use super::memory_locks::Access;
 use super::output::to_numpy;
 use super::samplers::{cached_sample, SamplerSettings};
+use crate::bfloat16::Precision;
 use crate::element_types::{ClassId, Real};
 use crate::error::NceError;
 use crate::full_evaluation::{self, FullLoss};
@@ -52,6 +54,7 @@ pub struct SharedArguments<'a, 'py> {
     pub partition_strategy: PartitionStrategy,
     pub seed: Option<&'a Bound<'py, PyAny>>,
     pub subtract_log_q: &'a Argument<'py, bool>,
+    pub precision: Precision,
 }
 
 /// The caller's `sampled_values`, checked, or what the default sampler will draw.
@@ -81,6 +84,7 @@ pub struct Checked<'py> {
     sampled: Sampled<'py>,
     remove_accidental_hits: bool,
     subtract_log_q: bool,
+    precision: Precision,
 }
 
 impl<'py> Checked<'py> {
@@ -221,6 +225,13 @@ pub fn check_shared<'py>(arguments: &SharedArguments<'_, 'py>) -> PyResult<Check
         .remove_accidental_hits
         .flag("remove_accidental_hits")?;
     let subtract_log_q = arguments.subtract_log_q.flag("subtract_log_q")?;
+    let precision = arguments.precision;
+    if precision == Precision::BFloat16 && float != FloatType::F32 {
+        return Err(errors::wrong_value(
+            "precision='bfloat16' needs float32 weights, biases and inputs, got float64 \
+             (bfloat16 products read float32 arrays)",
+        ));
+    }
     let num_sampled = if arguments.sampled_values.is_none() || remove_accidental_hits {
         as_count(arguments.num_sampled, "num_sampled")?
     } else {
@@ -274,6 +285,7 @@ pub fn check_shared<'py>(arguments: &SharedArguments<'_, 'py>) -> PyResult<Check
         sampled,
         remove_accidental_hits,
         subtract_log_q,
+        precision,
     })
 }
 
@@ -690,6 +702,7 @@ fn problem<'a, F: Real + Element, L: ClassId>(
         sampled: values.views(),
         remove_accidental_hits: checked.remove_accidental_hits,
         subtract_log_q: checked.subtract_log_q,
+        precision: checked.precision,
     })
 }
 
@@ -721,7 +734,7 @@ fn sampled_call<'py>(
 macro_rules! shared {
     ($weights:ident, $biases:ident, $labels:ident, $inputs:ident, $num_sampled:ident,
      $num_classes:ident, $num_true:ident, $sampled_values:ident, $remove_accidental_hits:ident,
-     $partition_strategy:ident, $seed:ident, $subtract_log_q:ident) => {
+     $partition_strategy:ident, $seed:ident, $subtract_log_q:ident, $precision:expr) => {
         SharedArguments {
             weights: &$weights,
             biases: &$biases,
@@ -735,6 +748,7 @@ macro_rules! shared {
             partition_strategy: $partition_strategy.0,
             seed: $seed.as_ref(),
             subtract_log_q: &$subtract_log_q,
+            precision: $precision,
         }
     };
 }
@@ -753,7 +767,7 @@ macro_rules! loss_function {
             weights, biases, labels, inputs, num_sampled, num_classes,
             num_true=Argument::Default(1), sampled_values=None,
             remove_accidental_hits=Argument::Default($hits), partition_strategy=DIV, seed=None,
-            subtract_log_q=Argument::Default(true)
+            subtract_log_q=Argument::Default(true), *, precision=FLOAT32
         ))]
         pub fn $name<'py>(
             py: Python<'py>,
@@ -769,10 +783,12 @@ macro_rules! loss_function {
             partition_strategy: PartitionStrategyArgument,
             seed: Option<Bound<'py, PyAny>>,
             subtract_log_q: Argument<'py, bool>,
+            precision: PrecisionArgument,
         ) -> PyResult<Bound<'py, PyAny>> {
             let checked = check_shared(&shared!(
                 weights, biases, labels, inputs, num_sampled, num_classes, num_true,
-                sampled_values, remove_accidental_hits, partition_strategy, seed, subtract_log_q
+                sampled_values, remove_accidental_hits, partition_strategy, seed, subtract_log_q,
+                precision.0
             ))?;
             sampled_call(py, &checked, $output)
         }
@@ -783,14 +799,14 @@ loss_function!(
     /// `tf.nn.nce_loss`: the per-example loss `[batch]`.
     nce_loss,
     remove_accidental_hits = false,
-    "(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None, remove_accidental_hits=False, partition_strategy='div', seed=None, subtract_log_q=True)",
+    "(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None, remove_accidental_hits=False, partition_strategy='div', seed=None, subtract_log_q=True, *, precision='float32')",
     Output::Loss(SampledLoss::Nce)
 );
 loss_function!(
     /// `tf.nn.sampled_softmax_loss`: the per-example loss `[batch]`.
     sampled_softmax_loss,
     remove_accidental_hits = true,
-    "(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None, remove_accidental_hits=True, partition_strategy='div', seed=None, subtract_log_q=True)",
+    "(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None, remove_accidental_hits=True, partition_strategy='div', seed=None, subtract_log_q=True, *, precision='float32')",
     Output::Loss(SampledLoss::SampledSoftmax)
 );
 
@@ -800,12 +816,13 @@ loss_function!(
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 #[pyo3(
-    text_signature = "(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None, subtract_log_q=True, remove_accidental_hits=False, partition_strategy='div', seed=None)"
+    text_signature = "(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None, subtract_log_q=True, remove_accidental_hits=False, partition_strategy='div', seed=None, *, precision='float32')"
 )]
 #[pyo3(signature = (
     weights, biases, labels, inputs, num_sampled, num_classes, num_true=Argument::Default(1),
     sampled_values=None, subtract_log_q=Argument::Default(true),
-    remove_accidental_hits=Argument::Default(false), partition_strategy=DIV, seed=None
+    remove_accidental_hits=Argument::Default(false), partition_strategy=DIV, seed=None, *,
+    precision=FLOAT32
 ))]
 pub fn compute_sampled_logits<'py>(
     py: Python<'py>,
@@ -821,6 +838,7 @@ pub fn compute_sampled_logits<'py>(
     remove_accidental_hits: Argument<'py, bool>,
     partition_strategy: PartitionStrategyArgument,
     seed: Option<Bound<'py, PyAny>>,
+    precision: PrecisionArgument,
 ) -> PyResult<Bound<'py, PyAny>> {
     let checked = check_shared(&shared!(
         weights,
@@ -834,7 +852,8 @@ pub fn compute_sampled_logits<'py>(
         remove_accidental_hits,
         partition_strategy,
         seed,
-        subtract_log_q
+        subtract_log_q,
+        precision.0
     ))?;
     sampled_call(py, &checked, Output::Logits)
 }
@@ -880,7 +899,8 @@ pub fn checked_sampled_values<'py>(
         remove_accidental_hits,
         partition_strategy,
         seed,
-        subtract_log_q
+        subtract_log_q,
+        Precision::Float32
     ))?;
     let drawn = draw(py, &checked)?;
     let float = checked.float;
@@ -927,7 +947,8 @@ macro_rules! gradient_function {
             weights, biases, labels, inputs, num_sampled, num_classes, learning_rate,
             num_true=Argument::Default(1), sampled_values=None,
             remove_accidental_hits=Argument::Default($hits), partition_strategy=DIV, seed=None,
-            subtract_log_q=Argument::Default(true), upstream=UpstreamArgument::Mean
+            subtract_log_q=Argument::Default(true), upstream=UpstreamArgument::Mean, *,
+            precision=FLOAT32
         ))]
         pub fn $name<'py>(
             py: Python<'py>,
@@ -945,13 +966,15 @@ macro_rules! gradient_function {
             seed: Option<Bound<'py, PyAny>>,
             subtract_log_q: Argument<'py, bool>,
             upstream: UpstreamArgument<'py>,
+            precision: PrecisionArgument,
         ) -> PyResult<Bound<'py, PyAny>> {
             let learning_rate = as_finite_float(&learning_rate, "learning_rate")?;
             check_in_place_targets(&weights, "weights")?;
             check_in_place_targets(&biases, "biases")?;
             let checked = check_shared(&shared!(
                 weights, biases, labels, inputs, num_sampled, num_classes, num_true,
-                sampled_values, remove_accidental_hits, partition_strategy, seed, subtract_log_q
+                sampled_values, remove_accidental_hits, partition_strategy, seed, subtract_log_q,
+                precision.0
             ))?;
             let per_example = upstream.per_example(checked.batch(), checked.float)?;
             let access = check_targets(py, &checked, per_example.as_ref())?;
@@ -968,7 +991,8 @@ macro_rules! gradient_function {
             num_true=Argument::Default(1), sampled_values=None,
             remove_accidental_hits=Argument::Default($hits), partition_strategy=DIV, seed=None,
             subtract_log_q=Argument::Default(true), upstream=UpstreamArgument::Sum, *,
-            rescalable=Argument::Default(false), merged=Argument::Default(false)
+            rescalable=Argument::Default(false), merged=Argument::Default(false),
+            precision=FLOAT32
         ))]
         pub fn $name<'py>(
             py: Python<'py>,
@@ -987,12 +1011,14 @@ macro_rules! gradient_function {
             upstream: UpstreamArgument<'py>,
             rescalable: Argument<'py, bool>,
             merged: Argument<'py, bool>,
+            precision: PrecisionArgument,
         ) -> PyResult<Bound<'py, PyAny>> {
             let rescalable = rescalable.flag("rescalable")?;
             let merged = merged.flag("merged")?;
             let checked = check_shared(&shared!(
                 weights, biases, labels, inputs, num_sampled, num_classes, num_true,
-                sampled_values, remove_accidental_hits, partition_strategy, seed, subtract_log_q
+                sampled_values, remove_accidental_hits, partition_strategy, seed, subtract_log_q,
+                precision.0
             ))?;
             // Checked before the default sampler draws.
             upstream.per_example(checked.batch(), checked.float)?;
@@ -1004,23 +1030,23 @@ macro_rules! gradient_function {
 gradient_function!(
     /// `nce_loss` and its gradients in one fused pass, as a `SampledLossGradients`.
     nce_loss_and_gradients, SampledLoss::Nce, remove_accidental_hits = false,
-    "(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None, remove_accidental_hits=False, partition_strategy='div', seed=None, subtract_log_q=True, upstream='sum', *, rescalable=False, merged=False)"
+    "(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None, remove_accidental_hits=False, partition_strategy='div', seed=None, subtract_log_q=True, upstream='sum', *, rescalable=False, merged=False, precision='float32')"
 );
 gradient_function!(
     /// `sampled_softmax_loss` and its gradients in one fused pass.
     sampled_softmax_loss_and_gradients, SampledLoss::SampledSoftmax, remove_accidental_hits = true,
-    "(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None, remove_accidental_hits=True, partition_strategy='div', seed=None, subtract_log_q=True, upstream='sum', *, rescalable=False, merged=False)"
+    "(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None, remove_accidental_hits=True, partition_strategy='div', seed=None, subtract_log_q=True, upstream='sum', *, rescalable=False, merged=False, precision='float32')"
 );
 gradient_function!(
     /// One SGD step of `nce_loss` on `weights` and `biases`, in place:
     /// `(loss [batch], inputs gradient [batch, dim])`.
     nce_sgd_step, SampledLoss::Nce, remove_accidental_hits = false,
-    "(weights, biases, labels, inputs, num_sampled, num_classes, learning_rate, num_true=1, sampled_values=None, remove_accidental_hits=False, partition_strategy='div', seed=None, subtract_log_q=True, upstream='mean')", sgd
+    "(weights, biases, labels, inputs, num_sampled, num_classes, learning_rate, num_true=1, sampled_values=None, remove_accidental_hits=False, partition_strategy='div', seed=None, subtract_log_q=True, upstream='mean', *, precision='float32')", sgd
 );
 gradient_function!(
     /// One SGD step of `sampled_softmax_loss`, in place.
     sampled_softmax_sgd_step, SampledLoss::SampledSoftmax, remove_accidental_hits = true,
-    "(weights, biases, labels, inputs, num_sampled, num_classes, learning_rate, num_true=1, sampled_values=None, remove_accidental_hits=True, partition_strategy='div', seed=None, subtract_log_q=True, upstream='mean')", sgd
+    "(weights, biases, labels, inputs, num_sampled, num_classes, learning_rate, num_true=1, sampled_values=None, remove_accidental_hits=True, partition_strategy='div', seed=None, subtract_log_q=True, upstream='mean', *, precision='float32')", sgd
 );
 
 fn run_full<'py, F: Real + Element, L: ClassId>(

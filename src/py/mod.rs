@@ -46,6 +46,7 @@ fn _rustnce(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(losses::full_softmax_loss, module)?)?;
     module.add_function(wrap_pyfunction!(set_num_threads, module)?)?;
     module.add_function(wrap_pyfunction!(get_num_threads, module)?)?;
+    module.add_function(wrap_pyfunction!(bfloat16_available, module)?)?;
     module.add_function(wrap_pyfunction!(skipgram::skipgram_sgd_step, module)?)?;
     module.add_class::<skipgram::SkipGramTrainer>()?;
     module.add_class::<skipgram::TrainingReport>()?;
@@ -71,4 +72,11 @@ fn set_num_threads(threads: &Bound<'_, PyAny>) -> PyResult<()> {
 #[pyfunction]
 fn get_num_threads() -> usize {
     crate::parallelism::current_num_threads()
+}
+
+/// Whether `precision="bfloat16"` computes in bfloat16 on this processor (AVX-512 F, BW and
+/// BF16); elsewhere it computes in float32.
+#[pyfunction]
+fn bfloat16_available() -> bool {
+    crate::bfloat16::BFloat16Products::detect().is_some()
 }
