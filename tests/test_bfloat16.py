@@ -214,6 +214,7 @@ def test_bfloat16_logits_are_the_rounded_operands_products():
     if not rustnce.bfloat16_available():
         np.testing.assert_array_equal(logits, float32)
         return
+
     # The sampled columns from operands rounded to bfloat16, in float64.
     def rounded(a):
         bits = np.asarray(a, np.float32).view(np.uint32).astype(np.uint64)
