@@ -117,7 +117,11 @@ impl Problem {
             },
             remove_accidental_hits: false,
             subtract_log_q: true,
-            precision: rustnce::bfloat16::Precision::Float32,
+            // `RUSTNCE_PHASES_PRECISION=bfloat16` times the phases with bfloat16 products.
+            precision: match std::env::var("RUSTNCE_PHASES_PRECISION").as_deref() {
+                Ok("bfloat16") => rustnce::bfloat16::Precision::BFloat16,
+                _ => rustnce::bfloat16::Precision::Float32,
+            },
         }
     }
 }

@@ -27,7 +27,8 @@ type BlockViews<'a, F> = (
             (ArrayViewMut1<'a, F>, ArrayViewMut2<'a, F>),
             ArrayViewMut2<'a, F>,
         ),
-        Option<ArrayViewMut2<'a, F>>,
+        // The block's rows of the kept logit gradient and of the copy of inputs.
+        (Option<ArrayViewMut2<'a, F>>, Option<ArrayViewMut2<'a, F>>),
     ),
 );
 
@@ -266,7 +267,7 @@ pub fn forward_backward<F: Real, L: ClassId>(
     loss: SampledLoss,
     upstream: &Upstream<F>,
 ) -> Result<SampledGradients<F>> {
-    Ok(fused_pass(problem, loss, upstream, false, false)?.0)
+    Ok(fused_pass(problem, loss, upstream, false, false, false)?.0)
 }
 
 /// [`forward_backward`] (keeping the logits' gradient if `keep_logit_gradient`, as
@@ -280,7 +281,8 @@ pub fn forward_backward_merged<F: Real, L: ClassId>(
     upstream: &Upstream<F>,
     keep_logit_gradient: bool,
 ) -> Result<(SampledGradients<F>, Merged<F>)> {
-    let (gradients, merged) = fused_pass(problem, loss, upstream, keep_logit_gradient, true)?;
+    let (gradients, merged, _) =
+        fused_pass(problem, loss, upstream, keep_logit_gradient, true, false)?;
     Ok((
         gradients,
         merged.expect("a merging pass returns the merged form"),
@@ -294,8 +296,25 @@ pub fn forward_backward_rescalable<F: Real, L: ClassId>(
     loss: SampledLoss,
     upstream: &Upstream<F>,
 ) -> Result<SampledGradients<F>> {
-    Ok(fused_pass(problem, loss, upstream, true, false)?.0)
+    Ok(fused_pass(problem, loss, upstream, true, false, false)?.0)
 }
+
+/// [`forward_backward`] (or [`forward_backward_rescalable`] if `keep_logit_gradient`), which
+/// also copies `inputs` (`[batch, dim]`, in a reused buffer): each block copies its rows while
+/// they are in cache, where a copy after the pass would read them all from memory again.
+pub fn forward_backward_copying_inputs<F: Real, L: ClassId>(
+    problem: &SampledLossInputs<F, L>,
+    loss: SampledLoss,
+    upstream: &Upstream<F>,
+    keep_logit_gradient: bool,
+) -> Result<(SampledGradients<F>, Array2<F>)> {
+    let (gradients, _, copy) =
+        fused_pass(problem, loss, upstream, keep_logit_gradient, false, true)?;
+    Ok((gradients, copy.expect("a copying pass returns the copy")))
+}
+
+/// What a pass returns: the gradients, and the merged form and the copy of `inputs` if asked.
+type PassOutputs<F> = (SampledGradients<F>, Option<Merged<F>>, Option<Array2<F>>);
 
 fn fused_pass<F: Real, L: ClassId>(
     problem: &SampledLossInputs<F, L>,
@@ -303,7 +322,8 @@ fn fused_pass<F: Real, L: ClassId>(
     upstream: &Upstream<F>,
     keep_logit_gradient: bool,
     merge: bool,
-) -> Result<(SampledGradients<F>, Option<Merged<F>>)> {
+    copy_inputs: bool,
+) -> Result<PassOutputs<F>> {
     let batch = problem.batch();
     if let Upstream::PerExample(g) = upstream {
         if g.len() != batch {
@@ -338,9 +358,10 @@ fn fused_pass<F: Real, L: ClassId>(
     let mut true_logit_gradient = Array2::<F>::zeros((batch, num_true));
     let mut inputs_gradient = workspace::matrix::<F>(batch, dim);
     let mut logit_gradient = keep_logit_gradient.then(|| workspace::matrix::<F>(batch, width));
+    let mut inputs_copy = copy_inputs.then(|| workspace::matrix::<F>(batch, dim));
     let block_pass = |(
         task,
-        (((mut block_losses, mut block_true_gradient), mut block_inputs_gradient), kept),
+        (((mut block_losses, mut block_true_gradient), mut block_inputs_gradient), (kept, copy)),
     ): BlockViews<'_, F>| {
         let first = task * ROWS_PER_BLOCK;
         let rows = block_losses.len();
@@ -359,6 +380,11 @@ fn fused_pass<F: Real, L: ClassId>(
                 .view_mut(),
         };
         problem.block_logits(&gathered, first, &label_rows, &mut gradient);
+        if let Some(mut copy) = copy {
+            timed(Phase::BuffersAndCombine, || {
+                copy.assign(&problem.inputs.slice(s![first..first + rows, ..]))
+            });
+        }
         let block_losses = block_losses.as_slice_mut().expect("losses are contiguous");
         timed(Phase::RowLosses, || {
             block_row_losses(
@@ -433,13 +459,11 @@ fn fused_pass<F: Real, L: ClassId>(
         true_logit_gradient.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK),
         inputs_gradient.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK),
     );
-    let kept_blocks: Vec<Option<ArrayViewMut2<F>>> = match logit_gradient.as_mut() {
-        Some(kept) => kept
-            .axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK)
-            .map(Some)
-            .collect(),
-        None => (0..loss_blocks.len()).map(|_| None).collect(),
-    };
+    let blocks = batch.div_ceil(ROWS_PER_BLOCK);
+    let kept_blocks: Vec<_> = optional_blocks(logit_gradient.as_mut(), blocks)
+        .into_iter()
+        .zip(optional_blocks(inputs_copy.as_mut(), blocks))
+        .collect();
     let partials: Vec<(Array2<F>, Vec<F>)> = if parallelism::inline() {
         let blocks = loss_blocks
             .zip(true_blocks)
@@ -471,7 +495,21 @@ fn fused_pass<F: Real, L: ClassId>(
         bfloat16: products,
     };
     let merged = merging.map(|(plan, rows)| gradients.finish_merged(plan, rows, &problem.inputs));
-    Ok((gradients, merged))
+    Ok((gradients, merged, inputs_copy))
+}
+
+/// A matrix's blocks of `ROWS_PER_BLOCK` rows, or `blocks` times `None`.
+fn optional_blocks<F>(
+    matrix: Option<&mut Array2<F>>,
+    blocks: usize,
+) -> Vec<Option<ArrayViewMut2<'_, F>>> {
+    match matrix {
+        Some(matrix) => matrix
+            .axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK)
+            .map(Some)
+            .collect(),
+        None => (0..blocks).map(|_| None).collect(),
+    }
 }
 
 /// The merged rows of a block's labels that are their id's only occurrence:

@@ -28,7 +28,7 @@ use crate::element_types::{ClassId, Real};
 use crate::error::NceError;
 use crate::full_evaluation::{self, FullLoss};
 use crate::losses::forward_backward::{
-    forward_backward, forward_backward_merged, forward_backward_rescalable, SampledGradients,
+    forward_backward, forward_backward_copying_inputs, forward_backward_merged, SampledGradients,
     Upstream,
 };
 use crate::losses::{self, SampledLoss};
@@ -38,7 +38,6 @@ use crate::sampled_logits::{
 };
 use crate::samplers::CandidateSample;
 use crate::sharding::{PartitionStrategy, ShardedMatrix, ShardedRowsMut};
-use crate::workspace;
 
 /// The arguments every sampled-loss function shares, as the user passed them.
 pub struct SharedArguments<'a, 'py> {
@@ -644,17 +643,8 @@ fn run<'py, F: IntoComputed, L: ClassId>(
                     return forward_backward_merged(&problem, kind, &upstream, rescalable)
                         .map(|(computed, merged)| (computed, Some(merged), None));
                 }
-                let pass = if rescalable {
-                    forward_backward_rescalable
-                } else {
-                    forward_backward
-                };
-                pass(&problem, kind, &upstream).map(|computed| {
-                    let mut inputs =
-                        workspace::matrix::<F>(problem.batch(), problem.inputs.ncols());
-                    inputs.assign(&problem.inputs);
-                    (computed, None, Some(inputs))
-                })
+                forward_backward_copying_inputs(&problem, kind, &upstream, rescalable)
+                    .map(|(computed, inputs)| (computed, None, Some(inputs)))
             })?;
             let shapes = Shapes {
                 weights: checked
