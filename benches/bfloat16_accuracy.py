@@ -144,9 +144,16 @@ def error_table():
 def train(corpus, vocabulary, precision, args):
     words, dim = len(vocabulary), args.dim
     rng = np.random.default_rng(args.seed)
+    # word2vec's initialisation: small input vectors, zero output vectors.
     inputs = ((rng.random((words, dim)) - 0.5) / dim).astype(np.float32)
     outputs = np.zeros((words, dim), np.float32)
-    biases = np.zeros(words, np.float32)
+    # The inputs gradient is of the mean loss: each center row moves by `input_rate` times
+    # its own pair's gradient, as in word2vec.
+    input_scale = -args.input_rate * (args.batch if args.upstream == "mean" else 1)
+    # NCE's biases start at the log unigram probability (as the trainer starts them), so that
+    # the first logits are calibrated against the noise.
+    counts = vocabulary.counts.astype(np.float64)
+    biases = np.log(counts / counts.sum()).astype(np.float32)
     losses = []
     for epoch in range(args.epochs):
         centers, contexts = _rustnce.skipgram_pairs(
@@ -168,9 +175,10 @@ def train(corpus, vocabulary, precision, args):
                 words,
                 args.rate,
                 sampled_values=sampled,
+                upstream=args.upstream,
                 precision=precision,
             )
-            np.add.at(inputs, center, -args.rate * gradient)
+            np.add.at(inputs, center, input_scale * gradient)
             losses.append(float(loss.mean()))
     return inputs, float(np.mean(losses))
 
@@ -193,7 +201,8 @@ def quality_table(args):
     print(
         f"## Word vectors: {tokens:,} tokens of {os.path.basename(args.corpus)}, "
         f"{len(vocabulary):,} words (min count 5), dim {args.dim}, window {args.window}, "
-        f"batch {args.batch}, {args.num_sampled} candidates per batch, rate {args.rate}, "
+        f"batch {args.batch}, {args.num_sampled} candidates per batch, rate {args.rate} "
+        f"({args.upstream} of the batch's losses), "
         f"{args.epochs} epochs\n"
     )
     print("| precision | seconds | last epoch's mean loss | WS353 | SimLex | analogies |")
@@ -219,12 +228,15 @@ def main():
     parser.add_argument("--tokens", type=int, default=2_000_000)
     parser.add_argument("--dim", type=int, default=100)
     parser.add_argument("--window", type=int, default=5)
-    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--num-sampled", type=int, default=64)
     parser.add_argument("--rate", type=float, default=1.0)
+    parser.add_argument("--upstream", choices=("mean", "sum"), default="mean")
+    parser.add_argument("--input-rate", type=float, default=0.025, help="per pair")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--skip-errors", action="store_true")
     parser.add_argument(
         "--test-data",
         default=None,
@@ -237,7 +249,8 @@ def main():
             "note: this processor lacks AVX-512 BF16; precision='bfloat16' computes in "
             "float32 here, so both columns agree"
         )
-    error_table()
+    if not args.skip_errors:
+        error_table()
     if args.skip_training:
         return
     if args.corpus is None:

@@ -450,6 +450,8 @@ def test_a_weighted_backward_runs_no_second_pass_and_reads_no_weights(kind, monk
         (dict(sparse=1), TypeError, "sparse must be a bool"),
         (dict(dtype=torch.float16), TypeError, "dtype must be"),
         (dict(num_true=0), ValueError, "num_true must be at least 1"),
+        (dict(precision="float16"), ValueError, "precision must be one of"),
+        (dict(precision="bfloat16", dtype=torch.float64), ValueError, "needs float32"),
     ],
 )
 def test_module_arguments_are_checked(kwargs, error, message):
@@ -652,3 +654,65 @@ def test_a_retained_graphs_second_backward_refuses_changed_weights():
         problem["weights"].add_(1.0)
     with pytest.raises(RuntimeError, match="second backward through a retained graph"):
         loss.backward()
+
+
+# ------------------------------------------------------------------ bfloat16 products
+
+
+@pytest.mark.parametrize("kind", sorted(LOSSES))
+@pytest.mark.parametrize("sparse_grad", [False, True])
+def test_bfloat16_precision_gives_the_numpy_calls_bfloat16_gradients(kind, sparse_grad):
+    """``precision="bfloat16"`` reaches the fused pass: the loss and the three gradients
+    equal those of the NumPy call with the same precision and sampled values, and differ from
+    float32 where the processor runs bfloat16 (they are equal elsewhere)."""
+    rng = np.random.default_rng(5)
+    weights = torch.tensor(rng.normal(size=(300, 40)) * 0.3, dtype=torch.float32)
+    biases = torch.tensor(rng.normal(size=300) * 0.1, dtype=torch.float32)
+    inputs = torch.tensor(rng.normal(size=(64, 40)), dtype=torch.float32)
+    labels = rng.integers(0, 300, size=(64, 1))
+    sampled = rustnce.log_uniform_candidate_sampler(labels, 1, 20, True, 300, seed=4)
+    results = {}
+    for precision in ("float32", "bfloat16"):
+        w, b, x = (t.clone().requires_grad_(True) for t in (weights, biases, inputs))
+        loss = LOSSES[kind](
+            w,
+            b,
+            labels,
+            x,
+            20,
+            300,
+            sampled_values=sampled,
+            sparse_grad=sparse_grad,
+            precision=precision,
+        )
+        loss.sum().backward()
+        grads = [t.grad.to_dense() if t.grad.is_sparse else t.grad for t in (x, w, b)]
+        results[precision] = [loss.detach()] + grads
+    numpy_call = {
+        "nce": rustnce.nce_loss_and_gradients,
+        "sampled_softmax": rustnce.sampled_softmax_loss_and_gradients,
+    }[kind]
+    expected = numpy_call(
+        weights.numpy(),
+        biases.numpy(),
+        labels,
+        inputs.numpy(),
+        20,
+        300,
+        sampled_values=sampled,
+        precision="bfloat16",
+    )
+    dense_w, dense_b = np.zeros((300, 40), np.float32), np.zeros(300, np.float32)
+    expected.accumulate(dense_w, dense_b)
+    for got, want in zip(results["bfloat16"], [expected.loss, expected.inputs, dense_w, dense_b]):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-6)
+    difference = max(
+        float((a - b).abs().max()) for a, b in zip(results["bfloat16"], results["float32"])
+    )
+    assert (difference > 1e-4) == rustnce.bfloat16_available()
+
+
+def test_bfloat16_precision_refuses_float64_tensors():
+    problem = make_problem(4)
+    with pytest.raises(ValueError, match="precision='bfloat16' needs float32"):
+        rt.nce_loss(**problem, precision="bfloat16")

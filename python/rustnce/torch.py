@@ -34,6 +34,7 @@ TensorOrShards = Union[torch.Tensor, "list[torch.Tensor]", "tuple[torch.Tensor, 
 
 _FLOAT_DTYPES = (torch.float32, torch.float64)
 _REDUCTIONS = ("none", "mean", "sum")
+_PRECISIONS = ("float32", "bfloat16")
 
 
 # ---------------------------------------------------------------------------------------
@@ -390,8 +391,9 @@ def _sampled_loss(
     if arguments["sampled_values"] is None:
         # Drawn here, after every argument is checked, so that a backward that needs a second
         # pass uses the same candidates (the draw is the one the plain call would make).
+        sampling = {name: v for name, v in arguments.items() if name != "precision"}
         arguments["sampled_values"] = _rustnce.checked_sampled_values(
-            weights_argument, biases_argument, labels_view, inputs_view, **arguments
+            weights_argument, biases_argument, labels_view, inputs_view, **sampling
         )
     call = _Call(
         fused_pass=fused_pass,
@@ -423,6 +425,8 @@ def nce_loss(
     seed: Seed = None,
     subtract_log_q: bool = True,
     sparse_grad: bool = False,
+    *,
+    precision: str = "float32",
 ) -> torch.Tensor:
     """``tf.nn.nce_loss`` on CPU tensors, differentiable with respect to ``inputs``,
     ``weights`` and ``biases``.
@@ -433,6 +437,8 @@ def nce_loss(
     ``[batch, dim]`` tensor of the same dtype; ``sampled_values`` a triple of tensors or
     arrays. With ``sparse_grad=True`` the gradients of ``weights`` and ``biases`` are
     coalesced sparse COO tensors (as ``nn.Embedding(sparse=True)`` gives), else dense.
+    ``precision="bfloat16"`` (float32 tensors only) runs the pass's three matrix products on
+    bfloat16 operands with float32 sums, as :func:`rustnce.nce_loss` does.
 
     Returns the ``[batch]`` per-example losses. Under ``torch.no_grad()`` (or when nothing
     requires a gradient) only the loss is computed. ``torch.compile`` runs this function
@@ -454,6 +460,7 @@ def nce_loss(
         partition_strategy=partition_strategy,
         seed=seed,
         subtract_log_q=subtract_log_q,
+        precision=precision,
     )
 
 
@@ -472,6 +479,8 @@ def sampled_softmax_loss(
     seed: Seed = None,
     subtract_log_q: bool = True,
     sparse_grad: bool = False,
+    *,
+    precision: str = "float32",
 ) -> torch.Tensor:
     """``tf.nn.sampled_softmax_loss`` on CPU tensors, differentiable with respect to
     ``inputs``, ``weights`` and ``biases`` (arguments as :func:`nce_loss`; here
@@ -492,6 +501,7 @@ def sampled_softmax_loss(
         partition_strategy=partition_strategy,
         seed=seed,
         subtract_log_q=subtract_log_q,
+        precision=precision,
     )
 
 
@@ -524,6 +534,7 @@ class _SampledLossModule(torch.nn.Module):
         remove_accidental_hits: bool,
         seed: Seed = None,
         dtype: torch.dtype | None = None,
+        precision: str = "float32",
     ) -> None:
         super().__init__()
         self.num_classes = _positive_int(num_classes, "num_classes")
@@ -550,6 +561,11 @@ class _SampledLossModule(torch.nn.Module):
             dtype = torch.get_default_dtype()
         if dtype not in _FLOAT_DTYPES:
             raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        if precision not in _PRECISIONS:
+            raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}")
+        if precision == "bfloat16" and dtype != torch.float32:
+            raise ValueError(f"precision='bfloat16' needs float32 parameters, got dtype {dtype}")
+        self.precision = precision
         self.sampler = sampler
         self.sparse = sparse
         self.reduction = reduction
@@ -597,6 +613,7 @@ class _SampledLossModule(torch.nn.Module):
             sampled_values=sampled_values,
             remove_accidental_hits=self.remove_accidental_hits,
             sparse_grad=self.sparse,
+            precision=self.precision,
         )
         if self.reduction == "mean":
             return loss.mean()
@@ -609,6 +626,7 @@ class _SampledLossModule(torch.nn.Module):
             f"num_classes={self.num_classes}, embedding_dim={self.embedding_dim}, "
             f"num_sampled={self.num_sampled}, num_true={self.num_true}, sparse={self.sparse}, "
             f"reduction={self.reduction!r}, remove_accidental_hits={self.remove_accidental_hits}"
+            + (f", precision={self.precision!r}" if self.precision != "float32" else "")
         )
 
 
@@ -619,7 +637,7 @@ class NCELoss(_SampledLossModule):
     ``sampler`` is any rustnce sampler object (default: ``LogUniformSampler(num_classes,
     seed)``), drawing ``num_sampled`` distinct candidates per batch; ``sparse=True`` gives
     sparse gradients (for ``torch.optim.SparseAdam`` or ``SGD``); ``reduction`` is
-    ``"mean"``, ``"sum"`` or ``"none"``.
+    ``"mean"``, ``"sum"`` or ``"none"``; ``precision="bfloat16"`` as in :func:`nce_loss`.
     """
 
     _loss = staticmethod(nce_loss)
@@ -637,6 +655,7 @@ class NCELoss(_SampledLossModule):
         remove_accidental_hits: bool = False,
         seed: Seed = None,
         dtype: torch.dtype | None = None,
+        precision: str = "float32",
     ) -> None:
         super().__init__(
             num_classes,
@@ -649,6 +668,7 @@ class NCELoss(_SampledLossModule):
             remove_accidental_hits=remove_accidental_hits,
             seed=seed,
             dtype=dtype,
+            precision=precision,
         )
 
 
@@ -671,6 +691,7 @@ class SampledSoftmaxLoss(_SampledLossModule):
         remove_accidental_hits: bool = True,
         seed: Seed = None,
         dtype: torch.dtype | None = None,
+        precision: str = "float32",
     ) -> None:
         super().__init__(
             num_classes,
@@ -683,4 +704,5 @@ class SampledSoftmaxLoss(_SampledLossModule):
             remove_accidental_hits=remove_accidental_hits,
             seed=seed,
             dtype=dtype,
+            precision=precision,
         )
