@@ -591,16 +591,33 @@ fn added_shares<F: Real>(
     let mut weight_sum = Array2::<F>::zeros((num_sampled, dim));
     let mut bias_sum = Array1::<F>::zeros(num_sampled);
     let add = |(sum, &part): (&mut F, &F)| *sum = *sum + part;
-    for (weights, biases) in partials {
-        match (weight_sum.as_slice_mut(), weights.as_slice()) {
-            (Some(sum), Some(part)) => sum.iter_mut().zip(part).for_each(add),
-            _ => weight_sum.zip_mut_with(&weights, |sum, part| add((sum, part))),
+    // Split by rows of the sum, each piece adding the blocks' shares in block order: the
+    // same additions, in the same order, as one loop over the blocks.
+    let rows_pass = |(piece, mut rows): (usize, ArrayViewMut2<F>)| {
+        let first = piece * SHARE_ROWS;
+        for (weights, _) in &partials {
+            let part = weights.slice(s![first..first + rows.nrows(), ..]);
+            match (rows.as_slice_mut(), part.as_slice()) {
+                (Some(sum), Some(part)) => sum.iter_mut().zip(part).for_each(add),
+                _ => rows.zip_mut_with(&part, |sum, part| add((sum, part))),
+            }
         }
+    };
+    let pieces = weight_sum.axis_chunks_iter_mut(Axis(0), SHARE_ROWS);
+    if parallelism::inline() || num_sampled * dim < SHARE_ROWS * 256 {
+        pieces.enumerate().for_each(rows_pass);
+    } else {
+        pieces.into_par_iter().enumerate().for_each(rows_pass);
+    }
+    for (weights, biases) in partials {
         bias_sum.iter_mut().zip(&biases).for_each(add);
         workspace::recycle(weights);
     }
     (weight_sum, bias_sum)
 }
+
+/// Rows of the sampled rows' gradient per piece when the blocks' shares are added.
+const SHARE_ROWS: usize = 16;
 
 /// `out[i] += Σ_t gradient[i, t] · label_rows[i * num_true + t]`, the labels added in order.
 /// Runs the AVX2 build where the processor has it.
