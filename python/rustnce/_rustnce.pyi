@@ -23,6 +23,7 @@ __all__ = [
     "TrainingReport",
     "MAX_CACHED_BYTES",
     "MAX_CACHED_SAMPLERS",
+    "bfloat16_available",
     "checked_sampled_values",
     "compute_accidental_hits",
     "compute_sampled_logits",
