@@ -857,3 +857,30 @@ def test_sgd_step_refuses_a_weight_shard_given_twice(loss):
         ["weights"],
         [*weights, *biases],
     )
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch, num_true", [(600, 3), (513, 1), (256, 2), (1, 1)])
+def test_the_weight_values_the_pass_forms_equal_those_formed_later(loss, dtype, batch, num_true):
+    """The first ``weights`` of a call hands out the values the fused pass wrote block by
+    block; later ones form them again from the call's copy of ``inputs``. Both must be the
+    same bits (several blocks, a short last block, strided inputs)."""
+    rng = np.random.default_rng(batch + num_true)
+    classes, dim = 700, 19
+    weights = rng.normal(size=(classes, dim)).astype(dtype)
+    biases = rng.normal(size=classes).astype(dtype)
+    inputs = rng.normal(size=(batch, 2 * dim)).astype(dtype)[:, ::2]
+    labels = rng.integers(0, classes, size=(batch, num_true))
+    sampled = rustnce.log_uniform_candidate_sampler(labels, num_true, 17, True, classes, seed=2)
+    g = GRADIENTS[loss](
+        weights, biases, labels, inputs, 17, classes, num_true=num_true, sampled_values=sampled
+    )
+    first, second = g.weights, g.weights
+    assert first.values is not second.values
+    np.testing.assert_array_equal(first.indices, second.indices)
+    assert first.values.tobytes() == second.values.tobytes()
+    want = REFERENCE_GRADIENTS[loss](
+        weights, biases, labels, inputs, 17, classes, num_true=num_true, sampled_values=sampled
+    )["weight_values"]
+    np.testing.assert_allclose(first.values, want, rtol=1e-5, atol=1e-5)

@@ -27,8 +27,12 @@ type BlockViews<'a, F> = (
             (ArrayViewMut1<'a, F>, ArrayViewMut2<'a, F>),
             ArrayViewMut2<'a, F>,
         ),
-        // The block's rows of the kept logit gradient and of the copy of inputs.
-        (Option<ArrayViewMut2<'a, F>>, Option<ArrayViewMut2<'a, F>>),
+        // The block's rows of the kept logit gradient, of the copy of inputs and of the
+        // label rows' weight values.
+        (
+            (Option<ArrayViewMut2<'a, F>>, Option<ArrayViewMut2<'a, F>>),
+            Option<ArrayViewMut2<'a, F>>,
+        ),
     ),
 );
 
@@ -78,6 +82,9 @@ pub struct SampledGradients<F> {
     pub logit_gradient: Option<Array2<F>>,
     /// Whether the pass's products were bfloat16 (a rescaling's product is too).
     pub bfloat16: Option<BFloat16Products>,
+    /// TensorFlow's weight values, when the pass formed them
+    /// ([`forward_backward_copying_inputs`]).
+    pub weight_values: Option<Array2<F>>,
 }
 
 impl<F: Real> SampledGradients<F> {
@@ -257,6 +264,7 @@ impl<F: Real> SampledGradients<F> {
             inputs_gradient: scaled_inputs_gradient,
             logit_gradient: Some(logit_gradient),
             bfloat16: self.bfloat16,
+            weight_values: None,
         })
     }
 }
@@ -300,8 +308,11 @@ pub fn forward_backward_rescalable<F: Real, L: ClassId>(
 }
 
 /// [`forward_backward`] (or [`forward_backward_rescalable`] if `keep_logit_gradient`), which
-/// also copies `inputs` (`[batch, dim]`, in a reused buffer): each block copies its rows while
-/// they are in cache, where a copy after the pass would read them all from memory again.
+/// also copies `inputs` (`[batch, dim]`, in a reused buffer) and forms TensorFlow's weight
+/// values ([`SampledGradients::tf_weight_values`], the same bits, in
+/// `SampledGradients::weight_values`): each block copies its rows and writes its label rows'
+/// values while they are in cache, where doing either after the pass would read them all from
+/// memory again.
 pub fn forward_backward_copying_inputs<F: Real, L: ClassId>(
     problem: &SampledLossInputs<F, L>,
     loss: SampledLoss,
@@ -359,9 +370,15 @@ fn fused_pass<F: Real, L: ClassId>(
     let mut inputs_gradient = workspace::matrix::<F>(batch, dim);
     let mut logit_gradient = keep_logit_gradient.then(|| workspace::matrix::<F>(batch, width));
     let mut inputs_copy = copy_inputs.then(|| workspace::matrix::<F>(batch, dim));
+    // TensorFlow's weight values `[batch * num_true + num_sampled, dim]`, formed with the copy.
+    let mut weight_values =
+        copy_inputs.then(|| workspace::matrix::<F>(batch * num_true + num_sampled, dim));
     let block_pass = |(
         task,
-        (((mut block_losses, mut block_true_gradient), mut block_inputs_gradient), (kept, copy)),
+        (
+            ((mut block_losses, mut block_true_gradient), mut block_inputs_gradient),
+            ((kept, copy), values),
+        ),
     ): BlockViews<'_, F>| {
         let first = task * ROWS_PER_BLOCK;
         let rows = block_losses.len();
@@ -399,6 +416,11 @@ fn fused_pass<F: Real, L: ClassId>(
         timed(Phase::BuffersAndCombine, || {
             block_true_gradient.assign(&gradient.slice(s![.., ..num_true]))
         });
+        if let Some(mut values) = values {
+            timed(Phase::RowSparseValues, || {
+                write_label_values(&gradient, &problem.inputs, first, num_true, &mut values)
+            });
+        }
         if let Some((plan, merged_rows)) = &merging {
             timed(Phase::RowSparseValues, || {
                 write_direct_rows(
@@ -460,9 +482,21 @@ fn fused_pass<F: Real, L: ClassId>(
         inputs_gradient.axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK),
     );
     let blocks = batch.div_ceil(ROWS_PER_BLOCK);
+    // Each block's label rows of the values (a last short block's chunk also spans sampled
+    // rows, which it leaves alone: they are written after the pass).
+    let value_blocks: Vec<Option<ArrayViewMut2<F>>> = match weight_values.as_mut() {
+        Some(values) => values
+            .axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK * num_true.max(1))
+            .map(Some)
+            .chain(std::iter::repeat_with(|| None))
+            .take(blocks)
+            .collect(),
+        None => (0..blocks).map(|_| None).collect(),
+    };
     let kept_blocks: Vec<_> = optional_blocks(logit_gradient.as_mut(), blocks)
         .into_iter()
         .zip(optional_blocks(inputs_copy.as_mut(), blocks))
+        .zip(value_blocks)
         .collect();
     let partials: Vec<(Array2<F>, Vec<F>)> = if parallelism::inline() {
         let blocks = loss_blocks
@@ -483,7 +517,7 @@ fn fused_pass<F: Real, L: ClassId>(
     let (sampled_weight_gradient, sampled_bias_gradient) = timed(Phase::BuffersAndCombine, || {
         added_shares(partials, num_sampled, dim)
     });
-    let gradients = SampledGradients {
+    let mut gradients = SampledGradients {
         loss: losses,
         ids,
         num_true,
@@ -493,7 +527,22 @@ fn fused_pass<F: Real, L: ClassId>(
         inputs_gradient,
         logit_gradient,
         bfloat16: products,
+        weight_values: None,
     };
+    if let Some(mut values) = weight_values {
+        // The sampled rows' values, with `write_weight_row`'s operations.
+        let label_rows = batch * num_true;
+        for (j, mut row) in values
+            .slice_mut(s![label_rows.., ..])
+            .rows_mut()
+            .into_iter()
+            .enumerate()
+        {
+            let slot = row.as_slice_mut().expect("a fresh row is contiguous");
+            gradients.write_weight_row(label_rows + j, &problem.inputs, slot);
+        }
+        gradients.weight_values = Some(values);
+    }
     let merged = merging.map(|(plan, rows)| gradients.finish_merged(plan, rows, &problem.inputs));
     Ok((gradients, merged, inputs_copy))
 }
@@ -509,6 +558,32 @@ fn optional_blocks<F>(
             .map(Some)
             .collect(),
         None => (0..blocks).map(|_| None).collect(),
+    }
+}
+
+/// The weight values of a block's labels, `[rows * num_true, dim]`: `∂total/∂logit ·
+/// inputs[i]`, with the operations of [`SampledGradients::write_weight_row`] (the same bits).
+fn write_label_values<F: Real>(
+    gradient: &ArrayViewMut2<F>,
+    inputs: &ArrayView2<F>,
+    first: usize,
+    num_true: usize,
+    values: &mut ArrayViewMut2<F>,
+) {
+    for (offset, gradient_row) in gradient.rows().into_iter().enumerate() {
+        let input = inputs.row(first + offset);
+        for t in 0..num_true {
+            let factor = F::one() * gradient_row[t];
+            let mut out = values.row_mut(offset * num_true + t);
+            match (out.as_slice_mut(), input.as_slice()) {
+                (Some(out), Some(input)) => {
+                    for (slot, &value) in out.iter_mut().zip(input) {
+                        *slot = F::zero() + factor * value;
+                    }
+                }
+                _ => out.zip_mut_with(&input, |slot, &value| *slot = F::zero() + factor * value),
+            }
+        }
     }
 }
 

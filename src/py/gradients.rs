@@ -100,6 +100,9 @@ pub struct SampledLossGradients {
     inputs_gradient: Py<PyAny>,
     /// `(ids, rows, biases)` of the merged form, when the pass formed it.
     merged: Option<Py<PyAny>>,
+    /// TensorFlow's weight values as the pass formed them, handed out by the first
+    /// `weight_values()` (later calls form them again: each call returns its own array).
+    formed_weight_values: std::sync::Mutex<Option<Py<PyAny>>>,
 }
 
 /// The call's copy of `inputs`, which `what` needs.
@@ -129,6 +132,10 @@ impl SampledLossGradients {
     ) -> PyResult<Self> {
         let loss = std::mem::take(&mut gradients.loss);
         let inputs_gradient = std::mem::take(&mut gradients.inputs_gradient);
+        let formed_weight_values = match gradients.weight_values.take() {
+            Some(values) => Some(to_numpy(py, values)?.into_any().unbind()),
+            None => None,
+        };
         let merged = match merged {
             Some(merged) => Some(merged_to_python(py, merged)?.unbind()),
             None => None,
@@ -142,6 +149,7 @@ impl SampledLossGradients {
             loss: loss.into_pyarray(py).into_any().unbind(),
             inputs_gradient: to_numpy(py, inputs_gradient)?.into_any().unbind(),
             merged,
+            formed_weight_values: std::sync::Mutex::new(formed_weight_values),
         })
     }
 }
@@ -407,6 +415,14 @@ impl SampledLossGradients {
 
     /// TensorFlow's weight gradient values, one row per entry of `ids()`.
     fn weight_values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let formed = self
+            .formed_weight_values
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(values) = formed {
+            return Ok(values.into_bound(py));
+        }
         with_gradients!(&self.computed, |g, x| weight_values(py, g, x))
     }
 
