@@ -250,3 +250,23 @@ def test_availability_matches_the_processor():
         pytest.skip("no /proc/cpuinfo to compare with")
     listed = {"avx512f", "avx512bw", "avx512_bf16"} <= flags
     assert rustnce.bfloat16_available() == listed
+
+
+@pytest.mark.parametrize("kind", sorted(LOSSES))
+def test_bfloat16_results_do_not_depend_on_the_number_of_threads(kind):
+    """Blocks, tiles and packings are fixed by the shapes: one thread and two give the same
+    bits (several blocks of 256 rows, a short last one)."""
+    call, _ = LOSSES[kind]
+    kwargs = problem((900, 96, 700, 48, 2, True), seed=11)
+    before = rustnce.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 1):
+            rustnce.set_num_threads(threads)
+            g = call(**kwargs, precision="bfloat16")
+            results.append([g.loss, g.inputs, g.weights.values, g.biases.values])
+    finally:
+        rustnce.set_num_threads(before)
+    for other in results[1:]:
+        for got, want in zip(other, results[0]):
+            assert got.tobytes() == want.tobytes()
