@@ -6,6 +6,7 @@
 use ndarray::ArrayView2;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::corpus::{Corpus, Sentences};
 use super::pairs::{keep_probabilities, PairGenerator};
@@ -114,6 +115,54 @@ pub struct SkipGramConfig {
     pub sharing: NegativeSharing,
 }
 
+/// Whether the steps run on the team or on the calling thread alone. The team is not always
+/// faster: on the 2-core machine, for minutes at a time, two busy threads ran each step at
+/// half speed (both cores fully used at half the single-thread rate), perhaps two hardware
+/// threads of one core on the host. So every `PERIOD` steps, `TRIAL` steps are timed each way
+/// and the faster is kept until the next trial. The bits are the same either way.
+#[derive(Default)]
+struct WorkerChooser {
+    /// Steps since the period began.
+    step: usize,
+    /// Time of this period's trial steps: on the calling thread alone, on the team.
+    alone: std::time::Duration,
+    together: std::time::Duration,
+    /// The choice after the trials.
+    use_team: bool,
+}
+
+impl WorkerChooser {
+    const TRIAL: usize = 16;
+    const PERIOD: usize = 2048;
+
+    /// Whether the next step runs on the team.
+    fn team(&self) -> bool {
+        match self.step {
+            s if s < Self::TRIAL => false,
+            s if s < 2 * Self::TRIAL => true,
+            _ => self.use_team,
+        }
+    }
+
+    /// Records a step that ran on the team (`team`) or alone, and took `time`.
+    fn record(&mut self, team: bool, time: std::time::Duration) {
+        if self.step < 2 * Self::TRIAL {
+            if team {
+                self.together += time;
+            } else {
+                self.alone += time;
+            }
+        }
+        self.step += 1;
+        if self.step == 2 * Self::TRIAL {
+            self.use_team = self.together < self.alone;
+        }
+        if self.step >= Self::PERIOD {
+            *self = WorkerChooser::default();
+        }
+    }
+}
+
 /// The learning rate never falls below this fraction of its start (word2vec's floor).
 const MIN_RATE_FRACTION: f64 = 1e-4;
 
@@ -149,6 +198,7 @@ pub struct SkipGramTrainer {
     stream: RandomStream,
     epoch: usize,
     step: SkipGramStep,
+    chooser: WorkerChooser,
     centers: Vec<u32>,
     contexts: Vec<u32>,
     context_log_q: Vec<f32>,
@@ -253,6 +303,7 @@ impl SkipGramTrainer {
             stream,
             epoch: 0,
             step: SkipGramStep::default(),
+            chooser: WorkerChooser::default(),
             centers: Vec::new(),
             contexts: Vec::new(),
             context_log_q: Vec::new(),
@@ -407,14 +458,20 @@ impl SkipGramTrainer {
                         }
                     }
                 };
+                // The team, or this thread alone where that measured faster: the same bits.
+                let team = matches!(workers, Workers::Team(_)) && self.chooser.team();
+                let started = Instant::now();
                 let loss = self.step.run_on_workers(
                     embeddings,
                     &batch,
                     self.config.loss,
                     rate,
                     self.config.update,
-                    workers,
+                    if team { workers } else { Workers::Serial },
                 );
+                if matches!(workers, Workers::Team(_)) {
+                    self.chooser.record(team, started.elapsed());
+                }
                 let count = self.centers.len();
                 report.pairs += count as u64;
                 report.loss += loss;
