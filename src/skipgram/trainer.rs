@@ -551,3 +551,39 @@ impl SkipGramTrainer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::WorkerChooser;
+    use std::time::Duration;
+
+    /// Runs one period in which a step takes `alone` on the calling thread and `together` on
+    /// the team; returns where each step ran.
+    fn period(chooser: &mut WorkerChooser, alone: u64, together: u64) -> Vec<bool> {
+        (0..WorkerChooser::PERIOD)
+            .map(|_| {
+                let team = chooser.team();
+                let time = if team { together } else { alone };
+                chooser.record(team, Duration::from_micros(time));
+                team
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_chooser_keeps_whichever_way_its_trials_found_faster() {
+        let trial = WorkerChooser::TRIAL;
+        let mut chooser = WorkerChooser::default();
+        // The team twice as fast: trials alone, then on the team, then the team.
+        let places = period(&mut chooser, 100, 50);
+        assert!(places[..trial].iter().all(|&team| !team));
+        assert!(places[trial..2 * trial].iter().all(|&team| team));
+        assert!(places[2 * trial..].iter().all(|&team| team));
+        // The next period measures again: now the team at half speed loses.
+        let places = period(&mut chooser, 100, 200);
+        assert!(places[2 * trial..].iter().all(|&team| !team));
+        // And the team wins back when it is faster again.
+        let places = period(&mut chooser, 100, 90);
+        assert!(places[2 * trial..].iter().all(|&team| team));
+    }
+}
