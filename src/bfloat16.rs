@@ -67,7 +67,7 @@ impl BFloat16Products {
         None
     }
 
-    /// `c = a · b`, overwriting `c` (`[a.rows(), b.columns()]`).
+    /// `c = a · b`, overwriting `c` (`[m, n]` for `a` `[m, k]` and `b` `[k, n]`).
     ///
     /// # Panics
     /// If the shapes do not agree.
@@ -194,11 +194,6 @@ impl PackedRight {
             columns: n,
             stride,
         }
-    }
-
-    /// `n`, the product's columns.
-    pub fn columns(&self) -> usize {
-        self.columns
     }
 }
 

@@ -248,8 +248,9 @@ pub fn write_scaled_streaming<F: Real>(factor: F, values: &[F], out: &mut [F]) {
     write_scaled(factor, values, out);
 }
 
+/// `out[j] = 0 + factor · values[j]`, through the caches.
 #[inline(always)]
-fn write_scaled<F: Real>(factor: F, values: &[F], out: &mut [F]) {
+pub fn write_scaled<F: Real>(factor: F, values: &[F], out: &mut [F]) {
     for (slot, &value) in out.iter_mut().zip(values) {
         *slot = F::zero() + factor * value;
     }

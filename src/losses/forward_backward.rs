@@ -573,17 +573,25 @@ fn write_label_values<F: Real>(
     for (offset, gradient_row) in gradient.rows().into_iter().enumerate() {
         let input = inputs.row(first + offset);
         for t in 0..num_true {
-            let factor = F::one() * gradient_row[t];
             let mut out = values.row_mut(offset * num_true + t);
-            match (out.as_slice_mut(), input.as_slice()) {
-                (Some(out), Some(input)) => {
-                    for (slot, &value) in out.iter_mut().zip(input) {
-                        *slot = F::zero() + factor * value;
-                    }
-                }
-                _ => out.zip_mut_with(&input, |slot, &value| *slot = F::zero() + factor * value),
-            }
+            let out = out
+                .as_slice_mut()
+                .expect("rows of a fresh matrix are contiguous");
+            write_label_row(F::one() * gradient_row[t], &input, out, false);
         }
+    }
+}
+
+/// `out = 0 + factor · input`, the operations of [`SampledGradients::write_weight_row`] (the
+/// same bits); with `streaming`, whole cache lines are written past the caches.
+fn write_label_row<F: Real>(factor: F, input: &ArrayView1<F>, out: &mut [F], streaming: bool) {
+    match input.as_slice() {
+        Some(values) if streaming => crate::simd::write_scaled_streaming(factor, values, out),
+        Some(values) => crate::simd::write_scaled(factor, values, out),
+        None => out
+            .iter_mut()
+            .zip(input.iter())
+            .for_each(|(slot, &value)| *slot = F::zero() + factor * value),
     }
 }
 
@@ -603,18 +611,10 @@ fn write_direct_rows<F: Real>(
             let Some(row) = plan.direct_row(i * num_true + t) else {
                 continue;
             };
-            let factor = F::one() * gradient_row[t];
             // SAFETY: a direct row belongs to one label position, which only this block holds.
             let out = unsafe { rows.row_mut(row) };
-            let input = inputs.row(i);
-            match input.as_slice() {
-                // Streamed past the caches: the rows are read again only after the call.
-                Some(values) => crate::simd::write_scaled_streaming(factor, values, out),
-                None => out
-                    .iter_mut()
-                    .zip(input.iter())
-                    .for_each(|(slot, &value)| *slot = F::zero() + factor * value),
-            }
+            // Streamed past the caches: the rows are read again only after the call.
+            write_label_row(F::one() * gradient_row[t], &inputs.row(i), out, true);
         }
     }
     crate::simd::store_fence();
