@@ -6,8 +6,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ndarray::{Array1, Array2};
-use rustnce::losses::forward_backward::{forward_backward, forward_backward_rescalable, Upstream};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
+use rustnce::losses::forward_backward::{
+    forward_backward, forward_backward_rescalable, sgd_step, SgdTargets, Upstream,
+};
 use rustnce::losses::{sampled_loss, SampledLoss};
 use rustnce::parallelism;
 use rustnce::phase_timers;
@@ -480,29 +482,41 @@ fn phases(_: &mut Criterion) {
         let work = config.batch * (config.num_sampled + config.num_true) * config.dim;
         let calls = (400_000_000 / work).clamp(5, 200);
         let mut run = |operation: usize| {
+            if operation == 2 {
+                // The SGD step as the Python call runs it: reading and updating the same arrays.
+                let (w_ptr, b_ptr) = (target.as_mut_ptr(), target_biases.as_mut_ptr());
+                let (w_dim, b_dim) = (target.raw_dim(), target_biases.raw_dim());
+                // SAFETY: two views of each of the bench's own target arrays, from one pointer
+                // each, handed to `sgd_step` as its contract asks; nothing else touches them.
+                let (read_w, read_b, write_w, write_b) = unsafe {
+                    (
+                        ArrayView2::from_shape_ptr(w_dim, w_ptr as *const f32),
+                        ArrayView2::from_shape_ptr(b_dim, b_ptr as *const f32),
+                        ArrayViewMut2::from_shape_ptr(w_dim, w_ptr),
+                        ArrayViewMut2::from_shape_ptr(b_dim, b_ptr),
+                    )
+                };
+                let mut stepped = inputs.clone();
+                stepped.weights = ShardedMatrix::single(read_w);
+                stepped.biases = ShardedMatrix::single(read_b);
+                let weights =
+                    ShardedRowsMut::new(vec![write_w], PartitionStrategy::Div, "weights").unwrap();
+                let biases =
+                    ShardedRowsMut::new(vec![write_b], PartitionStrategy::Div, "biases").unwrap();
+                let targets = SgdTargets {
+                    weights: &weights,
+                    biases: &biases,
+                    scale: -1e-9,
+                };
+                // SAFETY: the targets are the stepped problem's own arrays.
+                let gradients =
+                    unsafe { sgd_step(&stepped, SampledLoss::Nce, &Upstream::Sum, &targets) };
+                black_box(gradients.unwrap());
+                return;
+            }
             let gradients = forward_backward(&inputs, SampledLoss::Nce, &Upstream::Sum).unwrap();
-            match operation {
-                1 => {
-                    black_box(gradients.tf_weight_values(&inputs.inputs));
-                }
-                2 => {
-                    let weights = ShardedRowsMut::new(
-                        vec![target.view_mut()],
-                        PartitionStrategy::Div,
-                        "weights",
-                    )
-                    .unwrap();
-                    let biases = ShardedRowsMut::new(
-                        vec![target_biases.view_mut()],
-                        PartitionStrategy::Div,
-                        "biases",
-                    )
-                    .unwrap();
-                    gradients
-                        .scatter_add(&inputs.inputs, Some(&weights), Some(&biases), -1e-9)
-                        .unwrap();
-                }
-                _ => {}
+            if operation == 1 {
+                black_box(gradients.tf_weight_values(&inputs.inputs));
             }
             black_box(gradients);
         };

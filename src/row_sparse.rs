@@ -130,6 +130,16 @@ impl MergePlan {
         self.groups.is_empty()
     }
 
+    /// The distinct ids grouped, ascending.
+    pub fn groups(&self) -> &RowGroups {
+        &self.groups
+    }
+
+    /// The groups a pass does not write itself: ids with several positions or a sampled one.
+    pub fn later(&self) -> &[usize] {
+        &self.later
+    }
+
     /// The merged row that label position `position`'s gradient alone makes up, if any.
     pub fn direct_row(&self, position: usize) -> Option<usize> {
         let row = self.direct[position];
@@ -322,6 +332,18 @@ impl<F: Real> SampledGradients<F> {
         biases: Option<&ShardedRowsMut<F>>,
         scale: F,
     ) -> Result<()> {
+        self.check_scatter_targets(weights, biases)?;
+        let groups = RowGroups::new(&self.ids);
+        self.scatter_groups(inputs, weights, biases, scale, &groups, None);
+        Ok(())
+    }
+
+    /// Refuses targets too narrow or too short for the rows this gradient touches.
+    pub fn check_scatter_targets(
+        &self,
+        weights: Option<&ShardedRowsMut<F>>,
+        biases: Option<&ShardedRowsMut<F>>,
+    ) -> Result<()> {
         let dim = self.dim();
         let needed_rows = self.ids.iter().max().map_or(0, |&id| id + 1);
         for (target, name, width) in [(weights, "weights", dim), (biases, "biases", 1)] {
@@ -337,33 +359,50 @@ impl<F: Real> SampledGradients<F> {
                 ));
             }
         }
-        let groups = RowGroups::new(&self.ids);
+        Ok(())
+    }
+
+    /// The scatter-add of [`Self::scatter_add`] for the groups `only` (all groups if `None`),
+    /// into targets already checked.
+    pub fn scatter_groups(
+        &self,
+        inputs: &ArrayView2<F>,
+        weights: Option<&ShardedRowsMut<F>>,
+        biases: Option<&ShardedRowsMut<F>>,
+        scale: F,
+        groups: &RowGroups,
+        only: Option<&[usize]>,
+    ) {
+        let dim = self.dim();
+        let count = only.map_or(groups.len(), <[usize]>::len);
+        let group_at = |index: usize| only.map_or(index, |only| only[index]);
         // Contiguous runs of groups per task, so that each task can prefetch the rows it
         // writes next.
         const GROUPS_PER_TASK: usize = 64;
         const PREFETCH_AHEAD: usize = 4;
-        let tasks = groups.len().div_ceil(GROUPS_PER_TASK);
+        let tasks = count.div_ceil(GROUPS_PER_TASK);
         let task_pass = |task: usize| {
             let _timer = PhaseGuard::start(Phase::ScatterRows);
             let mut row = vec![F::zero(); dim];
             let first = task * GROUPS_PER_TASK;
-            let last = (first + GROUPS_PER_TASK).min(groups.len());
-            for group in first..last {
+            let last = (first + GROUPS_PER_TASK).min(count);
+            for index in first..last {
+                let group = group_at(index);
                 let id = groups.ids[group];
                 if let Some(weights) = weights {
-                    if group + PREFETCH_AHEAD < last {
-                        weights.prefetch_row(groups.ids[group + PREFETCH_AHEAD]);
+                    if index + PREFETCH_AHEAD < last {
+                        weights.prefetch_row(groups.ids[group_at(index + PREFETCH_AHEAD)]);
                     }
                     row.iter_mut().for_each(|value| *value = F::zero());
                     for &position in groups.positions(group) {
                         self.add_weight_row(position, inputs, F::one(), &mut row);
                     }
-                    // SAFETY: every id is below the target's rows (checked above) and group
-                    // ids are distinct, so no other task writes this row.
+                    // SAFETY: every id is below the target's rows (checked by the caller) and
+                    // group ids are distinct, so no other task writes this row.
                     unsafe { weights.add_to_row(id, scale, &row) };
                 }
                 if let Some(biases) = biases {
-                    let bias = [self.summed_bias(&groups, group)];
+                    let bias = [self.summed_bias(groups, group)];
                     // SAFETY: as above, for the biases' rows.
                     unsafe { biases.add_to_row(id, scale, &bias) };
                 }
@@ -374,7 +413,6 @@ impl<F: Real> SampledGradients<F> {
         } else {
             (0..tasks).into_par_iter().for_each(task_pass);
         }
-        Ok(())
     }
 }
 

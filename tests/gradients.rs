@@ -439,3 +439,124 @@ fn a_merging_pass_forms_the_merged_form_bit_for_bit() {
         }
     }
 }
+
+/// The fused SGD step, which updates a label's row inside the pass when its id occurs nowhere
+/// else and the other rows after it, leaves the weights and biases with the bits of a plain
+/// pass followed by `scatter_add`, reading and writing the same arrays: both losses, hits on
+/// and off, one and several labels per example, ids repeated among the labels, among the
+/// samples and between them, a weighting upstream, on one thread and on the pool. Targets too
+/// small are refused before anything is written.
+#[test]
+fn the_sgd_step_updates_the_bits_of_a_scatter_add_after_the_pass() {
+    use ndarray::{ArrayView2, ArrayViewMut2};
+    use rustnce::losses::forward_backward::{sgd_step, SgdTargets};
+    use rustnce::parallelism::{install, install_sized};
+    let (classes, dim, batch) = (400, 9, 300);
+    let scale = -0.37;
+    for num_true in [1, 3] {
+        let labels: Vec<i64> = (0..batch * num_true)
+            .map(|p| {
+                if p % 7 == 0 {
+                    5
+                } else {
+                    ((p * 37 + 11) % classes) as i64
+                }
+            })
+            .collect();
+        let p = Problem {
+            weights: Array2::from_shape_vec((classes, dim), pseudo_random(classes * dim, 41))
+                .unwrap(),
+            biases: Array2::from_shape_vec((classes, 1), pseudo_random(classes, 42)).unwrap(),
+            labels: Array2::from_shape_vec((batch, num_true), labels.clone()).unwrap(),
+            inputs: Array2::from_shape_vec((batch, dim), pseudo_random(batch * dim, 43)).unwrap(),
+            sampled: Array1::from(vec![labels[1], 5, 399, 0, labels[1], 250]),
+            true_q: Array2::from_elem((batch, num_true), 0.2),
+            sampled_q: Array1::from(vec![0.4, 0.1, 0.3, 0.05, 0.4, 0.6]),
+            upstream: Array1::from(pseudo_random(batch, 44)),
+        };
+        for loss in [SampledLoss::Nce, SampledLoss::SampledSoftmax] {
+            for hits in [false, true] {
+                for upstream in [Upstream::Sum, Upstream::PerExample(p.upstream.view())] {
+                    // The reference: a pass over the original arrays, then the scatter-add.
+                    let problem = inputs_of(&p, &p.weights, &p.biases, &p.inputs, hits);
+                    let reference = forward_backward(&problem, loss, &upstream).unwrap();
+                    let (mut expected_w, mut expected_b) = (p.weights.clone(), p.biases.clone());
+                    let w = ShardedRowsMut::new(
+                        vec![expected_w.view_mut()],
+                        PartitionStrategy::Div,
+                        "w",
+                    )
+                    .unwrap();
+                    let b = ShardedRowsMut::new(
+                        vec![expected_b.view_mut()],
+                        PartitionStrategy::Div,
+                        "b",
+                    )
+                    .unwrap();
+                    reference
+                        .scatter_add(&p.inputs.view(), Some(&w), Some(&b), scale)
+                        .unwrap();
+                    for pool in [false, true] {
+                        let (mut stepped_w, mut stepped_b) = (p.weights.clone(), p.biases.clone());
+                        let (w_ptr, b_ptr) = (stepped_w.as_mut_ptr(), stepped_b.as_mut_ptr());
+                        // SAFETY: both views of each array come from one pointer to memory
+                        // this test owns; `sgd_step` is given them as its contract asks.
+                        let (read_w, read_b, write_w, write_b) = unsafe {
+                            (
+                                ArrayView2::from_shape_ptr((classes, dim), w_ptr as *const f64),
+                                ArrayView2::from_shape_ptr((classes, 1), b_ptr as *const f64),
+                                ArrayViewMut2::from_shape_ptr((classes, dim), w_ptr),
+                                ArrayViewMut2::from_shape_ptr((classes, 1), b_ptr),
+                            )
+                        };
+                        let mut problem = inputs_of(&p, &p.weights, &p.biases, &p.inputs, hits);
+                        problem.weights = ShardedMatrix::single(read_w);
+                        problem.biases = ShardedMatrix::single(read_b);
+                        let w = ShardedRowsMut::new(vec![write_w], PartitionStrategy::Div, "w")
+                            .unwrap();
+                        let b = ShardedRowsMut::new(vec![write_b], PartitionStrategy::Div, "b")
+                            .unwrap();
+                        let targets = SgdTargets {
+                            weights: &w,
+                            biases: &b,
+                            scale,
+                        };
+                        // SAFETY: the targets are the problem's own arrays.
+                        let run = || unsafe { sgd_step(&problem, loss, &upstream, &targets) };
+                        let gradients = if pool {
+                            install(run)
+                        } else {
+                            install_sized(0, run)
+                        }
+                        .unwrap();
+                        drop((w, b, problem));
+                        assert_eq!(gradients.loss, reference.loss);
+                        assert_eq!(gradients.inputs_gradient, reference.inputs_gradient);
+                        assert_eq!(stepped_w, expected_w, "{loss:?} hits {hits} pool {pool}");
+                        assert_eq!(stepped_b, expected_b, "{loss:?} hits {hits} pool {pool}");
+                        assert_ne!(stepped_w, p.weights);
+                    }
+                }
+            }
+        }
+        // Targets narrower than the weights, or too short for the ids, are refused untouched.
+        let problem = inputs_of(&p, &p.weights, &p.biases, &p.inputs, false);
+        let (mut narrow, mut short) = (Array2::<f64>::zeros((classes, dim - 1)), {
+            Array2::<f64>::zeros((6, 1))
+        });
+        let narrow_rows =
+            ShardedRowsMut::new(vec![narrow.view_mut()], PartitionStrategy::Div, "w").unwrap();
+        let short_rows =
+            ShardedRowsMut::new(vec![short.view_mut()], PartitionStrategy::Div, "b").unwrap();
+        let targets = SgdTargets {
+            weights: &narrow_rows,
+            biases: &short_rows,
+            scale,
+        };
+        // SAFETY: the targets are memory nothing else reads or writes.
+        let refused = unsafe { sgd_step(&problem, SampledLoss::Nce, &Upstream::Sum, &targets) };
+        assert!(refused.unwrap_err().to_string().contains("weights"));
+        drop((narrow_rows, short_rows));
+        assert!(narrow.iter().all(|&v| v == 0.0) && short.iter().all(|&v| v == 0.0));
+    }
+}

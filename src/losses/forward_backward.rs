@@ -15,6 +15,7 @@ use crate::parallelism;
 use crate::phase_timers::{timed, Phase};
 use crate::row_sparse::{MergePlan, Merged, MergedRowsOut};
 use crate::sampled_logits::{SampledLossInputs, ROWS_PER_BLOCK};
+use crate::sharding::ShardedRowsMut;
 use crate::simd::{compiled_for, InstructionSet};
 use crate::workspace;
 
@@ -275,7 +276,7 @@ pub fn forward_backward<F: Real, L: ClassId>(
     loss: SampledLoss,
     upstream: &Upstream<F>,
 ) -> Result<SampledGradients<F>> {
-    Ok(fused_pass(problem, loss, upstream, false, false, false)?.0)
+    Ok(fused_pass(problem, loss, upstream, false, false, false, None)?.0)
 }
 
 /// [`forward_backward`] (keeping the logits' gradient if `keep_logit_gradient`, as
@@ -289,8 +290,15 @@ pub fn forward_backward_merged<F: Real, L: ClassId>(
     upstream: &Upstream<F>,
     keep_logit_gradient: bool,
 ) -> Result<(SampledGradients<F>, Merged<F>)> {
-    let (gradients, merged, _) =
-        fused_pass(problem, loss, upstream, keep_logit_gradient, true, false)?;
+    let (gradients, merged, _) = fused_pass(
+        problem,
+        loss,
+        upstream,
+        keep_logit_gradient,
+        true,
+        false,
+        None,
+    )?;
     Ok((
         gradients,
         merged.expect("a merging pass returns the merged form"),
@@ -304,7 +312,7 @@ pub fn forward_backward_rescalable<F: Real, L: ClassId>(
     loss: SampledLoss,
     upstream: &Upstream<F>,
 ) -> Result<SampledGradients<F>> {
-    Ok(fused_pass(problem, loss, upstream, true, false, false)?.0)
+    Ok(fused_pass(problem, loss, upstream, true, false, false, None)?.0)
 }
 
 /// [`forward_backward`] (or [`forward_backward_rescalable`] if `keep_logit_gradient`), which
@@ -319,9 +327,47 @@ pub fn forward_backward_copying_inputs<F: Real, L: ClassId>(
     upstream: &Upstream<F>,
     keep_logit_gradient: bool,
 ) -> Result<(SampledGradients<F>, Array2<F>)> {
-    let (gradients, _, copy) =
-        fused_pass(problem, loss, upstream, keep_logit_gradient, false, true)?;
+    let (gradients, _, copy) = fused_pass(
+        problem,
+        loss,
+        upstream,
+        keep_logit_gradient,
+        false,
+        true,
+        None,
+    )?;
     Ok((gradients, copy.expect("a copying pass returns the copy")))
+}
+
+/// Where an SGD step adds its update: `weights[id] += scale · ∂total/∂weights[id]`, and the
+/// same for the biases (`scale` is minus the learning rate).
+pub struct SgdTargets<'t, 'a, F> {
+    pub weights: &'t ShardedRowsMut<'a, F>,
+    pub biases: &'t ShardedRowsMut<'a, F>,
+    pub scale: F,
+}
+
+/// The fused SGD step: [`forward_backward`], then `targets += scale · gradient`, the same bits
+/// as [`SampledGradients::scatter_add`] after the pass. A label whose id occurs nowhere else
+/// in the call (no other label, no sampled id) has its row and bias updated by the block that
+/// computes its gradient, while that block's inputs and the row it gathered are in cache; the
+/// other rows are updated after the pass. Returns the gradients (loss and inputs gradient
+/// included).
+///
+/// # Safety
+/// `targets` must be `problem`'s own weights and biases (the same memory, the same layout), or
+/// memory that nothing else reads or writes during the call. The pass reads a label's row
+/// only in the block that holds the label, before it writes the row, and no other block reads
+/// a row whose id occurs once; the sampled rows are gathered before the blocks run.
+pub unsafe fn sgd_step<F: Real, L: ClassId>(
+    problem: &SampledLossInputs<F, L>,
+    loss: SampledLoss,
+    upstream: &Upstream<F>,
+    targets: &SgdTargets<'_, '_, F>,
+) -> Result<SampledGradients<F>> {
+    let (gradients, _, _) =
+        fused_pass(problem, loss, upstream, false, false, false, Some(targets))?;
+    Ok(gradients)
 }
 
 /// What a pass returns: the gradients, and the merged form and the copy of `inputs` if asked.
@@ -334,6 +380,7 @@ fn fused_pass<F: Real, L: ClassId>(
     keep_logit_gradient: bool,
     merge: bool,
     copy_inputs: bool,
+    sgd: Option<&SgdTargets<'_, '_, F>>,
 ) -> Result<PassOutputs<F>> {
     let batch = problem.batch();
     if let Upstream::PerExample(g) = upstream {
@@ -362,6 +409,13 @@ fn fused_pass<F: Real, L: ClassId>(
         let rows = MergedRowsOut::<F>::new(plan.len(), dim);
         (plan, rows)
     });
+    let updating = match sgd {
+        Some(targets) => {
+            check_sgd_targets(targets, &ids, dim)?;
+            Some((targets, MergePlan::new(&ids, gathered.ids.labels.len())))
+        }
+        None => None,
+    };
 
     // One pass per fixed block of rows: logits, then in place their losses' gradient, the
     // inputs gradient, and the block's share of the sampled rows' gradients.
@@ -431,6 +485,15 @@ fn fused_pass<F: Real, L: ClassId>(
                     first,
                     num_true,
                 )
+            });
+        }
+        if let Some((targets, plan)) = &updating {
+            timed(Phase::ScatterRows, || {
+                // SAFETY: `sgd_step`'s contract; a direct row's id occurs at this label
+                // position only, which only this block holds.
+                unsafe {
+                    update_direct_rows(plan, targets, &gradient, &problem.inputs, first, num_true)
+                }
             });
         }
         let sampled_gradient = gradient.slice(s![.., num_true..]);
@@ -544,6 +607,16 @@ fn fused_pass<F: Real, L: ClassId>(
         gradients.weight_values = Some(values);
     }
     let merged = merging.map(|(plan, rows)| gradients.finish_merged(plan, rows, &problem.inputs));
+    if let Some((targets, plan)) = updating {
+        gradients.scatter_groups(
+            &problem.inputs,
+            Some(targets.weights),
+            Some(targets.biases),
+            targets.scale,
+            plan.groups(),
+            Some(plan.later()),
+        );
+    }
     Ok((gradients, merged, inputs_copy))
 }
 
@@ -618,6 +691,64 @@ fn write_direct_rows<F: Real>(
         }
     }
     crate::simd::store_fence();
+}
+
+/// Refuses SGD targets that cannot hold the rows `ids` (width `dim`), before anything is
+/// written.
+fn check_sgd_targets<F: Real>(
+    targets: &SgdTargets<'_, '_, F>,
+    ids: &[usize],
+    dim: usize,
+) -> Result<()> {
+    let needed_rows = ids.iter().max().map_or(0, |&id| id + 1);
+    for (target, name, width) in [
+        (targets.weights, "weights", dim),
+        (targets.biases, "biases", 1),
+    ] {
+        if target.dim() != width || target.layout().rows() < needed_rows {
+            return Err(NceError::invalid(
+                name,
+                format!(
+                    "the target must have at least {needed_rows} rows of width {width}, got {} rows of width {}",
+                    target.layout().rows(),
+                    target.dim()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The SGD update of a block's labels that are their id's only occurrence, with the
+/// operations of [`SampledGradients::scatter_groups`] for a group of one position (the same
+/// bits): the row `0 + ∂total/∂logit · inputs[i]`, then `weights[id] += scale · row`; the
+/// bias `0 + ∂total/∂logit`, then `biases[id] += scale · bias`.
+///
+/// # Safety
+/// No other thread reads or writes the direct rows' ids during the call (see [`sgd_step`]).
+unsafe fn update_direct_rows<F: Real>(
+    plan: &MergePlan,
+    targets: &SgdTargets<'_, '_, F>,
+    gradient: &ArrayViewMut2<F>,
+    inputs: &ArrayView2<F>,
+    first: usize,
+    num_true: usize,
+) {
+    let mut row = workspace::vector::<F>(inputs.ncols());
+    for (offset, gradient_row) in gradient.rows().into_iter().enumerate() {
+        let i = first + offset;
+        for t in 0..num_true {
+            let Some(group) = plan.direct_row(i * num_true + t) else {
+                continue;
+            };
+            let id = plan.groups().ids[group];
+            write_label_row(F::one() * gradient_row[t], &inputs.row(i), &mut row, false);
+            targets.weights.add_to_row(id, targets.scale, &row);
+            let bias = [F::zero() + gradient_row[t]];
+            targets.biases.add_to_row(id, targets.scale, &bias);
+        }
+    }
+    workspace::recycle_vector(row);
 }
 
 /// One block's share of the sampled rows' gradients, from its rows of the sampled logits'

@@ -25,11 +25,10 @@ use super::output::to_numpy;
 use super::samplers::{cached_sample, SamplerSettings};
 use crate::bfloat16::Precision;
 use crate::element_types::{ClassId, Real};
-use crate::error::NceError;
 use crate::full_evaluation::{self, FullLoss};
 use crate::losses::forward_backward::{
-    forward_backward, forward_backward_copying_inputs, forward_backward_merged, SampledGradients,
-    Upstream,
+    forward_backward_copying_inputs, forward_backward_merged, sgd_step, SampledGradients,
+    SgdTargets, Upstream,
 };
 use crate::losses::{self, SampledLoss};
 use crate::philox::Seed;
@@ -544,10 +543,10 @@ fn run<'py, F: IntoComputed, L: ClassId>(
             )));
         }
         // SAFETY: these views only point at the shards' memory: they are read (the forward
-        // pass) and then written (the update) only inside the work below, which holds the
-        // memory locks that keep every other rustnce call out, and no other argument of this
-        // call shares memory with them (`check_targets`). The write views are used only after
-        // the read views' last use.
+        // pass) and written (the update) only inside the work below, which holds the memory
+        // locks that keep every other rustnce call out, and no other argument of this call
+        // shares memory with them (`check_targets`). A row is written only after the pass's
+        // last read of it (`sgd_step`'s contract).
         let weight_arrays = checked
             .weights
             .iter()
@@ -576,15 +575,18 @@ fn run<'py, F: IntoComputed, L: ClassId>(
             .collect();
         let problem = problem(checked, labels, read_weights, read_biases, &inputs, &values)?;
         let strategy = checked.strategy;
-        let inputs_view = inputs.as_array();
         let work = work_estimate(&problem);
         let computed = install_locked(py, &access.regions(), work, move || {
-            let computed = forward_backward(&problem, kind, &upstream)?;
-            drop(problem);
             let weight_rows = ShardedRowsMut::new(write_weights, strategy, "weights")?;
             let bias_rows = ShardedRowsMut::new(write_biases, strategy, "biases")?;
-            computed.scatter_add(&inputs_view, Some(&weight_rows), Some(&bias_rows), scale)?;
-            Ok::<_, NceError>(computed)
+            let targets = SgdTargets {
+                weights: &weight_rows,
+                biases: &bias_rows,
+                scale,
+            };
+            // SAFETY: the targets are the problem's own weights and biases (the same arrays,
+            // the same partition strategy), as `sgd_step` requires.
+            unsafe { sgd_step(&problem, kind, &upstream, &targets) }
         })?;
         let SampledGradients {
             loss,
