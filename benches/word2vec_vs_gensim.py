@@ -196,7 +196,7 @@ def evaluate(
 
 
 def run_gensim(
-    corpus: Corpus, args: argparse.Namespace, seed: int
+    corpus: Corpus, args: argparse.Namespace, seed: int, alpha: float
 ) -> tuple[float, np.ndarray, Vocabulary]:
     from gensim.models import Word2Vec
 
@@ -211,6 +211,7 @@ def run_gensim(
         min_count=args.min_count,
         sample=args.subsample,
         seed=seed,
+        alpha=alpha,
     )
     model.build_vocab(corpus.sentences)
     start = time.perf_counter()
@@ -299,8 +300,13 @@ def run_fasttext(corpus: Corpus, args: argparse.Namespace, seed: int, binary: st
 
 
 def run_rustnce(
-    corpus: Corpus, args: argparse.Namespace, seed: int, loss: str, sharing: str, negatives: int
+    corpus: Corpus,
+    args: argparse.Namespace,
+    seed: int,
+    loss: str,
+    run: tuple[str, int, float | None],
 ) -> tuple[float, np.ndarray, Vocabulary]:
+    sharing, negatives, learning_rate = run
     vocabulary, encoded = open_corpus(corpus.path, args.min_count)
     config = TrainingConfig(
         dim=args.dim,
@@ -313,20 +319,43 @@ def run_rustnce(
         sharing=sharing,
         seed=seed,
         threads=args.threads,
+        learning_rate=learning_rate,
     )
     result = train(encoded, vocabulary, config)
     return result.seconds, result.input_vectors, vocabulary
 
 
-def rustnce_runs(text: str) -> list[tuple[str, int]]:
-    """``window:5,batch:10`` as ``[("window", 5), ("batch", 10)]``."""
-    runs = []
+def rustnce_runs(text: str) -> list[tuple[str, int, float | None]]:
+    """``window:5,batch:10:0.05`` as ``[("window", 5, None), ("batch", 10, 0.05)]`` (no
+    learning rate: the trainer's default)."""
+    runs: list[tuple[str, int, float | None]] = []
     for spec in text.split(","):
-        sharing, _, negatives = spec.partition(":")
-        if sharing not in ("window", "batch") or not negatives.isdigit() or int(negatives) < 1:
-            raise argparse.ArgumentTypeError(f"expected SHARING:NEGATIVES, got {spec!r}")
-        runs.append((sharing, int(negatives)))
+        sharing, _, rest = spec.partition(":")
+        negatives, _, rate = rest.partition(":")
+        try:
+            learning_rate = float(rate) if rate else None
+        except ValueError:
+            learning_rate = -1.0
+        if (
+            sharing not in ("window", "batch")
+            or not negatives.isdigit()
+            or int(negatives) < 1
+            or (learning_rate is not None and not learning_rate > 0)
+        ):
+            raise argparse.ArgumentTypeError(f"expected SHARING:NEGATIVES[:LR], got {spec!r}")
+        runs.append((sharing, int(negatives), learning_rate))
     return runs
+
+
+def alphas(text: str) -> list[float]:
+    """``0.025,0.05`` as ``[0.025, 0.05]``."""
+    try:
+        values = [float(value) for value in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(value > 0 for value in values):
+        raise argparse.ArgumentTypeError(f"expected positive rates, comma-separated, got {text!r}")
+    return values
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -342,9 +371,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rustnce",
         type=rustnce_runs,
-        default=[(TrainingConfig().sharing, TrainingConfig().negatives)],
-        help="rustnce's runs as SHARING:NEGATIVES, comma-separated, e.g. window:5,batch:10 "
-        "(default: its defaults)",
+        default=[(TrainingConfig().sharing, TrainingConfig().negatives, None)],
+        help="rustnce's runs as SHARING:NEGATIVES[:LR], comma-separated, e.g. "
+        "window:5,batch:10,window:5:0.025 (default: its defaults; no LR: its default rate)",
+    )
+    parser.add_argument(
+        "--gensim-alphas",
+        type=alphas,
+        default=[0.025],
+        help="gensim's starting learning rates, comma-separated (default 0.025, its own "
+        "default); the first is the reference of the speed ratios",
     )
     parser.add_argument("--sampler", default="unigram", choices=["unigram", "log_uniform"])
     parser.add_argument("--corpora", default="enwiki,planted,lee")
@@ -406,37 +442,41 @@ def main(argv: list[str] | None = None) -> int:
     scratch = tempfile.TemporaryDirectory(prefix="rustnce-word2vec-bench-")
     for corpus in corpora:
         corpus.write(scratch.name)
-    # (name, the rustnce loss or the other trainer's name, rustnce's sharing and negatives)
-    contenders: list[tuple[str, str | None, tuple[str, int]]] = [
-        ("gensim sg neg=5/pair", None, ("", 0)),
-        ("fastText sg neg=5/pair", "fasttext", ("", 0)),
+    # (name, the rustnce loss or the other trainer's name, rustnce's sharing, negatives and
+    # learning rate, or gensim's alpha)
+    contenders: list[tuple[str, str | None, tuple[str, int, float | None]]] = [
+        (f"gensim sg neg=5/pair a={alpha:g}", None, ("", 0, alpha)) for alpha in args.gensim_alphas
     ]
+    contenders.insert(1, ("fastText sg neg=5/pair", "fasttext", ("", 0, None)))
     for loss in args.losses.split(","):
-        for sharing, negatives in args.rustnce:
-            contenders.append((f"rustnce {loss} {negatives}/{sharing}", loss, (sharing, negatives)))
+        for run in args.rustnce:
+            sharing, negatives, rate = run
+            lr = "" if rate is None else f" lr={rate:g}"
+            contenders.append((f"rustnce {loss} {negatives}/{sharing}{lr}", loss, run))
     for corpus in corpora:
         words = sum(len(s) for s in corpus.sentences)
         outcomes = {name: Outcome() for name, _, _ in contenders}
         fasttext_own: list[float] = []  # fastText's own words/sec/thread
         for repeat in range(args.repeats):
-            for name, loss, (sharing, negatives) in contenders:
+            for name, loss, run in contenders:
                 seed = repeat + 1
                 wait_for_idle(args.wait_idle)
                 load = ForeignLoad()
                 if loss is None:
-                    seconds, vectors, vocabulary = run_gensim(corpus, args, seed)
+                    alpha = run[2]
+                    assert alpha is not None
+                    seconds, vectors, vocabulary = run_gensim(corpus, args, seed, alpha)
                 elif loss == "fasttext":
                     try:
-                        run = run_fasttext(corpus, args, seed, fasttext)
+                        fasttext_run = run_fasttext(corpus, args, seed, fasttext)
                     except RuntimeError as error:
                         outcomes[name].failures.append(str(error))
                         continue
-                    seconds, vectors, vocabulary = run.seconds, run.vectors, run.vocabulary
-                    fasttext_own.append(run.words_per_second_per_thread)
+                    seconds, vectors = fasttext_run.seconds, fasttext_run.vectors
+                    vocabulary = fasttext_run.vocabulary
+                    fasttext_own.append(fasttext_run.words_per_second_per_thread)
                 else:
-                    seconds, vectors, vocabulary = run_rustnce(
-                        corpus, args, seed, loss, sharing, negatives
-                    )
+                    seconds, vectors, vocabulary = run_rustnce(corpus, args, seed, loss, run)
                 foreign = load.cores()
                 scores = evaluate(vectors, vocabulary, corpus, pair_sets)
                 outcomes[name].add(seconds, foreign, scores)

@@ -9,7 +9,7 @@ row scored against the center's and the negatives' output rows, word2vec's orien
 batch (``sharing="batch"``: ``negatives`` distinct ids shared by the batch's pairs, the center
 as the input row). Then one fused step per batch (the loss with ``upstream="sum"``, every
 touched input row, output row and bias updated in place). The learning
-rate (per pair, word2vec's 0.025) decays linearly with the raw words processed to ``1e-4`` of
+rate (per pair, 0.05: twice word2vec's 0.025, see docs/word2vec.md) decays linearly with the raw words processed to ``1e-4`` of
 its start over all epochs, as in word2vec. Python only calls the trainer for slices of words
 and reports progress between them. Results do not depend on the number of threads.
 
@@ -60,7 +60,7 @@ UPDATES = ("bounded", "sum")
 SHARINGS = ("window", "batch")
 
 #: Starting learning rate per loss (per pair: the step uses ``upstream="sum"``).
-DEFAULT_LEARNING_RATES = {"nce": 0.025, "sampled_softmax": 0.025, "neg": 0.025}
+DEFAULT_LEARNING_RATES = {"nce": 0.05, "sampled_softmax": 0.05, "neg": 0.05}
 
 
 @dataclass
