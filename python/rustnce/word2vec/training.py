@@ -8,10 +8,10 @@ default: ``negatives`` draws with replacement shared by the window's pairs, each
 row scored against the center's and the negatives' output rows, word2vec's orientation) or per
 batch (``sharing="batch"``: ``negatives`` distinct ids shared by the batch's pairs, the center
 as the input row). Then one fused step per batch (the loss with ``upstream="sum"``, every
-touched input row, output row and bias updated in place). The learning
-rate (per pair, 0.05: twice word2vec's 0.025, see docs/word2vec.md) decays linearly with the raw words processed to ``1e-4`` of
-its start over all epochs, as in word2vec. Python only calls the trainer for slices of words
-and reports progress between them. Results do not depend on the number of threads.
+touched input row, output row and bias updated in place). The learning rate (per pair, 0.05:
+twice word2vec's 0.025, see docs/word2vec.md) decays linearly with the raw words processed to
+``1e-4`` of its start over all epochs, as in word2vec. Python only calls the trainer for slices
+of words and reports progress between them. Results do not depend on the number of threads.
 
 Losses:
 
