@@ -31,23 +31,7 @@ pub struct RowGroups {
 impl RowGroups {
     pub fn new(ids: &[usize]) -> Self {
         let _timer = PhaseGuard::start(Phase::GroupRows);
-        let positions =
-            if (ids.len() as u64) < 1 << 32 && ids.iter().all(|&id| (id as u64) < 1 << 32) {
-                // (id, position) packed in one integer: an unstable sort of plain integers.
-                let mut keys: Vec<u64> = ids
-                    .iter()
-                    .enumerate()
-                    .map(|(position, &id)| (id as u64) << 32 | position as u64)
-                    .collect();
-                keys.sort_unstable();
-                keys.into_iter()
-                    .map(|key| (key & 0xFFFF_FFFF) as usize)
-                    .collect()
-            } else {
-                let mut order: Vec<usize> = (0..ids.len()).collect();
-                order.sort_by_key(|&position| (ids[position], position));
-                order
-            };
+        let positions = positions_by_id(ids);
         let mut groups = RowGroups {
             ids: Vec::new(),
             starts: Vec::new(),
@@ -74,6 +58,51 @@ impl RowGroups {
     pub fn positions(&self, group: usize) -> &[usize] {
         &self.positions[self.starts[group]..self.starts[group + 1]]
     }
+}
+
+/// The positions `0..ids.len()` ordered by id, positions ascending within an id: a stable
+/// least-significant-digit radix sort on the ids' bits (at most 11 bits a pass), or a
+/// comparison sort for a few ids.
+fn positions_by_id(ids: &[usize]) -> Vec<usize> {
+    const FEW: usize = 64;
+    const MOST_BITS_A_PASS: u32 = 11;
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    if ids.len() <= FEW {
+        order.sort_by_key(|&position| (ids[position], position));
+        return order;
+    }
+    let largest = ids.iter().copied().max().unwrap_or(0);
+    let bits = usize::BITS - largest.leading_zeros();
+    let passes = bits.div_ceil(MOST_BITS_A_PASS);
+    if passes == 0 {
+        return order; // every id is 0
+    }
+    let width = bits.div_ceil(passes);
+    let mask = (1usize << width) - 1;
+    let mut sorted = vec![0usize; ids.len()];
+    let mut starts = vec![0usize; 1 << width];
+    for pass in 0..passes {
+        let shift = pass * width;
+        let digit = |position: usize| (ids[position] >> shift) & mask;
+        starts.fill(0);
+        for &position in &order {
+            starts[digit(position)] += 1;
+        }
+        let mut next = 0;
+        for start in starts.iter_mut() {
+            let count = *start;
+            *start = next;
+            next += count;
+        }
+        // Stable: positions keep their order within a digit, so earlier passes' order holds.
+        for &position in &order {
+            let slot = &mut starts[digit(position)];
+            sorted[*slot] = position;
+            *slot += 1;
+        }
+        std::mem::swap(&mut order, &mut sorted);
+    }
+    order
 }
 
 /// The merged form of the weight and bias gradients: one row per distinct id.
@@ -419,6 +448,42 @@ impl<F: Real> SampledGradients<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_radix_order_equals_a_sort_by_id_then_position() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for (len, largest) in [
+            (0, 0),
+            (1, 5),
+            (64, 1000),
+            (65, 1000),
+            (300, 0),
+            (1000, 1),
+            (10_240, 200_000),
+            (4_224, 1 << 20),
+            (5_000, 1 << 33),
+            (3_000, usize::MAX),
+        ] {
+            let ids: Vec<usize> = (0..len)
+                .map(|_| match largest {
+                    0 => 0,
+                    usize::MAX => next() as usize,
+                    // Repeats: a few ids recur often.
+                    _ if next() % 4 == 0 => (next() as usize) % 7,
+                    _ => (next() as usize) % (largest + 1),
+                })
+                .collect();
+            let mut expected: Vec<usize> = (0..len).collect();
+            expected.sort_by_key(|&position| (ids[position], position));
+            assert_eq!(positions_by_id(&ids), expected, "{len} ids up to {largest}");
+        }
+    }
 
     #[test]
     fn groups_sort_ids_and_keep_positions_in_order() {
