@@ -60,6 +60,31 @@ impl RowGroups {
     }
 }
 
+/// Refuses scatter targets (weights `[rows, dim]`, biases `[rows, 1]`) too narrow, or too
+/// short for the rows `ids`, before anything is written.
+pub fn check_scatter_targets<F: Copy + std::ops::Add<Output = F> + std::ops::Mul<Output = F>>(
+    weights: Option<&ShardedRowsMut<F>>,
+    biases: Option<&ShardedRowsMut<F>>,
+    ids: &[usize],
+    dim: usize,
+) -> Result<()> {
+    let needed_rows = ids.iter().max().map_or(0, |&id| id + 1);
+    for (target, name, width) in [(weights, "weights", dim), (biases, "biases", 1)] {
+        let Some(target) = target else { continue };
+        if target.dim() != width || target.layout().rows() < needed_rows {
+            return Err(NceError::invalid(
+                name,
+                format!(
+                    "the target must have at least {needed_rows} rows of width {width}, got {} rows of width {}",
+                    target.layout().rows(),
+                    target.dim()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The positions `0..ids.len()` ordered by id, positions ascending within an id: a stable
 /// least-significant-digit radix sort on the ids' bits (at most 11 bits a pass), or a
 /// comparison sort for a few ids.
@@ -361,33 +386,9 @@ impl<F: Real> SampledGradients<F> {
         biases: Option<&ShardedRowsMut<F>>,
         scale: F,
     ) -> Result<()> {
-        self.check_scatter_targets(weights, biases)?;
+        check_scatter_targets(weights, biases, &self.ids, self.dim())?;
         let groups = RowGroups::new(&self.ids);
         self.scatter_groups(inputs, weights, biases, scale, &groups, None);
-        Ok(())
-    }
-
-    /// Refuses targets too narrow or too short for the rows this gradient touches.
-    pub fn check_scatter_targets(
-        &self,
-        weights: Option<&ShardedRowsMut<F>>,
-        biases: Option<&ShardedRowsMut<F>>,
-    ) -> Result<()> {
-        let dim = self.dim();
-        let needed_rows = self.ids.iter().max().map_or(0, |&id| id + 1);
-        for (target, name, width) in [(weights, "weights", dim), (biases, "biases", 1)] {
-            let Some(target) = target else { continue };
-            if target.dim() != width || target.layout().rows() < needed_rows {
-                return Err(NceError::invalid(
-                    name,
-                    format!(
-                        "the target must have at least {needed_rows} rows of width {width}, got {} rows of width {}",
-                        target.layout().rows(),
-                        target.dim()
-                    ),
-                ));
-            }
-        }
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use crate::error::{NceError, Result};
 use crate::matrix_product::matrix_product;
 use crate::parallelism;
 use crate::phase_timers::{timed, Phase};
-use crate::row_sparse::{MergePlan, Merged, MergedRowsOut};
+use crate::row_sparse::{check_scatter_targets, MergePlan, Merged, MergedRowsOut};
 use crate::sampled_logits::{SampledLossInputs, ROWS_PER_BLOCK};
 use crate::sharding::ShardedRowsMut;
 use crate::simd::{compiled_for, InstructionSet};
@@ -411,7 +411,7 @@ fn fused_pass<F: Real, L: ClassId>(
     });
     let updating = match sgd {
         Some(targets) => {
-            check_sgd_targets(targets, &ids, dim)?;
+            check_scatter_targets(Some(targets.weights), Some(targets.biases), &ids, dim)?;
             Some((targets, MergePlan::new(&ids, gathered.ids.labels.len())))
         }
         None => None,
@@ -691,32 +691,6 @@ fn write_direct_rows<F: Real>(
         }
     }
     crate::simd::store_fence();
-}
-
-/// Refuses SGD targets that cannot hold the rows `ids` (width `dim`), before anything is
-/// written.
-fn check_sgd_targets<F: Real>(
-    targets: &SgdTargets<'_, '_, F>,
-    ids: &[usize],
-    dim: usize,
-) -> Result<()> {
-    let needed_rows = ids.iter().max().map_or(0, |&id| id + 1);
-    for (target, name, width) in [
-        (targets.weights, "weights", dim),
-        (targets.biases, "biases", 1),
-    ] {
-        if target.dim() != width || target.layout().rows() < needed_rows {
-            return Err(NceError::invalid(
-                name,
-                format!(
-                    "the target must have at least {needed_rows} rows of width {width}, got {} rows of width {}",
-                    target.layout().rows(),
-                    target.dim()
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The SGD update of a block's labels that are their id's only occurrence, with the
