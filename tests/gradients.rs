@@ -371,6 +371,38 @@ fn rescaled_gradients_equal_a_pass_with_the_upstream() {
     }
 }
 
+/// Mostly distinct labels (each its id's only occurrence), with id 5 at every seventh label
+/// position and among the samples, and a label repeated among the samples; `classes` must be
+/// 400. Seeds `seed..seed + 3` fill the weights, biases, inputs and upstream.
+fn repeated_ids_problem(
+    classes: usize,
+    dim: usize,
+    batch: usize,
+    num_true: usize,
+    seed: u64,
+) -> Problem {
+    let labels: Vec<i64> = (0..batch * num_true)
+        .map(|p| {
+            if p % 7 == 0 {
+                5
+            } else {
+                ((p * 37 + 11) % classes) as i64
+            }
+        })
+        .collect();
+    Problem {
+        weights: Array2::from_shape_vec((classes, dim), pseudo_random(classes * dim, seed))
+            .unwrap(),
+        biases: Array2::from_shape_vec((classes, 1), pseudo_random(classes, seed + 1)).unwrap(),
+        labels: Array2::from_shape_vec((batch, num_true), labels.clone()).unwrap(),
+        inputs: Array2::from_shape_vec((batch, dim), pseudo_random(batch * dim, seed + 2)).unwrap(),
+        sampled: Array1::from(vec![labels[1], 5, 399, 0, labels[1], 250]),
+        true_q: Array2::from_elem((batch, num_true), 0.2),
+        sampled_q: Array1::from(vec![0.4, 0.1, 0.3, 0.05, 0.4, 0.6]),
+        upstream: Array1::from(pseudo_random(batch, seed + 3)),
+    }
+}
+
 /// A pass that forms the merged form itself (labels that are their id's only occurrence written
 /// by their block, the rest after the pass) gives the bits of `merged()` on the finished
 /// gradients, and the same gradients as a plain pass: both losses, accidental hits on and off,
@@ -382,27 +414,7 @@ fn a_merging_pass_forms_the_merged_form_bit_for_bit() {
     use rustnce::parallelism::{install, install_sized};
     let (classes, dim, batch) = (400, 9, 300);
     for num_true in [1, 3] {
-        // Mostly distinct labels (direct rows), with some ids repeated and some sampled too.
-        let labels: Vec<i64> = (0..batch * num_true)
-            .map(|p| {
-                if p % 7 == 0 {
-                    5
-                } else {
-                    ((p * 37 + 11) % classes) as i64
-                }
-            })
-            .collect();
-        let p = Problem {
-            weights: Array2::from_shape_vec((classes, dim), pseudo_random(classes * dim, 31))
-                .unwrap(),
-            biases: Array2::from_shape_vec((classes, 1), pseudo_random(classes, 32)).unwrap(),
-            labels: Array2::from_shape_vec((batch, num_true), labels.clone()).unwrap(),
-            inputs: Array2::from_shape_vec((batch, dim), pseudo_random(batch * dim, 33)).unwrap(),
-            sampled: Array1::from(vec![labels[1], 5, 399, 0, labels[1], 250]),
-            true_q: Array2::from_elem((batch, num_true), 0.2),
-            sampled_q: Array1::from(vec![0.4, 0.1, 0.3, 0.05, 0.4, 0.6]),
-            upstream: Array1::from(pseudo_random(batch, 34)),
-        };
+        let p = repeated_ids_problem(classes, dim, batch, num_true, 31);
         for loss in [SampledLoss::Nce, SampledLoss::SampledSoftmax] {
             for hits in [false, true] {
                 let problem = inputs_of(&p, &p.weights, &p.biases, &p.inputs, hits);
@@ -454,26 +466,7 @@ fn the_sgd_step_updates_the_bits_of_a_scatter_add_after_the_pass() {
     let (classes, dim, batch) = (400, 9, 300);
     let scale = -0.37;
     for num_true in [1, 3] {
-        let labels: Vec<i64> = (0..batch * num_true)
-            .map(|p| {
-                if p % 7 == 0 {
-                    5
-                } else {
-                    ((p * 37 + 11) % classes) as i64
-                }
-            })
-            .collect();
-        let p = Problem {
-            weights: Array2::from_shape_vec((classes, dim), pseudo_random(classes * dim, 41))
-                .unwrap(),
-            biases: Array2::from_shape_vec((classes, 1), pseudo_random(classes, 42)).unwrap(),
-            labels: Array2::from_shape_vec((batch, num_true), labels.clone()).unwrap(),
-            inputs: Array2::from_shape_vec((batch, dim), pseudo_random(batch * dim, 43)).unwrap(),
-            sampled: Array1::from(vec![labels[1], 5, 399, 0, labels[1], 250]),
-            true_q: Array2::from_elem((batch, num_true), 0.2),
-            sampled_q: Array1::from(vec![0.4, 0.1, 0.3, 0.05, 0.4, 0.6]),
-            upstream: Array1::from(pseudo_random(batch, 44)),
-        };
+        let p = repeated_ids_problem(classes, dim, batch, num_true, 41);
         for loss in [SampledLoss::Nce, SampledLoss::SampledSoftmax] {
             for hits in [false, true] {
                 for upstream in [Upstream::Sum, Upstream::PerExample(p.upstream.view())] {

@@ -547,18 +547,18 @@ fn fused_pass<F: Real, L: ClassId>(
     let blocks = batch.div_ceil(ROWS_PER_BLOCK);
     // Each block's label rows of the values (a last short block's chunk also spans sampled
     // rows, which it leaves alone: they are written after the pass).
-    let value_blocks: Vec<Option<ArrayViewMut2<F>>> = match weight_values.as_mut() {
-        Some(values) => values
-            .axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK * num_true.max(1))
-            .map(Some)
-            .chain(std::iter::repeat_with(|| None))
-            .take(blocks)
-            .collect(),
-        None => (0..blocks).map(|_| None).collect(),
-    };
-    let kept_blocks: Vec<_> = optional_blocks(logit_gradient.as_mut(), blocks)
+    let value_blocks = optional_blocks(
+        weight_values.as_mut(),
+        ROWS_PER_BLOCK * num_true.max(1),
+        blocks,
+    );
+    let kept_blocks: Vec<_> = optional_blocks(logit_gradient.as_mut(), ROWS_PER_BLOCK, blocks)
         .into_iter()
-        .zip(optional_blocks(inputs_copy.as_mut(), blocks))
+        .zip(optional_blocks(
+            inputs_copy.as_mut(),
+            ROWS_PER_BLOCK,
+            blocks,
+        ))
         .zip(value_blocks)
         .collect();
     let partials: Vec<(Array2<F>, Vec<F>)> = if parallelism::inline() {
@@ -620,18 +620,19 @@ fn fused_pass<F: Real, L: ClassId>(
     Ok((gradients, merged, inputs_copy))
 }
 
-/// A matrix's blocks of `ROWS_PER_BLOCK` rows, or `blocks` times `None`.
+/// One entry per block: a matrix's chunks of `rows` rows (`None` for blocks past its last
+/// chunk), or `blocks` times `None` without a matrix.
 fn optional_blocks<F>(
     matrix: Option<&mut Array2<F>>,
+    rows: usize,
     blocks: usize,
 ) -> Vec<Option<ArrayViewMut2<'_, F>>> {
-    match matrix {
-        Some(matrix) => matrix
-            .axis_chunks_iter_mut(Axis(0), ROWS_PER_BLOCK)
-            .map(Some)
-            .collect(),
-        None => (0..blocks).map(|_| None).collect(),
-    }
+    matrix
+        .into_iter()
+        .flat_map(|matrix| matrix.axis_chunks_iter_mut(Axis(0), rows).map(Some))
+        .chain(std::iter::repeat_with(|| None))
+        .take(blocks)
+        .collect()
 }
 
 /// The weight values of a block's labels, `[rows * num_true, dim]`: `∂total/∂logit ·
