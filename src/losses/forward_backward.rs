@@ -709,19 +709,32 @@ unsafe fn update_direct_rows<F: Real>(
     first: usize,
     num_true: usize,
 ) {
+    // The block's direct rows first, so that each row's target can be requested a few rows
+    // before it is read and written (the targets are random rows of a large matrix).
+    const PREFETCH_AHEAD: usize = 4;
+    let rows = gradient.nrows();
+    let direct: Vec<(usize, usize, usize)> = (0..rows * num_true)
+        .filter_map(|local| {
+            let group = plan.direct_row(first * num_true + local)?;
+            Some((local / num_true, local % num_true, plan.groups().ids[group]))
+        })
+        .collect();
     let mut row = workspace::vector::<F>(inputs.ncols());
-    for (offset, gradient_row) in gradient.rows().into_iter().enumerate() {
-        let i = first + offset;
-        for t in 0..num_true {
-            let Some(group) = plan.direct_row(i * num_true + t) else {
-                continue;
-            };
-            let id = plan.groups().ids[group];
-            write_label_row(F::one() * gradient_row[t], &inputs.row(i), &mut row, false);
-            targets.weights.add_to_row(id, targets.scale, &row);
-            let bias = [F::zero() + gradient_row[t]];
-            targets.biases.add_to_row(id, targets.scale, &bias);
+    for (index, &(offset, t, id)) in direct.iter().enumerate() {
+        if let Some(&(_, _, ahead)) = direct.get(index + PREFETCH_AHEAD) {
+            targets.weights.prefetch_row(ahead);
+            targets.biases.prefetch_row(ahead);
         }
+        let logit_gradient = gradient[[offset, t]];
+        write_label_row(
+            F::one() * logit_gradient,
+            &inputs.row(first + offset),
+            &mut row,
+            false,
+        );
+        targets.weights.add_to_row(id, targets.scale, &row);
+        let bias = [F::zero() + logit_gradient];
+        targets.biases.add_to_row(id, targets.scale, &bias);
     }
     workspace::recycle_vector(row);
 }
