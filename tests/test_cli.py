@@ -491,6 +491,24 @@ def test_resume_continues_where_the_save_stopped(capsys, tmp_path, corpus_file):
     assert code == 1 and "finished its 4 epochs" in line
 
 
+def test_fixed_biases_flag_keeps_the_saved_biases_at_their_start(capsys, tmp_path, corpus_file):
+    from rustnce.word2vec.training import initial_biases
+    from rustnce.word2vec.vectors import load_model
+
+    options = ["--corpus", corpus_file, "--dim", "16", "--epochs", "2", "--quiet"]
+    for flag, name in (([], "trained.npz"), (["--fixed-biases", "--loss", "neg"], "fixed.npz")):
+        code, _, err = run(
+            capsys, *options, *flag, "--output", tmp_path / "v.txt", "--save-model", tmp_path / name
+        )
+        assert code == 0, err
+    _, counts, (_, _, fixed), settings, _ = load_model(tmp_path / "fixed.npz")
+    assert settings["fixed_biases"] is True and settings["loss"] == "neg"
+    np.testing.assert_array_equal(fixed, initial_biases(counts, "zeros"))
+    _, counts, (_, _, trained), settings, _ = load_model(tmp_path / "trained.npz")
+    assert settings["fixed_biases"] is False
+    assert not np.array_equal(trained, initial_biases(counts, "log_unigram"))
+
+
 @pytest.mark.parametrize("content", [b"", b"not a model", b"PK\x03\x04broken"])
 def test_resuming_from_something_else_is_a_one_line_error(capsys, tmp_path, content):
     model = tmp_path / "m.npz"

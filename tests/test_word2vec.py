@@ -358,6 +358,28 @@ def test_output_biases_start_at_the_log_unigram_frequency_except_for_neg():
     assert TrainingConfig(loss="neg").bias_start == "zeros"
 
 
+@pytest.mark.parametrize("loss", ["nce", "neg"])
+def test_fixed_biases_stay_at_their_start_while_the_vectors_train(loss):
+    vocabulary, corpus, groups = _tiny_planted()
+    runs = {}
+    for fixed in (False, True):
+        config = TrainingConfig(dim=16, epochs=2, loss=loss, seed=3, fixed_biases=fixed)
+        runs[fixed] = train(corpus, vocabulary, config)
+    start = initial_biases(vocabulary.counts, TrainingConfig(loss=loss).bias_start)
+    np.testing.assert_array_equal(runs[True].biases, start)
+    assert not np.array_equal(runs[False].biases, start)
+    # The vectors still learn the groups, and differently from trained biases.
+    purity = group_purity(runs[True].input_vectors, groups)
+    assert purity.at_1 > 3 * purity.chance
+    assert runs[True].epoch_losses[-1] < runs[True].epoch_losses[0]
+    assert not np.array_equal(runs[True].input_vectors, runs[False].input_vectors)
+
+
+def test_fixed_biases_must_be_a_bool():
+    with pytest.raises(ValueError, match="^fixed_biases must be True or False"):
+        TrainingConfig(fixed_biases="yes").check()
+
+
 def test_training_is_deterministic_for_a_seed():
     vocabulary, corpus, _ = _tiny_planted(tokens=5_000)
     config = TrainingConfig(dim=8, epochs=1, seed=11)

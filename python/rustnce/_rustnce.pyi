@@ -366,6 +366,7 @@ class SkipGramTrainer:
         seed: int,
         update: Literal["bounded", "sum"] = "bounded",
         sharing: Literal["window", "batch"] = "window",
+        fixed_biases: bool = False,
         start_epoch: int = 0,
     ) -> SkipGramTrainer: ...
     def run(

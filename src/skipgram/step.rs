@@ -129,6 +129,9 @@ const PAIRS_PER_CHUNK: usize = 64;
 /// Reusable buffers of the step.
 #[derive(Default)]
 pub struct SkipGramStep {
+    /// Leaves the output biases as they are (word2vec's model has none: with zeros, `Neg` is
+    /// exactly its negative sampling). The logits still add them.
+    fixed_biases: bool,
     /// `∂loss/∂logit`, `[pairs, 1 + negatives per group]`.
     dlogits: Vec<f32>,
     /// Per pair, its group of negatives (all 0 when they are shared).
@@ -265,6 +268,14 @@ fn share(count: usize, members: usize, member: usize) -> std::ops::Range<usize> 
 }
 
 impl SkipGramStep {
+    /// A step whose updates leave the output biases alone if `fixed_biases`.
+    pub fn with_fixed_biases(fixed_biases: bool) -> Self {
+        SkipGramStep {
+            fixed_biases,
+            ..SkipGramStep::default()
+        }
+    }
+
     /// Applies one SGD step with learning rate `rate`; returns the summed loss of the batch.
     /// Panics if an id is out of range or the lengths disagree (callers check).
     pub fn run(
@@ -435,7 +446,7 @@ impl SkipGramStep {
         if let Workers::Team(team) = workers {
             self.assign_owners(batch, team.members(), vocabulary);
         }
-        let shared = SharedTables::new(embeddings);
+        let shared = SharedTables::new(embeddings, self.fixed_biases);
         let step = &*self;
         let owners = match workers {
             Workers::Team(_) => Owners::Map {
@@ -957,6 +968,8 @@ struct SharedTables<'a> {
     input: *mut f32,
     output: *mut f32,
     biases: *mut f32,
+    /// Whether the updates leave the biases alone (`SkipGramStep::fixed_biases`).
+    fixed_biases: bool,
     dim: usize,
     vocabulary: usize,
     /// The tables stay mutably borrowed for as long as the raw pointers live.
@@ -970,11 +983,12 @@ unsafe impl Send for SharedTables<'_> {}
 unsafe impl Sync for SharedTables<'_> {}
 
 impl<'a> SharedTables<'a> {
-    fn new(embeddings: &'a mut Embeddings<'_>) -> Self {
+    fn new(embeddings: &'a mut Embeddings<'_>, fixed_biases: bool) -> Self {
         SharedTables {
             input: embeddings.input.as_mut_ptr(),
             output: embeddings.output.as_mut_ptr(),
             biases: embeddings.biases.as_mut_ptr(),
+            fixed_biases,
             dim: embeddings.dim,
             vocabulary: embeddings.vocabulary(),
             _borrow: PhantomData,
@@ -1061,7 +1075,9 @@ unsafe fn update<L: Lanes>(
             let scaled = rate * step.context_scale[i];
             let x = unsafe { tables.input_row(center) };
             axpy::<L>(unsafe { tables.output_row_mut(context) }, -scaled * d, x);
-            *unsafe { tables.bias_mut(context) } -= scaled * d;
+            if !tables.fixed_biases {
+                *unsafe { tables.bias_mut(context) } -= scaled * d;
+            }
         }
     }
     if !batch.shared() {
@@ -1075,7 +1091,10 @@ unsafe fn update<L: Lanes>(
                     -scaled,
                     gradient,
                 );
-                *unsafe { tables.bias_mut(negative) } -= scaled * step.negative_bias_partials[slot];
+                if !tables.fixed_biases {
+                    *unsafe { tables.bias_mut(negative) } -=
+                        scaled * step.negative_bias_partials[slot];
+                }
             }
         }
         return;
@@ -1100,7 +1119,9 @@ unsafe fn update<L: Lanes>(
             -scaled,
             &gradient,
         );
-        *unsafe { tables.bias_mut(negative) } -= scaled * bias;
+        if !tables.fixed_biases {
+            *unsafe { tables.bias_mut(negative) } -= scaled * bias;
+        }
     }
 }
 

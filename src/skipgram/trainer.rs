@@ -113,6 +113,8 @@ pub struct SkipGramConfig {
     pub update: UpdateRule,
     /// Which pairs share a draw of negatives.
     pub sharing: NegativeSharing,
+    /// Leave the output biases at their starting values (see `SkipGramStep::fixed_biases`).
+    pub fixed_biases: bool,
 }
 
 /// Whether the steps run on the team or on the calling thread alone. The team is not always
@@ -302,7 +304,7 @@ impl SkipGramTrainer {
             sampler,
             stream,
             epoch: 0,
-            step: SkipGramStep::default(),
+            step: SkipGramStep::with_fixed_biases(config.fixed_biases),
             chooser: WorkerChooser::default(),
             centers: Vec::new(),
             contexts: Vec::new(),

@@ -192,6 +192,7 @@ class SkipGramWorker:
             seed=(config.seed + self.index * 1_000_003) % (2**62),
             update=config.update,
             sharing=config.sharing,
+            fixed_biases=config.fixed_biases,
             start_epoch=epoch * blocks + block,
         )
 

@@ -291,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
         "blows up on real text with large batches (default bounded)",
     )
     model.add_argument(
+        "--fixed-biases",
+        action="store_true",
+        help="leave the output biases at their starting values instead of training them; "
+        "with --loss neg (biases 0) this is word2vec's model exactly, which has none "
+        "(see docs/word2vec.md for what it changes)",
+    )
+    model.add_argument(
         "--threads",
         type=_integer(0, MAX_THREADS),
         default=0,

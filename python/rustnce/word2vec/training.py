@@ -19,7 +19,8 @@ Losses:
 - ``sampled_softmax``: TensorFlow's ``sampled_softmax_loss`` (accidental hits removed).
 - ``neg``: word2vec's negative sampling through the same kernel: expected counts of one, so
   ``ln Q = 0`` (docs/semantics.md §3), and negatives equal to the positive word are masked (word2vec
-  skips them). Unlike word2vec, the outputs have biases (they start at 0).
+  skips them). Unlike word2vec, the outputs have biases (they start at 0) unless
+  ``fixed_biases=True`` leaves them there: then it is word2vec's model exactly.
 
 Samplers: ``unigram`` (the default: ``count ** distortion``, word2vec's 0.75) or
 ``log_uniform`` (TensorFlow's default; ids are frequency ranks, as the vocabulary is sorted by
@@ -80,6 +81,7 @@ class TrainingConfig:
     threads: int = 0  # 0: rustnce's default (all cores)
     update: str = "bounded"  # "bounded": each row's step bounded per batch; "sum": plain SGD
     sharing: str = "window"  # negatives drawn per center's window, or per batch
+    fixed_biases: bool = False  # leave the output biases at their start (word2vec has none)
 
     @classmethod
     def from_options(cls, options: Any, sampler: str) -> TrainingConfig:
@@ -100,6 +102,7 @@ class TrainingConfig:
             threads=options.threads,
             update=options.update,
             sharing=options.share,
+            fixed_biases=options.fixed_biases,
         )
 
     def check(self, vocabulary_size: int | None = None) -> None:
@@ -122,6 +125,8 @@ class TrainingConfig:
             raise ValueError(f"subsample must be >= 0, got {self.subsample}")
         if not (math.isfinite(self.distortion) and self.distortion >= 0):
             raise ValueError(f"distortion must be >= 0, got {self.distortion}")
+        if not isinstance(self.fixed_biases, bool):
+            raise ValueError(f"fixed_biases must be True or False, got {self.fixed_biases!r}")
         if self.bias_init not in (None, "zeros", "log_unigram"):
             raise ValueError(f"bias_init must be 'zeros' or 'log_unigram', got {self.bias_init!r}")
         rate = self.rate
@@ -294,6 +299,7 @@ def _train(
         seed=config.seed,
         update=config.update,
         sharing=config.sharing,
+        fixed_biases=config.fixed_biases,
         start_epoch=start_epoch,
     )
     total_words = max(trainer.total_words, 1)
