@@ -355,6 +355,15 @@ def _single_or_list(arrays: list[np.ndarray] | None, single: bool) -> Any:
 # ---------------------------------------------------------------------------------------
 
 
+def _float_view(value: Any, name: str) -> np.ndarray:
+    """A CPU float32/float64 tensor's memory as a NumPy array (no copy; any strides)."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if not value.is_cpu or value.layout != torch.strided or value.dtype not in _FLOAT_DTYPES:
+        _float_tensor(value, name)  # raises, naming what is wrong
+    return _view(value, name)
+
+
 def _sampled_loss(
     fused_pass: _FusedPass,
     forward_only: Callable[..., np.ndarray],
@@ -365,30 +374,44 @@ def _sampled_loss(
     sparse_grad: bool,
     **arguments: Any,
 ) -> torch.Tensor:
-    if not isinstance(sparse_grad, bool):
+    # This runs on every training step, right after the previous step's pass has pushed the
+    # interpreter's data out of the caches: it does as few Python operations as it can.
+    if sparse_grad is not True and sparse_grad is not False:
         raise TypeError(f"sparse_grad must be a bool, got {type(sparse_grad).__name__}")
-    inputs = _float_tensor(inputs, "inputs")
-    weight_tensors = _shards(weights, "weights")
-    bias_tensors = _shards(biases, "biases")
+    inputs_view = _float_view(inputs, "inputs")
     single_weights = not isinstance(weights, (list, tuple))
     single_biases = not isinstance(biases, (list, tuple))
-    weight_views = [_view(w, "weights") for w in weight_tensors]
-    bias_views = [_view(b, "biases") for b in bias_tensors]
-    inputs_view = _view(inputs, "inputs")
+    if single_weights:
+        weight_tensors = [weights]
+        weight_views = [_float_view(weights, "weights")]
+    else:
+        weight_tensors = _shards(weights, "weights")
+        weight_views = [_view(w, "weights") for w in weight_tensors]
+    if single_biases:
+        bias_tensors = [biases]
+        bias_views = [_float_view(biases, "biases")]
+    else:
+        bias_tensors = _shards(biases, "biases")
+        bias_views = [_view(b, "biases") for b in bias_tensors]
     labels_view = _as_numpy(labels, "labels")
-    arguments["sampled_values"] = _sampled_values_numpy(arguments["sampled_values"])
+    sampled_values = arguments["sampled_values"]
+    if sampled_values is not None:
+        arguments["sampled_values"] = _sampled_values_numpy(sampled_values)
     weights_argument = weight_views[0] if single_weights else weight_views
     biases_argument = bias_views[0] if single_biases else bias_views
 
-    differentiable = [inputs, *weight_tensors, *bias_tensors]
-    if not (torch.is_grad_enabled() and any(t.requires_grad for t in differentiable)):
+    if not torch.is_grad_enabled() or not (
+        inputs.requires_grad
+        or any([t.requires_grad for t in weight_tensors])
+        or any([t.requires_grad for t in bias_tensors])
+    ):
         # Forward only: the plain loss, no gradient work.
         loss = forward_only(
             weights_argument, biases_argument, labels_view, inputs_view, **arguments
         )
         return torch.from_numpy(loss)
 
-    if arguments["sampled_values"] is None:
+    if sampled_values is None:
         # Drawn here, after every argument is checked, so that a backward that needs a second
         # pass uses the same candidates (the draw is the one the plain call would make).
         sampling = {name: v for name, v in arguments.items() if name != "precision"}
@@ -396,15 +419,15 @@ def _sampled_loss(
             weights_argument, biases_argument, labels_view, inputs_view, **sampling
         )
     call = _Call(
-        fused_pass=fused_pass,
-        weights=weight_views,
-        biases=bias_views,
-        labels=labels_view,
-        inputs=inputs_view,
-        arguments=arguments,
-        single_weights=single_weights,
-        single_biases=single_biases,
-        sparse_grad=sparse_grad,
+        fused_pass,
+        weight_views,
+        bias_views,
+        labels_view,
+        inputs_view,
+        arguments,
+        single_weights,
+        single_biases,
+        sparse_grad,
     )
     loss: torch.Tensor = _SampledLoss.apply(call, inputs, *weight_tensors, *bias_tensors)
     return loss
