@@ -29,8 +29,9 @@ def _real_lines():
         return [line.lower() for line in handle] * 4  # 240k tokens
 
 
-def test_defaults_train_on_real_english_text_and_the_loss_falls():
-    result = _train(_real_lines())
+@pytest.mark.parametrize("update", ["bounded", "sequential"])
+def test_defaults_train_on_real_english_text_and_the_loss_falls(update):
+    result = _train(_real_lines(), update=update)
     assert np.isfinite(result.input_vectors).all()
     assert result.epoch_losses[-1] < result.epoch_losses[0]
 
@@ -44,10 +45,11 @@ def test_the_plain_summed_step_diverges_where_the_bounded_one_trains():
     assert np.isfinite(_train(lines, subsample=0.0).input_vectors).all()
 
 
+@pytest.mark.parametrize("update", ["bounded", "sequential"])
 @pytest.mark.parametrize("name", sorted(adversarial.ADVERSARIAL))
-def test_defaults_never_diverge_on_adversarial_corpora(name):
+def test_defaults_never_diverge_on_adversarial_corpora(name, update):
     generate, cli_options = adversarial.ADVERSARIAL[name]
-    options = {}
+    options = {"update": update}
     if cli_options == ["--subsample", "0"]:
         options["subsample"] = 0.0
     result = _train(generate(150_000), **options)

@@ -403,12 +403,19 @@ impl SkipGramTrainer {
         let update = match update {
             "bounded" => UpdateRule::Bounded,
             "sum" => UpdateRule::Sum,
+            "sequential" => UpdateRule::Sequential,
             other => {
                 return Err(errors::wrong_value(format!(
-                    "update must be 'bounded' or 'sum', got {other:?}"
+                    "update must be 'bounded', 'sequential' or 'sum', got {other:?}"
                 )))
             }
         };
+        if update == UpdateRule::Sequential && sharing != NegativeSharing::Window {
+            return Err(errors::wrong_value(
+                "update='sequential' needs sharing='window' (word2vec's negatives per window)"
+                    .to_string(),
+            ));
+        }
         let sampler = match sampler {
             "log_uniform" => NegativeSampler::LogUniform,
             "unigram" => {

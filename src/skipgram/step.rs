@@ -23,6 +23,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::lanes::{self, axpy, combine, dot_group, dots, prefetch, weighted_sum, Lanes};
+use super::sequential::{self, SequentialBuffers};
 use crate::fast_math::FastMath;
 use crate::simd::{InstructionSet, Kind};
 use crate::spinning_team::Team;
@@ -116,6 +117,10 @@ pub enum UpdateRule {
     /// `NEWTON_STEPS` steps of the curvature bound for a row many pairs touch (a shared
     /// negative, a frequent word), however many pairs the batch holds.
     Bounded,
+    /// word2vec's order: the pairs one after another, each pair's SGD step applied before the
+    /// next pair's logits (`sequential.rs`). A row many pairs touch sees each pair's step in
+    /// turn, so its logits saturate instead of its gradients adding up. One thread.
+    Sequential,
 }
 
 /// How many Newton steps of its curvature bound a row may move per batch (see
@@ -163,6 +168,8 @@ pub struct SkipGramStep {
     /// steps).
     output_owner: Vec<u16>,
     input_owner: Vec<u16>,
+    /// `UpdateRule::Sequential`'s buffers.
+    sequential: SequentialBuffers,
 }
 
 /// Defines `$name(isa, args...)`, calling `$kernel::<L>` with the lanes of the instruction set
@@ -312,7 +319,7 @@ impl SkipGramStep {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn run_on(
+    pub(super) fn run_on(
         &mut self,
         isa: InstructionSet,
         embeddings: &mut Embeddings<'_>,
@@ -346,6 +353,18 @@ impl SkipGramStep {
         assert!(batch.shared() || batch.group_ends[groups - 1] as usize == pairs);
         if pairs == 0 {
             return 0.0;
+        }
+        if rule == UpdateRule::Sequential {
+            return sequential::run(
+                isa,
+                embeddings,
+                batch,
+                &self.pair_group,
+                loss,
+                rate,
+                self.fixed_biases,
+                &mut self.sequential,
+            );
         }
         let width = batch.negatives_per_group() + 1;
         // The chunks of pairs: fixed runs of `PAIRS_PER_CHUNK` when the negatives are shared
@@ -902,7 +921,7 @@ unsafe fn pair_chunk<'a, L: Lanes>(
 /// 0 elsewhere: replaces the logits by their gradients and returns the summed loss. `-inf` (a
 /// removed hit) costs and moves nothing.
 #[inline(always)]
-fn logistic_gradients(d: &mut [f32], width: usize) -> f64 {
+pub(super) fn logistic_gradients(d: &mut [f32], width: usize) -> f64 {
     // Every entry as a label-0 entry first (one branch-free, vectorisable loop):
     // softplus(l) = max(l, 0) + log1p(exp(-|l|)), sigmoid(l) from the same exp.
     let mut label_logits = 0.0f64;
@@ -931,7 +950,7 @@ fn logistic_gradients(d: &mut [f32], width: usize) -> f64 {
 /// Softmax cross-entropy with the label at `d[0]`: replaces the logits by their gradients and
 /// returns the loss `logsumexp(l) − l_0`. `-inf` entries get probability 0.
 #[inline(always)]
-fn softmax_gradients(d: &mut [f32]) -> f32 {
+pub(super) fn softmax_gradients(d: &mut [f32]) -> f32 {
     let max = d.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let label = d[0] - max;
     let mut sum = 0.0f32;

@@ -287,8 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=UPDATES,
         default=defaults.update,
         help="bounded: each row's step per batch is bounded however many pairs touch it "
-        "(stable at any rate and batch size); sum: plain SGD on the batch's summed loss, which "
-        "blows up on real text with large batches (default bounded)",
+        "(stable at any rate and batch size); sequential: word2vec's order, each pair's SGD "
+        "step applied before the next pair's (one thread); sum: plain SGD on the batch's "
+        f"summed loss, which blows up on real text with large batches (default {defaults.update})",
     )
     model.add_argument(
         "--fixed-biases",
