@@ -69,6 +69,7 @@ from rustnce.word2vec import (
     word_similarity,
 )
 from rustnce.word2vec.evaluation import read_analogies, word_analogies
+from rustnce.word2vec.training import UPDATES
 
 BENCHES = os.path.dirname(os.path.abspath(__file__))
 
@@ -304,9 +305,9 @@ def run_rustnce(
     args: argparse.Namespace,
     seed: int,
     loss: str,
-    run: tuple[str, int, float | None],
+    run: tuple[str, int, float | None, str | None],
 ) -> tuple[float, np.ndarray, Vocabulary]:
-    sharing, negatives, learning_rate = run
+    sharing, negatives, learning_rate, update = run
     vocabulary, encoded = open_corpus(corpus.path, args.min_count)
     config = TrainingConfig(
         dim=args.dim,
@@ -320,18 +321,21 @@ def run_rustnce(
         seed=seed,
         threads=args.threads,
         learning_rate=learning_rate,
+        update=update,
     )
     result = train(encoded, vocabulary, config)
     return result.seconds, result.input_vectors, vocabulary
 
 
-def rustnce_runs(text: str) -> list[tuple[str, int, float | None]]:
-    """``window:5,batch:10:0.05`` as ``[("window", 5, None), ("batch", 10, 0.05)]`` (no
-    learning rate: the trainer's default)."""
-    runs: list[tuple[str, int, float | None]] = []
+def rustnce_runs(text: str) -> list[tuple[str, int, float | None, str | None]]:
+    """``window:5,batch:10:0.05,window:5::sequential`` as ``[("window", 5, None, None),
+    ("batch", 10, 0.05, None), ("window", 5, None, "sequential")]`` (no learning rate or
+    update rule: the trainer's default)."""
+    runs: list[tuple[str, int, float | None, str | None]] = []
     for spec in text.split(","):
         sharing, _, rest = spec.partition(":")
-        negatives, _, rate = rest.partition(":")
+        negatives, _, rest = rest.partition(":")
+        rate, _, update = rest.partition(":")
         try:
             learning_rate = float(rate) if rate else None
         except ValueError:
@@ -341,9 +345,12 @@ def rustnce_runs(text: str) -> list[tuple[str, int, float | None]]:
             or not negatives.isdigit()
             or int(negatives) < 1
             or (learning_rate is not None and not learning_rate > 0)
+            or (update and update not in UPDATES)
         ):
-            raise argparse.ArgumentTypeError(f"expected SHARING:NEGATIVES[:LR], got {spec!r}")
-        runs.append((sharing, int(negatives), learning_rate))
+            raise argparse.ArgumentTypeError(
+                f"expected SHARING:NEGATIVES[:LR[:UPDATE]], got {spec!r}"
+            )
+        runs.append((sharing, int(negatives), learning_rate, update or None))
     return runs
 
 
@@ -371,9 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rustnce",
         type=rustnce_runs,
-        default=[(TrainingConfig().sharing, TrainingConfig().negatives, None)],
-        help="rustnce's runs as SHARING:NEGATIVES[:LR], comma-separated, e.g. "
-        "window:5,batch:10,window:5:0.025 (default: its defaults; no LR: its default rate)",
+        default=[(TrainingConfig().sharing, TrainingConfig().negatives, None, None)],
+        help="rustnce's runs as SHARING:NEGATIVES[:LR[:UPDATE]], comma-separated, e.g. "
+        "window:5,batch:10,window:5:0.025,window:5::sequential (default: its defaults; no LR "
+        "or UPDATE: its default rate or update rule)",
     )
     parser.add_argument(
         "--gensim-alphas",
@@ -444,15 +452,17 @@ def main(argv: list[str] | None = None) -> int:
         corpus.write(scratch.name)
     # (name, the rustnce loss or the other trainer's name, rustnce's sharing, negatives and
     # learning rate, or gensim's alpha)
-    contenders: list[tuple[str, str | None, tuple[str, int, float | None]]] = [
-        (f"gensim sg neg=5/pair a={alpha:g}", None, ("", 0, alpha)) for alpha in args.gensim_alphas
+    contenders: list[tuple[str, str | None, tuple[str, int, float | None, str | None]]] = [
+        (f"gensim sg neg=5/pair a={alpha:g}", None, ("", 0, alpha, None))
+        for alpha in args.gensim_alphas
     ]
-    contenders.insert(1, ("fastText sg neg=5/pair", "fasttext", ("", 0, None)))
+    contenders.insert(1, ("fastText sg neg=5/pair", "fasttext", ("", 0, None, None)))
     for loss in args.losses.split(","):
         for run in args.rustnce:
-            sharing, negatives, rate = run
+            sharing, negatives, rate, update = run
             lr = "" if rate is None else f" lr={rate:g}"
-            contenders.append((f"rustnce {loss} {negatives}/{sharing}{lr}", loss, run))
+            rule = "" if update is None else f" {update}"
+            contenders.append((f"rustnce {loss} {negatives}/{sharing}{lr}{rule}", loss, run))
     for corpus in corpora:
         words = sum(len(s) for s in corpus.sentences)
         outcomes = {name: Outcome() for name, _, _ in contenders}

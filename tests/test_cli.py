@@ -73,14 +73,30 @@ def test_progress_goes_to_stderr_and_the_evaluation_to_stdout(capsys, tmp_path):
     assert not any(line.startswith("epoch") for line in out.splitlines())
 
 
+@pytest.mark.parametrize("update", ["sequential", "bounded"])
 @pytest.mark.parametrize("loss", ["nce", "sampled_softmax", "neg"])
-def test_every_loss_trains_and_its_loss_falls(capsys, tmp_path, loss):
+def test_every_loss_trains_and_the_groups_form(capsys, tmp_path, loss, update):
     code, out, err = run(
-        capsys, *QUICK, "--epochs", "3", "--loss", loss, "--output", tmp_path / "v.txt"
+        capsys,
+        *QUICK,
+        *("--epochs", "3", "--loss", loss, "--update", update, "--output", tmp_path / "v.txt"),
     )
     assert code == 0, err
     match = re.search(r"loss per pair ([\d.]+) -> ([\d.]+)", out)
-    assert match and float(match.group(2)) < float(match.group(1))
+    assert match
+    first, last = float(match.group(1)), float(match.group(2))
+    if update == "bounded":
+        assert last < first
+    else:
+        # Pair by pair each pair's loss follows the steps of its window's earlier pairs, which
+        # the first epoch's high rate makes large: on this 20,000-token corpus the loss per
+        # pair then rose by up to 0.8% (2.6672 -> 2.6868 for nce) while the groups formed.
+        assert last < 1.02 * first
+    # Three epochs of 20,000 tokens at dim 16 only begin the groups (purity 0.030-0.042 against
+    # chance 0.019, measured for the six runs); random vectors score chance.
+    purity = number(r"group purity: ([\d.]+)", out)
+    chance = number(r"\(chance ([\d.]+)", out)
+    assert purity > 1.5 * chance
     assert f"loss {loss}" in out
 
 

@@ -364,7 +364,7 @@ class SkipGramTrainer:
         learning_rate: float,
         subsample: float,
         seed: int,
-        update: Literal["bounded", "sum"] = "bounded",
+        update: Literal["bounded", "sequential", "sum"] = "sequential",
         sharing: Literal["window", "batch"] = "window",
         fixed_biases: bool = False,
         start_epoch: int = 0,

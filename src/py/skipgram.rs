@@ -374,7 +374,7 @@ pub struct SkipGramTrainer {
 impl SkipGramTrainer {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (ids, sentences = None, counts = None, *, dim, window, negatives, epochs, batch_pairs, loss, sampler, distortion, learning_rate, subsample, seed, update = "bounded", sharing = "window", fixed_biases = false, start_epoch = 0))]
+    #[pyo3(signature = (ids, sentences = None, counts = None, *, dim, window, negatives, epochs, batch_pairs, loss, sampler, distortion, learning_rate, subsample, seed, update = "sequential", sharing = "window", fixed_biases = false, start_epoch = 0))]
     fn new(
         ids: &Bound<'_, PyAny>,
         sentences: Option<PyReadonlyArray1<'_, i32>>,

@@ -190,7 +190,7 @@ class SkipGramWorker:
             subsample=config.subsample,
             # Worker 0 draws the single-process trainer's streams (one worker reproduces it).
             seed=(config.seed + self.index * 1_000_003) % (2**62),
-            update=config.update,
+            update=config.rule,
             sharing=config.sharing,
             fixed_biases=config.fixed_biases,
             start_epoch=epoch * blocks + block,

@@ -289,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="bounded: each row's step per batch is bounded however many pairs touch it "
         "(stable at any rate and batch size); sequential: word2vec's order, each pair's SGD "
         "step applied before the next pair's (one thread); sum: plain SGD on the batch's "
-        f"summed loss, which blows up on real text with large batches (default {defaults.update})",
+        "summed loss, which blows up on real text with large batches (default: sequential with "
+        "--share window, bounded with --share batch)",
     )
     model.add_argument(
         "--fixed-biases",
@@ -376,6 +377,7 @@ def _model_saver(
 ) -> Callable[[TrainingResult], None]:
     """Saves the model (for ``--resume``) at the end of every epoch."""
     settings = dataclasses.asdict(config)
+    settings["update"] = config.rule  # resumed with the same rule whatever the defaults
     settings.pop("threads")
 
     def save(result: TrainingResult) -> None:
@@ -695,7 +697,11 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"{first.negatives} negatives per {first.sharing}, {first.batch_pairs} pairs per batch, "
         f"{first.epochs} "
         f"epochs, lr {first.rate:g}, subsample {first.subsample:g}, "
-        f"threads {args.threads or rustnce.get_num_threads()}",
+        + (
+            "pair by pair on one thread"
+            if first.rule == "sequential"
+            else f"{first.rule} step, threads {args.threads or rustnce.get_num_threads()}"
+        ),
         file=out,
     )
     out.flush()

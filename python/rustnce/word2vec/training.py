@@ -81,9 +81,10 @@ class TrainingConfig:
     bias_init: str | None = None  # "log_unigram" or "zeros"; None: zeros for neg
     seed: int = 1
     threads: int = 0  # 0: rustnce's default (all cores)
-    # "bounded": each row's step bounded per batch; "sequential": pair by pair, as word2vec;
-    # "sum": plain SGD on the batch's summed loss
-    update: str = "bounded"
+    # "sequential": pair by pair, as word2vec; "bounded": each row's step bounded per batch;
+    # "sum": plain SGD on the batch's summed loss; None: sequential with negatives per
+    # window, bounded with negatives per batch
+    update: str | None = None
     sharing: str = "window"  # negatives drawn per center's window, or per batch
     fixed_biases: bool = False  # leave the output biases at their start (word2vec has none)
 
@@ -121,7 +122,7 @@ class TrainingConfig:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
-        if self.update not in UPDATES:
+        if self.update is not None and self.update not in UPDATES:
             raise ValueError(f"update must be one of {', '.join(UPDATES)}, got {self.update!r}")
         if self.sharing not in SHARINGS:
             raise ValueError(f"sharing must be one of {', '.join(SHARINGS)}, got {self.sharing!r}")
@@ -154,6 +155,14 @@ class TrainingConfig:
         if self.bias_init is None:
             return "zeros" if self.loss == "neg" else "log_unigram"
         return self.bias_init
+
+    @property
+    def rule(self) -> str:
+        """The update rule: ``update``, or by default ``"sequential"`` with negatives per
+        window and ``"bounded"`` with negatives per batch."""
+        if self.update is not None:
+            return self.update
+        return "sequential" if self.sharing == "window" else "bounded"
 
     @property
     def rate(self) -> float:
@@ -308,7 +317,7 @@ def _train(
         learning_rate=config.rate,
         subsample=config.subsample,
         seed=config.seed,
-        update=config.update,
+        update=config.rule,
         sharing=config.sharing,
         fixed_biases=config.fixed_biases,
         start_epoch=start_epoch,
