@@ -229,7 +229,7 @@ impl Workers<'_> {
     }
 
     /// Runs `run` on every item; on a team, member `m` takes the `m`-th share of the items.
-    fn for_each<T: Send>(self, items: Vec<T>, run: impl Fn(T) + Sync + Send) {
+    pub(super) fn for_each<T: Send>(self, items: Vec<T>, run: impl Fn(T) + Sync + Send) {
         match self {
             Workers::Serial => items.into_iter().for_each(run),
             Workers::Pool => items.into_par_iter().for_each(run),

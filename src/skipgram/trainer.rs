@@ -16,7 +16,8 @@ use crate::error::{NceError, Result};
 use crate::parallelism;
 use crate::philox::{Philox4x32, RandomStream, Seed};
 use crate::samplers::{expected_count, CandidateSampler, FixedUnigramConfig};
-use crate::spinning_team::with_team;
+use crate::spinning_team::{with_team, Team};
+use std::sync::Mutex;
 
 /// The generator of subsampling and window draws for `seed` in the first epoch, apart from
 /// the sampler's.
@@ -190,6 +191,86 @@ pub struct RunReport {
     pub learning_rate: f32,
 }
 
+/// One batch of windows with their negatives (`NegativeSharing::Window`): the buffers a batch
+/// is formed in, so that the next can be formed while the current one trains.
+#[derive(Default)]
+struct WindowBatch {
+    centers: Vec<u32>,
+    contexts: Vec<u32>,
+    window_ends: Vec<u32>,
+    context_log_q: Vec<f32>,
+    negatives: Vec<u32>,
+    negative_log_q: Vec<f32>,
+}
+
+impl WindowBatch {
+    /// The step's view: each window's context words as input rows against its center's
+    /// output row and the window's negatives (word2vec's orientation).
+    fn pairs(&self) -> PairBatch<'_> {
+        PairBatch {
+            centers: &self.contexts,
+            contexts: &self.centers,
+            context_log_q: &self.context_log_q,
+            negatives: &self.negatives,
+            negative_log_q: &self.negative_log_q,
+            group_ends: &self.window_ends,
+        }
+    }
+}
+
+/// What forming a window batch reads and advances (disjoint from what a step writes).
+struct WindowBatchSource<'a> {
+    pairs: &'a mut PairGenerator,
+    corpus: &'a mut dyn Sentences,
+    stream: &'a mut RandomStream,
+    negative_stream: &'a mut RandomStream,
+    sampler: &'a mut CandidateSampler,
+    config: &'a SkipGramConfig,
+    window_log_q: &'a [f32],
+}
+
+impl WindowBatchSource<'_> {
+    /// The next batch of whole windows into `batch`, each window's negatives drawn with
+    /// replacement, and `ln` of the expected counts; whether the epoch ended.
+    fn form(&mut self, batch: &mut WindowBatch) -> Result<bool> {
+        batch.centers.clear();
+        batch.contexts.clear();
+        batch.window_ends.clear();
+        let epoch_end = self.pairs.fill(
+            self.corpus,
+            self.stream,
+            self.config.batch_pairs,
+            &mut batch.centers,
+            &mut batch.contexts,
+            &mut batch.window_ends,
+        )?;
+        let draws = self.config.negatives;
+        let distribution = self.sampler.distribution();
+        batch.negatives.clear();
+        if !batch.centers.is_empty() {
+            for _ in 0..batch.window_ends.len() * draws {
+                let id = distribution.draw(self.negative_stream);
+                batch.negatives.push(id as u32);
+            }
+        }
+        batch.negative_log_q.clear();
+        batch.context_log_q.clear();
+        if self.config.loss.uses_expected_counts() {
+            let log_q = self.window_log_q;
+            batch
+                .negative_log_q
+                .extend(batch.negatives.iter().map(|&id| log_q[id as usize]));
+            batch
+                .context_log_q
+                .extend(batch.centers.iter().map(|&id| log_q[id as usize]));
+        } else {
+            batch.negative_log_q.resize(batch.negatives.len(), 0.0);
+            batch.context_log_q.resize(batch.centers.len(), 0.0);
+        }
+        Ok(epoch_end)
+    }
+}
+
 pub struct SkipGramTrainer {
     config: SkipGramConfig,
     float_counts: Vec<f32>,
@@ -212,6 +293,8 @@ pub struct SkipGramTrainer {
     /// Per-window negatives' stream, and `ln(negatives · p(id))` per id (`Window` sharing).
     negative_stream: RandomStream,
     window_log_q: Vec<f32>,
+    /// Pair by pair on a team: the batch formed while the current one trains.
+    formed: WindowBatch,
 }
 
 impl SkipGramTrainer {
@@ -315,6 +398,7 @@ impl SkipGramTrainer {
             window_ends: Vec::new(),
             negative_stream: epoch_negative_stream(config.seed, 0),
             window_log_q,
+            formed: WindowBatch::default(),
             config,
         })
     }
@@ -375,17 +459,146 @@ impl SkipGramTrainer {
         if threads <= 1 {
             return self.run_on(embeddings, max_words, Workers::Serial);
         }
+        if self.config.update == UpdateRule::Sequential {
+            // The pairs run on one thread in order; a second forms the next batch meanwhile.
+            return with_team(2, |team| self.run_pipelined(embeddings, max_words, team));
+        }
         with_team(threads, |team| {
             self.run_on(embeddings, max_words, Workers::Team(team))
         })
     }
 
-    fn run_on(
+    /// As `run_on` for `UpdateRule::Sequential` (negatives per window), with the next batch
+    /// formed on the team's second member while the current one trains on the first. Every
+    /// batch is formed from the same state, with the same rate, as in `run_on`, so the results
+    /// are the same bits.
+    fn run_pipelined(
         &mut self,
         embeddings: &mut Embeddings<'_>,
         max_words: u64,
-        workers: Workers,
+        team: &Team,
     ) -> Result<RunReport> {
+        self.check_tables(embeddings)?;
+        let mut report = RunReport {
+            epoch: self.epoch.min(self.config.epochs.saturating_sub(1)),
+            ..RunReport::default()
+        };
+        let start_words = self.words_done();
+        let total_words = self.total_words().max(1) as f64;
+        let start_rate = self.config.learning_rate as f64;
+        let rate_at = |done: u64| {
+            (start_rate * (1.0 - done as f64 / total_words).max(MIN_RATE_FRACTION)) as f32
+        };
+        let more = |trainer: &Self| {
+            trainer.epoch < trainer.config.epochs
+                && !(trainer.words_done() - start_words >= max_words && max_words > 0)
+        };
+        if !more(self) {
+            report.finished = self.epoch >= self.config.epochs;
+            report.words = self.words_done();
+            return Ok(report);
+        }
+        let mut current = WindowBatch::default();
+        let mut rate = rate_at(self.words_done());
+        let mut epoch_end = self.window_source().form(&mut current)?;
+        loop {
+            // Formed now exactly when `run_on` would form it next: same state, same rate.
+            let form_next = !epoch_end && more(self);
+            let next_rate = rate_at(self.words_done());
+            let mut next = std::mem::take(&mut self.formed);
+            let (loss, formed) = {
+                let step_job = Mutex::new(Some((&mut self.step, &mut *embeddings, &current)));
+                let mut source = WindowBatchSource {
+                    pairs: &mut self.pairs,
+                    corpus: self.corpus.as_mut(),
+                    stream: &mut self.stream,
+                    negative_stream: &mut self.negative_stream,
+                    sampler: &mut self.sampler,
+                    config: &self.config,
+                    window_log_q: &self.window_log_q,
+                };
+                let form_job = Mutex::new(form_next.then_some((&mut source, &mut next)));
+                let loss = Mutex::new(0.0f64);
+                let formed = Mutex::new(None);
+                let loss_function = self.config.loss;
+                Workers::Team(team).for_each(vec![0usize, 1], |job| {
+                    if job == 0 {
+                        let taken = step_job.lock().unwrap_or_else(|e| e.into_inner()).take();
+                        if let Some((step, embeddings, batch)) = taken {
+                            if !batch.centers.is_empty() {
+                                *loss.lock().unwrap_or_else(|e| e.into_inner()) = step
+                                    .run_on_workers(
+                                        embeddings,
+                                        &batch.pairs(),
+                                        loss_function,
+                                        rate,
+                                        UpdateRule::Sequential,
+                                        Workers::Serial,
+                                    );
+                            }
+                        }
+                    } else {
+                        let taken = form_job.lock().unwrap_or_else(|e| e.into_inner()).take();
+                        if let Some((source, batch)) = taken {
+                            *formed.lock().unwrap_or_else(|e| e.into_inner()) =
+                                Some(source.form(batch));
+                        }
+                    }
+                });
+                (
+                    loss.into_inner().unwrap_or_else(|e| e.into_inner()),
+                    formed.into_inner().unwrap_or_else(|e| e.into_inner()),
+                )
+            };
+            if !current.centers.is_empty() {
+                let count = current.centers.len();
+                report.pairs += count as u64;
+                report.loss += loss;
+                report.learning_rate = rate;
+                let limit = 100.0 * (self.config.negatives + 1) as f64 * count as f64;
+                if loss.is_nan() || loss >= limit {
+                    report.diverged = Some(loss / count as f64);
+                    report.words = self.words_done();
+                    return Ok(report);
+                }
+            }
+            if epoch_end {
+                report.epoch = self.epoch;
+                report.epoch_end = true;
+                self.begin_epoch(self.epoch + 1)?;
+                break;
+            }
+            match formed {
+                Some(result) => {
+                    epoch_end = result?;
+                    self.formed = std::mem::replace(&mut current, next);
+                    rate = next_rate;
+                }
+                None => {
+                    self.formed = next;
+                    break;
+                }
+            }
+        }
+        report.finished = self.epoch >= self.config.epochs;
+        report.words = self.words_done();
+        Ok(report)
+    }
+
+    fn window_source(&mut self) -> WindowBatchSource<'_> {
+        WindowBatchSource {
+            pairs: &mut self.pairs,
+            corpus: self.corpus.as_mut(),
+            stream: &mut self.stream,
+            negative_stream: &mut self.negative_stream,
+            sampler: &mut self.sampler,
+            config: &self.config,
+            window_log_q: &self.window_log_q,
+        }
+    }
+
+    /// The tables must have the vocabulary's rows and `dim` columns.
+    fn check_tables(&self, embeddings: &Embeddings<'_>) -> Result<()> {
         let dim = self.config.dim;
         for (name, len, expected) in [
             (
@@ -410,6 +623,16 @@ impl SkipGramTrainer {
                 ));
             }
         }
+        Ok(())
+    }
+
+    fn run_on(
+        &mut self,
+        embeddings: &mut Embeddings<'_>,
+        max_words: u64,
+        workers: Workers,
+    ) -> Result<RunReport> {
+        self.check_tables(embeddings)?;
         let mut report = RunReport {
             epoch: self.epoch.min(self.config.epochs.saturating_sub(1)),
             ..RunReport::default()
@@ -424,18 +647,28 @@ impl SkipGramTrainer {
             }
             let rate =
                 (start_rate * (1.0 - done as f64 / total_words).max(MIN_RATE_FRACTION)) as f32;
-            self.centers.clear();
-            self.contexts.clear();
-            self.window_ends.clear();
-            let epoch_end = self.pairs.fill(
-                self.corpus.as_mut(),
-                &mut self.stream,
-                self.config.batch_pairs,
-                &mut self.centers,
-                &mut self.contexts,
-                &mut self.window_ends,
-            )?;
-            if !self.centers.is_empty() {
+            let mut windows = std::mem::take(&mut self.formed);
+            let epoch_end = match self.config.sharing {
+                NegativeSharing::Window => self.window_source().form(&mut windows)?,
+                NegativeSharing::Batch => {
+                    self.centers.clear();
+                    self.contexts.clear();
+                    self.window_ends.clear();
+                    self.pairs.fill(
+                        self.corpus.as_mut(),
+                        &mut self.stream,
+                        self.config.batch_pairs,
+                        &mut self.centers,
+                        &mut self.contexts,
+                        &mut self.window_ends,
+                    )?
+                }
+            };
+            let count = match self.config.sharing {
+                NegativeSharing::Window => windows.centers.len(),
+                NegativeSharing::Batch => self.centers.len(),
+            };
+            if count > 0 {
                 let batch = match self.config.sharing {
                     NegativeSharing::Batch => {
                         self.draw_negatives()?;
@@ -448,17 +681,7 @@ impl SkipGramTrainer {
                             group_ends: &[],
                         }
                     }
-                    NegativeSharing::Window => {
-                        self.draw_window_negatives();
-                        PairBatch {
-                            centers: &self.contexts,
-                            contexts: &self.centers,
-                            context_log_q: &self.context_log_q,
-                            negatives: &self.negatives,
-                            negative_log_q: &self.negative_log_q,
-                            group_ends: &self.window_ends,
-                        }
-                    }
+                    NegativeSharing::Window => windows.pairs(),
                 };
                 // The team, or this thread alone where that measured faster: the same bits.
                 let team = matches!(workers, Workers::Team(_)) && self.chooser.team();
@@ -474,7 +697,6 @@ impl SkipGramTrainer {
                 if matches!(workers, Workers::Team(_)) {
                     self.chooser.record(team, started.elapsed());
                 }
-                let count = self.centers.len();
                 report.pairs += count as u64;
                 report.loss += loss;
                 report.learning_rate = rate;
@@ -485,6 +707,7 @@ impl SkipGramTrainer {
                     return Ok(report);
                 }
             }
+            self.formed = windows;
             if epoch_end {
                 report.epoch = self.epoch;
                 report.epoch_end = true;
@@ -495,29 +718,6 @@ impl SkipGramTrainer {
         report.finished = self.epoch >= self.config.epochs;
         report.words = self.words_done();
         Ok(report)
-    }
-
-    /// Each window's negatives, drawn with replacement, and `ln` of the expected counts.
-    fn draw_window_negatives(&mut self) {
-        let draws = self.config.negatives;
-        let distribution = self.sampler.distribution();
-        self.negatives.clear();
-        for _ in 0..self.window_ends.len() * draws {
-            let id = distribution.draw(&mut self.negative_stream);
-            self.negatives.push(id as u32);
-        }
-        self.negative_log_q.clear();
-        self.context_log_q.clear();
-        if self.config.loss.uses_expected_counts() {
-            let log_q = &self.window_log_q;
-            self.negative_log_q
-                .extend(self.negatives.iter().map(|&id| log_q[id as usize]));
-            self.context_log_q
-                .extend(self.centers.iter().map(|&id| log_q[id as usize]));
-        } else {
-            self.negative_log_q.resize(self.negatives.len(), 0.0);
-            self.context_log_q.resize(self.centers.len(), 0.0);
-        }
     }
 
     /// The batch's negatives and `ln` of the expected counts (TensorFlow's `unique=True` draw).
