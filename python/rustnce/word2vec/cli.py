@@ -698,7 +698,12 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"{first.epochs} "
         f"epochs, lr {first.rate:g}, subsample {first.subsample:g}, "
         + (
-            "pair by pair on one thread"
+            "pair by pair"
+            + (
+                ", the next batch formed on a second thread"
+                if (args.threads or rustnce.get_num_threads()) > 1
+                else " on one thread"
+            )
             if first.rule == "sequential"
             else f"{first.rule} step, threads {args.threads or rustnce.get_num_threads()}"
         ),
