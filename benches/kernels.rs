@@ -398,6 +398,46 @@ fn skipgram_threads() {
             );
         }
     }
+    // The default update rule, pair by pair (one thread), against the bounded step on one
+    // thread, on the per-window batch.
+    let batch = data.batch(true);
+    println!("\n== the same per-window batch on one thread: pair by pair (update sequential) against the bounded step, ns per pair, medians of {rounds} interleaved rounds of {steps} steps");
+    for loss in [SkipGramLoss::Nce, SkipGramLoss::Neg] {
+        let mut times = [Vec::new(), Vec::new()];
+        for round in 0..=rounds {
+            for (slot, rule) in [UpdateRule::Sequential, UpdateRule::Bounded]
+                .into_iter()
+                .enumerate()
+            {
+                let start = Instant::now();
+                for _ in 0..steps {
+                    let mut embeddings = Embeddings {
+                        input: &mut input,
+                        output: &mut output,
+                        biases: &mut biases,
+                        dim: data.dim,
+                    };
+                    black_box(step.run_on_workers(
+                        &mut embeddings,
+                        &batch,
+                        loss,
+                        1e-6,
+                        rule,
+                        Workers::Serial,
+                    ));
+                }
+                if round > 0 {
+                    times[slot]
+                        .push(start.elapsed().as_secs_f64() * 1e9 / (steps * data.pairs) as f64);
+                }
+            }
+        }
+        let (sequential, bounded) = (median(&mut times[0]), median(&mut times[1]));
+        println!(
+            "  {loss:?}: pair by pair {sequential:.0}, bounded {bounded:.0} ({:.2}x)",
+            bounded / sequential
+        );
+    }
 }
 
 /// One skip-gram SGD step on a word2vec-sized batch: 512 pairs, dim 100, 10 shared negatives,
@@ -466,10 +506,14 @@ fn phases(_: &mut Criterion) {
         phase_timers::Phase::GroupRows,
         phase_timers::Phase::ScatterRows,
     ];
-    // `RUSTNCE_PHASES=multi-true` (say) runs one configuration and skips the skip-gram step.
+    // `RUSTNCE_PHASES=multi-true` (say) runs one configuration and skips the skip-gram step;
+    // `RUSTNCE_PHASES=skipgram` runs only the skip-gram step.
     let only = std::env::var("RUSTNCE_PHASES").ok();
-    if only.is_none() {
+    if only.is_none() || only.as_deref() == Some("skipgram") {
         skipgram_threads();
+        if only.is_some() {
+            return;
+        }
     }
     for config in CONFIGS
         .iter()
