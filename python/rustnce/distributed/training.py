@@ -11,7 +11,7 @@
 5. The vectors are gathered from the shards.
 
 Workers run the single-process trainer's own Rust loop (``SkipGramTrainer``: the same pair
-generator, batch size, samplers, losses, bounded update and learning-rate schedule, per worker
+generator, batch size, samplers, losses, update rule and learning-rate schedule, per worker
 by the share of its range done) on a local copy of the tables, a chunk of ``chunk_words`` words
 at a time. What differs: each worker draws from its own random streams, and rows are read with
 the staleness described in :mod:`rustnce.distributed.worker`.

@@ -4,8 +4,8 @@ It reads its byte range of the corpus, encodes it with the shared vocabulary and
 blocks of whole sentences. A unit of work is one block for one epoch (redone whole if the worker
 dies). The worker keeps a local copy of the three tables (input vectors, output vectors,
 biases) and trains a unit with the single-process trainer's Rust loop
-(``rustnce._rustnce.SkipGramTrainer``: subsampling, pairs, negatives, the fused bounded
-skip-gram step, the learning-rate schedule), called for one chunk of about ``chunk_words``
+(``rustnce._rustnce.SkipGramTrainer``: subsampling, pairs, negatives, the skip-gram updates,
+the learning-rate schedule), called for one chunk of about ``chunk_words``
 corpus words at a time. After each chunk it pushes the chunk's row-sparse delta (the rows whose
 values the chunk changed, and by how much) and pulls the rows the next chunk will touch, in one
 message per shard (the shard applies the push, then reads), and writes them into the local copy.

@@ -30,14 +30,17 @@ Why it is stable. A frequent word's rows are touched by many pairs of a batch (a
 ``sharing="batch"`` a negative's output row and bias by every pair). Plain SGD on the summed
 loss moves such a row by the sum of all those gradients at the per-pair rate, all taken at the
 same stale parameters, where word2vec's one-pair-at-a-time updates would have saturated: on real
-text that overshoot blows up within the first epoch whatever the corpus. The step therefore bounds
-each row's move (``update="bounded"``, see ``docs/word2vec.md``): a row moves by its summed
+text that overshoot blows up within the first epoch whatever the corpus. By default the pairs
+therefore run one after another, as word2vec runs them (``update="sequential"``, below). The
+batched step instead bounds each row's move (``update="bounded"``, the default with
+``sharing="batch"``; see ``docs/word2vec.md``): a row moves by its summed
 gradient at the per-pair rate while that is small against the curvature of the batch's loss along
 the row, and by at most ``NEWTON_STEPS`` (16) Newton steps of that curvature's bound otherwise, so
 the step a row takes per batch is bounded however many pairs touch it. ``update="sum"`` is the
 plain SGD step (``rustnce.skipgram_sgd_step``'s), kept for comparison. ``update="sequential"``
 is word2vec's own order: the pairs one after another, each pair's step applied before the next
-pair's logits, so a row many pairs touch sees its logits saturate (one thread). For
+pair's logits, so a row many pairs touch sees its logits saturate (on one thread, with the
+next batch formed on a second). For
 ``nce`` and ``sampled_softmax`` the output biases start at ``ln p(w)`` (the unigram model):
 starting at 0, every rare sampled word's ``-ln Q`` makes its logit large and the first steps
 push hard. A loss that blows up anyway stops the run with :class:`TrainingDiverged`.
