@@ -307,8 +307,8 @@ unsafe fn sweep<L: Lanes>(
         };
     }
     fixed!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
-    // More rows: sixteen at a time, each group's `g` added to `x` after the sweep... which
-    // would read updated rows; instead the slow, exact path: `g` first, then the updates.
+    // More than 16 rows (16 or more negatives): `g` from every row first, then the rows'
+    // updates, then `x`'s, in three passes.
     let mut g = vec![0.0f32; dim];
     for (&id, &dj) in ids.iter().zip(d) {
         // SAFETY: the caller's contract.
