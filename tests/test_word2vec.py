@@ -617,14 +617,23 @@ def test_encode_drops_words_outside_the_vocabulary():
     assert corpus.raw_tokens == 5
 
 
-def test_a_diverging_run_stops_with_training_diverged():
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        # The bounded step does not blow up even here; the plain summed step does.
+        ({"batch_pairs": 4096, "update": "sum"}, "lower the learning rate or the batch size"),
+        # Pair by pair (the default) a rate of 100 blows up too (the loss becomes NaN at 3%,
+        # two threads: the batch formed meanwhile is dropped).
+        ({}, r"lower the learning rate$"),
+    ],
+)
+def test_a_diverging_run_stops_with_training_diverged(options, message):
     vocabulary, corpus, _ = _tiny_planted(tokens=5_000)
-    with pytest.raises(TrainingDiverged, match="learning rate"):
+    with pytest.raises(TrainingDiverged, match=message):
         train(
             corpus,
             vocabulary,
-            # The bounded step does not blow up even here; the plain summed step does.
-            TrainingConfig(dim=8, learning_rate=100.0, batch_pairs=4096, epochs=10, update="sum"),
+            TrainingConfig(dim=8, learning_rate=100.0, epochs=10, threads=2, **options),
         )
 
 

@@ -346,7 +346,8 @@ def _train(
         if report.diverged is not None:
             raise TrainingDiverged(
                 f"training diverged at {words / total_words:.0%} (loss per pair "
-                f"{report.diverged:.3g}); lower the learning rate or the batch size"
+                f"{report.diverged:.3g}); lower the learning rate"
+                + (" or the batch size" if config.rule != "sequential" else "")
             )
         if pairs:
             epoch_loss += report.loss
