@@ -357,22 +357,22 @@ fn skipgram_threads() {
                     parallelism::set_num_threads(if slot == 0 { 1 } else { 2 });
                     let start = Instant::now();
                     let mut run = |workers: Workers<'_>| {
-                        for _ in 0..steps {
-                            let mut embeddings = Embeddings {
-                                input: &mut input,
-                                output: &mut output,
-                                biases: &mut biases,
-                                dim: data.dim,
-                            };
-                            black_box(step.run_on_workers(
-                                &mut embeddings,
-                                &batch,
-                                loss,
-                                1e-6,
-                                UpdateRule::Bounded,
-                                workers,
-                            ));
-                        }
+                        let mut embeddings = Embeddings {
+                            input: &mut input,
+                            output: &mut output,
+                            biases: &mut biases,
+                            dim: data.dim,
+                        };
+                        let rule = UpdateRule::Bounded;
+                        run_steps(
+                            &mut step,
+                            &mut embeddings,
+                            &batch,
+                            loss,
+                            rule,
+                            workers,
+                            steps,
+                        );
                     };
                     match slot {
                         0 => run(Workers::Serial),
@@ -410,22 +410,22 @@ fn skipgram_threads() {
                 .enumerate()
             {
                 let start = Instant::now();
-                for _ in 0..steps {
-                    let mut embeddings = Embeddings {
-                        input: &mut input,
-                        output: &mut output,
-                        biases: &mut biases,
-                        dim: data.dim,
-                    };
-                    black_box(step.run_on_workers(
-                        &mut embeddings,
-                        &batch,
-                        loss,
-                        1e-6,
-                        rule,
-                        Workers::Serial,
-                    ));
-                }
+                let mut embeddings = Embeddings {
+                    input: &mut input,
+                    output: &mut output,
+                    biases: &mut biases,
+                    dim: data.dim,
+                };
+                let serial = Workers::Serial;
+                run_steps(
+                    &mut step,
+                    &mut embeddings,
+                    &batch,
+                    loss,
+                    rule,
+                    serial,
+                    steps,
+                );
                 if round > 0 {
                     times[slot]
                         .push(start.elapsed().as_secs_f64() * 1e9 / (steps * data.pairs) as f64);
@@ -437,6 +437,21 @@ fn skipgram_threads() {
             "  {loss:?}: pair by pair {sequential:.0}, bounded {bounded:.0} ({:.2}x)",
             bounded / sequential
         );
+    }
+}
+
+/// `steps` skip-gram steps on `batch` (a tiny rate keeps the tables from drifting).
+fn run_steps(
+    step: &mut SkipGramStep,
+    embeddings: &mut Embeddings<'_>,
+    batch: &PairBatch<'_>,
+    loss: SkipGramLoss,
+    rule: UpdateRule,
+    workers: Workers<'_>,
+    steps: usize,
+) {
+    for _ in 0..steps {
+        black_box(step.run_on_workers(embeddings, batch, loss, 1e-6, rule, workers));
     }
 }
 

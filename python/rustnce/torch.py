@@ -364,6 +364,16 @@ def _float_view(value: Any, name: str) -> np.ndarray:
     return _view(value, name)
 
 
+def _shard_views(
+    value: TensorOrShards, name: str
+) -> tuple[list[torch.Tensor], list[np.ndarray], bool]:
+    """A tensor or a list of shards as (tensors, their NumPy views, whether it was one)."""
+    if not isinstance(value, (list, tuple)):
+        return [value], [_float_view(value, name)], True
+    tensors = _shards(value, name)
+    return tensors, [_view(t, name) for t in tensors], False
+
+
 def _sampled_loss(
     fused_pass: _FusedPass,
     forward_only: Callable[..., np.ndarray],
@@ -379,20 +389,8 @@ def _sampled_loss(
     if sparse_grad is not True and sparse_grad is not False:
         raise TypeError(f"sparse_grad must be a bool, got {type(sparse_grad).__name__}")
     inputs_view = _float_view(inputs, "inputs")
-    single_weights = not isinstance(weights, (list, tuple))
-    single_biases = not isinstance(biases, (list, tuple))
-    if single_weights:
-        weight_tensors = [weights]
-        weight_views = [_float_view(weights, "weights")]
-    else:
-        weight_tensors = _shards(weights, "weights")
-        weight_views = [_view(w, "weights") for w in weight_tensors]
-    if single_biases:
-        bias_tensors = [biases]
-        bias_views = [_float_view(biases, "biases")]
-    else:
-        bias_tensors = _shards(biases, "biases")
-        bias_views = [_view(b, "biases") for b in bias_tensors]
+    weight_tensors, weight_views, single_weights = _shard_views(weights, "weights")
+    bias_tensors, bias_views, single_biases = _shard_views(biases, "biases")
     labels_view = _as_numpy(labels, "labels")
     sampled_values = arguments["sampled_values"]
     if sampled_values is not None:

@@ -48,79 +48,19 @@ pub fn run(
     fixed_biases: bool,
     buffers: &mut SequentialBuffers,
 ) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[allow(clippy::too_many_arguments)]
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        unsafe fn avx512(
-            e: &mut Embeddings<'_>,
-            b: &PairBatch<'_>,
-            g: &[u32],
-            l: SkipGramLoss,
-            r: f32,
-            f: bool,
-            s: &mut SequentialBuffers,
-        ) -> f64 {
-            pairs_in_order::<lanes::Avx512>(e, b, g, l, r, f, s)
-        }
-        #[allow(clippy::too_many_arguments)]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2(
-            e: &mut Embeddings<'_>,
-            b: &PairBatch<'_>,
-            g: &[u32],
-            l: SkipGramLoss,
-            r: f32,
-            f: bool,
-            s: &mut SequentialBuffers,
-        ) -> f64 {
-            pairs_in_order::<lanes::Avx2>(e, b, g, l, r, f, s)
-        }
-        match isa.kind() {
-            // SAFETY: `isa` exists only where the processor has these instructions.
-            Kind::Avx512 => {
-                return unsafe {
-                    avx512(
-                        embeddings,
-                        batch,
-                        pair_group,
-                        loss,
-                        rate,
-                        fixed_biases,
-                        buffers,
-                    )
-                }
-            }
-            Kind::Avx2Fma => {
-                return unsafe {
-                    avx2(
-                        embeddings,
-                        batch,
-                        pair_group,
-                        loss,
-                        rate,
-                        fixed_biases,
-                        buffers,
-                    )
-                }
-            }
-            Kind::Generic => {}
-        }
-    }
-    let _ = isa;
-    // SAFETY: plain arrays run on any processor.
-    unsafe {
-        pairs_in_order::<lanes::Scalar>(
-            embeddings,
-            batch,
-            pair_group,
-            loss,
-            rate,
-            fixed_biases,
-            buffers,
-        )
-    }
+    kernel(
+        isa,
+        embeddings,
+        batch,
+        pair_group,
+        loss,
+        rate,
+        fixed_biases,
+        buffers,
+    )
 }
+
+dispatched!(kernel => pairs_in_order, (embeddings: &mut Embeddings<'_>, batch: &PairBatch<'_>, pair_group: &[u32], loss: SkipGramLoss, rate: f32, fixed_biases: bool, buffers: &mut SequentialBuffers) -> f64);
 
 /// # Safety
 /// The processor supports `L`'s instruction set.

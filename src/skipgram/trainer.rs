@@ -479,48 +479,26 @@ impl SkipGramTrainer {
         team: &Team,
     ) -> Result<RunReport> {
         self.check_tables(embeddings)?;
-        let mut report = RunReport {
-            epoch: self.epoch.min(self.config.epochs.saturating_sub(1)),
-            ..RunReport::default()
-        };
+        let mut report = self.new_report();
         let start_words = self.words_done();
-        let total_words = self.total_words().max(1) as f64;
-        let start_rate = self.config.learning_rate as f64;
-        let rate_at = |done: u64| {
-            (start_rate * (1.0 - done as f64 / total_words).max(MIN_RATE_FRACTION)) as f32
-        };
-        let more = |trainer: &Self| {
-            trainer.epoch < trainer.config.epochs
-                && !(trainer.words_done() - start_words >= max_words && max_words > 0)
-        };
-        if !more(self) {
-            report.finished = self.epoch >= self.config.epochs;
-            report.words = self.words_done();
-            return Ok(report);
+        if !self.continues(start_words, max_words) {
+            return Ok(self.finished(report));
         }
         let mut current = WindowBatch::default();
-        let mut rate = rate_at(self.words_done());
-        let mut epoch_end = self.window_source().form(&mut current)?;
+        let mut rate = self.rate_now();
+        let mut epoch_end = self.window_source().0.form(&mut current)?;
         loop {
             // Formed now exactly when `run_on` would form it next: same state, same rate.
-            let form_next = !epoch_end && more(self);
-            let next_rate = rate_at(self.words_done());
+            let form_next = !epoch_end && self.continues(start_words, max_words);
+            let next_rate = self.rate_now();
             let mut next = std::mem::take(&mut self.formed);
+            let loss_function = self.config.loss;
             let (loss, formed) = {
-                let step_job = Mutex::new(Some((&mut self.step, &mut *embeddings, &current)));
-                let mut source = WindowBatchSource {
-                    pairs: &mut self.pairs,
-                    corpus: self.corpus.as_mut(),
-                    stream: &mut self.stream,
-                    negative_stream: &mut self.negative_stream,
-                    sampler: &mut self.sampler,
-                    config: &self.config,
-                    window_log_q: &self.window_log_q,
-                };
+                let (mut source, step) = self.window_source();
+                let step_job = Mutex::new(Some((step, &mut *embeddings, &current)));
                 let form_job = Mutex::new(form_next.then_some((&mut source, &mut next)));
                 let loss = Mutex::new(0.0f64);
                 let formed = Mutex::new(None);
-                let loss_function = self.config.loss;
                 Workers::Team(team).for_each(vec![0usize, 1], |job| {
                     if job == 0 {
                         let taken = step_job.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -550,17 +528,9 @@ impl SkipGramTrainer {
                     formed.into_inner().unwrap_or_else(|e| e.into_inner()),
                 )
             };
-            if !current.centers.is_empty() {
-                let count = current.centers.len();
-                report.pairs += count as u64;
-                report.loss += loss;
-                report.learning_rate = rate;
-                let limit = 100.0 * (self.config.negatives + 1) as f64 * count as f64;
-                if loss.is_nan() || loss >= limit {
-                    report.diverged = Some(loss / count as f64);
-                    report.words = self.words_done();
-                    return Ok(report);
-                }
+            let count = current.centers.len();
+            if count > 0 && self.record(&mut report, count, loss, rate) {
+                return Ok(report);
             }
             if epoch_end {
                 report.epoch = self.epoch;
@@ -580,13 +550,13 @@ impl SkipGramTrainer {
                 }
             }
         }
-        report.finished = self.epoch >= self.config.epochs;
-        report.words = self.words_done();
-        Ok(report)
+        Ok(self.finished(report))
     }
 
-    fn window_source(&mut self) -> WindowBatchSource<'_> {
-        WindowBatchSource {
+    /// What forming a window batch uses, and beside it the step (disjoint borrows, so that a
+    /// batch can be formed while another trains).
+    fn window_source(&mut self) -> (WindowBatchSource<'_>, &mut SkipGramStep) {
+        let source = WindowBatchSource {
             pairs: &mut self.pairs,
             corpus: self.corpus.as_mut(),
             stream: &mut self.stream,
@@ -594,7 +564,52 @@ impl SkipGramTrainer {
             sampler: &mut self.sampler,
             config: &self.config,
             window_log_q: &self.window_log_q,
+        };
+        (source, &mut self.step)
+    }
+
+    /// A report that starts at the current epoch.
+    fn new_report(&self) -> RunReport {
+        RunReport {
+            epoch: self.epoch.min(self.config.epochs.saturating_sub(1)),
+            ..RunReport::default()
         }
+    }
+
+    /// Whether a run that started at `start_words` and may take `max_words` (0: to the
+    /// epoch's end) forms another batch.
+    fn continues(&self, start_words: u64, max_words: u64) -> bool {
+        self.epoch < self.config.epochs
+            && !(self.words_done() - start_words >= max_words && max_words > 0)
+    }
+
+    /// The learning rate of the next batch: linear decay with the words done, down to
+    /// `MIN_RATE_FRACTION` of the start.
+    fn rate_now(&self) -> f32 {
+        let fraction = self.words_done() as f64 / self.total_words().max(1) as f64;
+        (self.config.learning_rate as f64 * (1.0 - fraction).max(MIN_RATE_FRACTION)) as f32
+    }
+
+    /// Adds a trained batch of `count` pairs to `report`; true (with `diverged` and `words`
+    /// set) if its loss shows that training diverged.
+    fn record(&self, report: &mut RunReport, count: usize, loss: f64, rate: f32) -> bool {
+        report.pairs += count as u64;
+        report.loss += loss;
+        report.learning_rate = rate;
+        let limit = 100.0 * (self.config.negatives + 1) as f64 * count as f64;
+        if loss.is_nan() || loss >= limit {
+            report.diverged = Some(loss / count as f64);
+            report.words = self.words_done();
+            return true;
+        }
+        false
+    }
+
+    /// `report` at the end of a run.
+    fn finished(&self, mut report: RunReport) -> RunReport {
+        report.finished = self.epoch >= self.config.epochs;
+        report.words = self.words_done();
+        report
     }
 
     /// The tables must have the vocabulary's rows and `dim` columns.
@@ -633,23 +648,13 @@ impl SkipGramTrainer {
         workers: Workers,
     ) -> Result<RunReport> {
         self.check_tables(embeddings)?;
-        let mut report = RunReport {
-            epoch: self.epoch.min(self.config.epochs.saturating_sub(1)),
-            ..RunReport::default()
-        };
+        let mut report = self.new_report();
         let start_words = self.words_done();
-        let total_words = self.total_words().max(1) as f64;
-        let start_rate = self.config.learning_rate as f64;
-        while self.epoch < self.config.epochs {
-            let done = self.words_done();
-            if done - start_words >= max_words && max_words > 0 {
-                break;
-            }
-            let rate =
-                (start_rate * (1.0 - done as f64 / total_words).max(MIN_RATE_FRACTION)) as f32;
+        while self.continues(start_words, max_words) {
+            let rate = self.rate_now();
             let mut windows = std::mem::take(&mut self.formed);
             let epoch_end = match self.config.sharing {
-                NegativeSharing::Window => self.window_source().form(&mut windows)?,
+                NegativeSharing::Window => self.window_source().0.form(&mut windows)?,
                 NegativeSharing::Batch => {
                     self.centers.clear();
                     self.contexts.clear();
@@ -697,13 +702,7 @@ impl SkipGramTrainer {
                 if matches!(workers, Workers::Team(_)) {
                     self.chooser.record(team, started.elapsed());
                 }
-                report.pairs += count as u64;
-                report.loss += loss;
-                report.learning_rate = rate;
-                let limit = 100.0 * (self.config.negatives + 1) as f64 * count as f64;
-                if loss.is_nan() || loss >= limit {
-                    report.diverged = Some(loss / count as f64);
-                    report.words = self.words_done();
+                if self.record(&mut report, count, loss, rate) {
                     return Ok(report);
                 }
             }
@@ -715,9 +714,7 @@ impl SkipGramTrainer {
                 break;
             }
         }
-        report.finished = self.epoch >= self.config.epochs;
-        report.words = self.words_done();
-        Ok(report)
+        Ok(self.finished(report))
     }
 
     /// The batch's negatives and `ln` of the expected counts (TensorFlow's `unique=True` draw).
