@@ -447,9 +447,11 @@ def test_analogies_print_the_accuracy_per_section_and_overall(capsys, tmp_path, 
 def test_binary_vectors_load_with_gensim_and_equal_the_text_ones(capsys, tmp_path):
     from gensim.models import KeyedVectors
 
-    code, _, err = run(capsys, *QUICK, "--output", tmp_path / "v.bin", "--binary")
+    code, _, err = run(
+        capsys, *QUICK, "--deterministic", "--output", tmp_path / "v.bin", "--binary"
+    )
     assert code == 0, err
-    code, _, err = run(capsys, *QUICK, "--output", tmp_path / "v.txt")
+    code, _, err = run(capsys, *QUICK, "--deterministic", "--output", tmp_path / "v.txt")
     assert code == 0, err
     binary = KeyedVectors.load_word2vec_format(tmp_path / "v.bin", binary=True)
     text = KeyedVectors.load_word2vec_format(tmp_path / "v.txt", binary=False)
@@ -474,6 +476,7 @@ def test_resume_continues_where_the_save_stopped(capsys, tmp_path, corpus_file):
     from rustnce.word2vec.vectors import load_model, save_model
 
     options = ["--corpus", corpus_file, "--dim", "16", "--epochs", "4", "--quiet"]
+    options.append("--deterministic")  # the same bits however it is cut
     code, _, err = run(
         capsys, *options, "--output", tmp_path / "whole.txt", "--save-model", tmp_path / "m.npz"
     )
@@ -481,7 +484,7 @@ def test_resume_continues_where_the_save_stopped(capsys, tmp_path, corpus_file):
     assert load_model(tmp_path / "m.npz")[4] == 4
     # A model of the same run stopped after its second epoch.
     vocabulary, corpus = load_corpus(read_sentences(corpus_file), 5)
-    config = TrainingConfig(dim=16, epochs=4)
+    config = TrainingConfig(dim=16, epochs=4, deterministic=True)
 
     def save_and_stop(result):
         if result.epochs_done == 2:
@@ -497,7 +500,7 @@ def test_resume_continues_where_the_save_stopped(capsys, tmp_path, corpus_file):
         train(corpus, vocabulary, config, on_epoch_end=save_and_stop)
     code, out, err = run(
         capsys,
-        *["--corpus", corpus_file, "--quiet", "--resume", tmp_path / "half.npz"],
+        *["--corpus", corpus_file, "--quiet", "--deterministic", "--resume", tmp_path / "half.npz"],
         *["--output", tmp_path / "resumed.txt", "--save-model", tmp_path / "half.npz"],
     )
     assert code == 0, err

@@ -294,7 +294,7 @@ def test_one_worker_reproduces_the_single_process_trainer(
     pushing their deltas must give the single-process vectors up to float32 rounding (a delta
     pushed twice, lost, or scaled as if another worker had touched its row would not)."""
     path, _ = planted
-    config = TrainingConfig(epochs=2, seed=1)
+    config = TrainingConfig(epochs=2, seed=1, deterministic=True)
     vocabulary, corpus = load_corpus(read_sentences(path), 5)
     single = train(corpus, vocabulary, config)
     result = train_distributed(

@@ -378,7 +378,9 @@ def test_sequential_updates_give_the_same_vectors_on_any_thread_count():
         train(
             corpus,
             vocabulary,
-            TrainingConfig(dim=16, epochs=1, update="sequential", threads=threads, seed=5),
+            TrainingConfig(
+                dim=16, epochs=1, update="sequential", threads=threads, seed=5, deterministic=True
+            ),
         )
         for threads in (1, 2)
     ]
@@ -421,7 +423,7 @@ def test_fixed_biases_must_be_a_bool():
 
 def test_training_is_deterministic_for_a_seed():
     vocabulary, corpus, _ = _tiny_planted(tokens=5_000)
-    config = TrainingConfig(dim=8, epochs=1, seed=11)
+    config = TrainingConfig(dim=8, epochs=1, seed=11, deterministic=True)
     first = train(corpus, vocabulary, config)
     second = train(corpus, vocabulary, config)
     assert np.array_equal(first.input_vectors, second.input_vectors)
@@ -475,6 +477,38 @@ def test_negatives_drawn_per_window_learn_the_groups_better_than_negatives_per_b
         purity[sharing] = group_purity(train(encoded, vocabulary, config).input_vectors, groups)
     assert purity["batch"].at_1 > 20 * purity["batch"].chance, purity
     assert purity["window"].at_1 > purity["batch"].at_1 + 0.02, purity
+
+
+def test_racing_threads_train_every_word_and_learn_as_the_deterministic_trainer():
+    # Two threads racing over the tables (the default pair by pair on 2+ threads) against the
+    # deterministic trainer, which gives the same bits on any thread count.
+    corpus = planted_corpus(tokens=200_000, groups=60, group_size=8, function_words=20, seed=4)
+    vocabulary, encoded, groups = corpus.training_data(min_count=1)
+    runs, reports = {}, {}
+    for deterministic in (True, False):
+        seen = []
+        config = TrainingConfig(dim=24, epochs=3, seed=2, threads=2, deterministic=deterministic)
+        runs[deterministic] = train(
+            encoded, vocabulary, config, progress=seen.append, progress_interval=0.0
+        )
+        reports[deterministic] = seen
+    exact, racing = runs[True], runs[False]
+    # Both threads took part: one lane alone would draw the deterministic run's bits.
+    assert not np.array_equal(racing.input_vectors, exact.input_vectors)
+    # Every word of every epoch was trained once: the same words, about the same pairs (the
+    # lanes draw their own windows), the learning rate decaying with the words handed out.
+    assert racing.words == exact.words == 3 * len(encoded.ids)
+    assert racing.epochs_done == 3 and len(racing.epoch_losses) == 3
+    assert abs(racing.pairs / exact.pairs - 1) < 0.01, (racing.pairs, exact.pairs)
+    done = [p.words for p in reports[False]]
+    assert done == sorted(done) and done[-1] == 3 * len(encoded.ids)
+    rates = [p.learning_rate for p in reports[False]]
+    assert rates == sorted(rates, reverse=True) and rates[-1] < 0.05 * rates[0]
+    # And they learn as well.
+    for losses in zip(racing.epoch_losses, exact.epoch_losses):
+        assert losses[0] == pytest.approx(losses[1], rel=0.02), (racing, exact)
+    purity = {key: group_purity(run.input_vectors, groups).at_1 for key, run in runs.items()}
+    assert purity[False] > purity[True] - 0.03, purity
 
 
 def test_more_negatives_than_words_is_refused():
@@ -644,7 +678,9 @@ def test_training_is_bit_identical_for_one_and_two_threads(sharing):
         train(
             corpus,
             vocabulary,
-            TrainingConfig(dim=24, epochs=2, seed=5, threads=threads, sharing=sharing),
+            TrainingConfig(
+                dim=24, epochs=2, seed=5, threads=threads, sharing=sharing, deterministic=True
+            ),
         )
         for threads in (1, 2, 1)
     ]
@@ -726,6 +762,7 @@ def test_slicing_the_run_for_progress_changes_nothing():
         learning_rate=0.025,
         subsample=1e-3,
         seed=7,
+        deterministic=True,
     )
     results = []
     for slice_words in (0, 1, 777):
@@ -811,7 +848,7 @@ def test_analogy_files_with_malformed_lines_are_refused(tmp_path):
 
 def test_resuming_at_an_epochs_end_continues_as_the_uninterrupted_run():
     vocabulary, corpus, _ = _tiny_planted(tokens=20_000)
-    config = TrainingConfig(dim=16, epochs=4, seed=3)
+    config = TrainingConfig(dim=16, epochs=4, seed=3, deterministic=True)
     whole = train(corpus, vocabulary, config)
     saved = []
 

@@ -25,7 +25,7 @@ from rustnce.word2vec import (
 )
 from rustnce.word2vec.vectors import load_word2vec_format
 
-CONFIG = dict(dim=16, epochs=2, window=3, seed=5)
+CONFIG = dict(dim=16, epochs=2, window=3, seed=5, deterministic=True)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,7 @@ def test_several_files_on_the_command_line_train_as_their_concatenation(tmp_path
     _write(tmp_path / "whole.txt", text, "plain")
     _write(tmp_path / "one.txt.bz2", "".join(lines[:half]), "bzip2")
     _write(tmp_path / "two.txt", "".join(lines[half:]), "plain")
-    options = ["--dim", "16", "--epochs", "2", "--min-count", "3", "--quiet"]
+    options = ["--dim", "16", "--epochs", "2", "--min-count", "3", "--quiet", "--deterministic"]
     whole, split = tmp_path / "whole.vec", tmp_path / "split.vec"
     assert main(["--corpus", str(tmp_path / "whole.txt"), "--output", str(whole), *options]) == 0
     files = [str(tmp_path / "one.txt.bz2"), str(tmp_path / "two.txt")]

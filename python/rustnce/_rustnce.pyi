@@ -367,6 +367,7 @@ class SkipGramTrainer:
         update: Literal["bounded", "sequential", "sum"] = "sequential",
         sharing: Literal["window", "batch"] = "window",
         fixed_biases: bool = False,
+        deterministic: bool = False,
         start_epoch: int = 0,
     ) -> SkipGramTrainer: ...
     def run(

@@ -374,7 +374,7 @@ pub struct SkipGramTrainer {
 impl SkipGramTrainer {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (ids, sentences = None, counts = None, *, dim, window, negatives, epochs, batch_pairs, loss, sampler, distortion, learning_rate, subsample, seed, update = "sequential", sharing = "window", fixed_biases = false, start_epoch = 0))]
+    #[pyo3(signature = (ids, sentences = None, counts = None, *, dim, window, negatives, epochs, batch_pairs, loss, sampler, distortion, learning_rate, subsample, seed, update = "sequential", sharing = "window", fixed_biases = false, deterministic = false, start_epoch = 0))]
     fn new(
         ids: &Bound<'_, PyAny>,
         sentences: Option<PyReadonlyArray1<'_, i32>>,
@@ -393,6 +393,7 @@ impl SkipGramTrainer {
         update: &str,
         sharing: &str,
         fixed_biases: bool,
+        deterministic: bool,
         start_epoch: usize,
     ) -> PyResult<Self> {
         let sharing = NegativeSharing::parse(sharing).ok_or_else(|| {
@@ -446,6 +447,7 @@ impl SkipGramTrainer {
             update,
             sharing,
             fixed_biases,
+            racing: !deterministic,
         };
         // `ids` is a `TextCorpus` (read as training goes, with its own counts) or token ids.
         let mut trainer = match (ids.cast::<TextCorpus>(), sentences, counts) {

@@ -42,6 +42,7 @@ macro_rules! dispatched {
 mod corpus;
 mod lanes;
 mod pairs;
+mod racing;
 mod sequential;
 mod step;
 mod text_corpus;

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use super::corpus::{Corpus, Sentences};
 use super::pairs::{keep_probabilities, PairGenerator};
+use super::racing::Racers;
 use super::step::{Embeddings, PairBatch, SkipGramLoss, SkipGramStep, UpdateRule, Workers};
 use super::text_corpus::{TextCorpus, TextStream};
 use crate::error::{NceError, Result};
@@ -27,7 +28,7 @@ pub fn pair_stream(seed: i64) -> RandomStream {
 
 /// As [`pair_stream`], for epoch `epoch`: every epoch starts its own streams, so training
 /// resumed at an epoch's start draws what an uninterrupted run draws.
-fn epoch_pair_stream(seed: i64, epoch: usize) -> RandomStream {
+pub(super) fn epoch_pair_stream(seed: i64, epoch: usize) -> RandomStream {
     RandomStream::new(Philox4x32::new(
         seed as u64 ^ 0x5EED_5EED_5EED_5EED,
         0x736B_6970_6772_616D ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), // "skipgram"
@@ -35,7 +36,7 @@ fn epoch_pair_stream(seed: i64, epoch: usize) -> RandomStream {
 }
 
 /// The stream of epoch `epoch`'s per-window negatives (`NegativeSharing::Window`).
-fn epoch_negative_stream(seed: i64, epoch: usize) -> RandomStream {
+pub(super) fn epoch_negative_stream(seed: i64, epoch: usize) -> RandomStream {
     RandomStream::new(Philox4x32::new(
         seed as u64 ^ 0x4E45_4741_5449_5645, // "NEGATIVE"
         0x7769_6E64_6F77_7321 ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), // "windows!"
@@ -43,7 +44,7 @@ fn epoch_negative_stream(seed: i64, epoch: usize) -> RandomStream {
 }
 
 /// The negative sampler of epoch `epoch`.
-fn epoch_sampler(
+pub(super) fn epoch_sampler(
     config: &SkipGramConfig,
     counts: &[f32],
     epoch: usize,
@@ -116,6 +117,10 @@ pub struct SkipGramConfig {
     pub sharing: NegativeSharing,
     /// Leave the output biases at their starting values (see `SkipGramStep::fixed_biases`).
     pub fixed_biases: bool,
+    /// Pair by pair on two or more threads: the threads race over the tables (`racing.rs`,
+    /// Hogwild) instead of one stepping while another forms the next batch (the same bits
+    /// for any thread count).
+    pub racing: bool,
 }
 
 /// Whether the steps run on the team or on the calling thread alone. The team is not always
@@ -169,6 +174,13 @@ impl WorkerChooser {
 /// The learning rate never falls below this fraction of its start (word2vec's floor).
 const MIN_RATE_FRACTION: f64 = 1e-4;
 
+/// The learning rate after `done` of `total` words: linear decay from `start`, down to
+/// `MIN_RATE_FRACTION` of it.
+fn decayed_rate(start: f32, done: u64, total: u64) -> f32 {
+    let fraction = done as f64 / total.max(1) as f64;
+    (start as f64 * (1.0 - fraction).max(MIN_RATE_FRACTION)) as f32
+}
+
 /// What a call of [`SkipGramTrainer::run`] did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunReport {
@@ -194,8 +206,8 @@ pub struct RunReport {
 /// One batch of windows with their negatives (`NegativeSharing::Window`): the buffers a batch
 /// is formed in, so that the next can be formed while the current one trains.
 #[derive(Default)]
-struct WindowBatch {
-    centers: Vec<u32>,
+pub(super) struct WindowBatch {
+    pub(super) centers: Vec<u32>,
     contexts: Vec<u32>,
     window_ends: Vec<u32>,
     context_log_q: Vec<f32>,
@@ -206,7 +218,7 @@ struct WindowBatch {
 impl WindowBatch {
     /// The step's view: each window's context words as input rows against its center's
     /// output row and the window's negatives (word2vec's orientation).
-    fn pairs(&self) -> PairBatch<'_> {
+    pub(super) fn pairs(&self) -> PairBatch<'_> {
         PairBatch {
             centers: &self.contexts,
             contexts: &self.centers,
@@ -219,20 +231,20 @@ impl WindowBatch {
 }
 
 /// What forming a window batch reads and advances (disjoint from what a step writes).
-struct WindowBatchSource<'a> {
-    pairs: &'a mut PairGenerator,
-    corpus: &'a mut dyn Sentences,
-    stream: &'a mut RandomStream,
-    negative_stream: &'a mut RandomStream,
-    sampler: &'a mut CandidateSampler,
-    config: &'a SkipGramConfig,
-    window_log_q: &'a [f32],
+pub(super) struct WindowBatchSource<'a> {
+    pub(super) pairs: &'a mut PairGenerator,
+    pub(super) corpus: &'a mut dyn Sentences,
+    pub(super) stream: &'a mut RandomStream,
+    pub(super) negative_stream: &'a mut RandomStream,
+    pub(super) sampler: &'a mut CandidateSampler,
+    pub(super) config: &'a SkipGramConfig,
+    pub(super) window_log_q: &'a [f32],
 }
 
 impl WindowBatchSource<'_> {
     /// The next batch of whole windows into `batch`, each window's negatives drawn with
     /// replacement, and `ln` of the expected counts; whether the epoch ended.
-    fn form(&mut self, batch: &mut WindowBatch) -> Result<bool> {
+    pub(super) fn form(&mut self, batch: &mut WindowBatch) -> Result<bool> {
         batch.centers.clear();
         batch.contexts.clear();
         batch.window_ends.clear();
@@ -295,6 +307,8 @@ pub struct SkipGramTrainer {
     window_log_q: Vec<f32>,
     /// Pair by pair on a team: the batch formed while the current one trains.
     formed: WindowBatch,
+    /// Pair by pair on racing threads (`SkipGramConfig::racing` with two or more threads).
+    racers: Option<Racers>,
 }
 
 impl SkipGramTrainer {
@@ -369,6 +383,17 @@ impl SkipGramTrainer {
         }
         let float_counts: Vec<f32> = counts.iter().map(|&count| count as f32).collect();
         let sampler = epoch_sampler(&config, &float_counts, 0)?;
+        let keep = keep_probabilities(counts, config.subsample);
+        let threads = parallelism::configured_threads();
+        let racers = if config.racing
+            && config.update == UpdateRule::Sequential
+            && config.sharing == NegativeSharing::Window
+            && threads > 1
+        {
+            Some(Racers::new(&config, &float_counts, &keep, 0, threads)?)
+        } else {
+            None
+        };
         let stream = pair_stream(config.seed);
         let window_log_q = if config.sharing == NegativeSharing::Window {
             let distribution = sampler.distribution();
@@ -381,7 +406,7 @@ impl SkipGramTrainer {
         };
         Ok(SkipGramTrainer {
             float_counts,
-            pairs: PairGenerator::new(config.window, keep_probabilities(counts, config.subsample)),
+            pairs: PairGenerator::new(config.window, keep),
             corpus,
             vocabulary,
             sampler,
@@ -399,6 +424,7 @@ impl SkipGramTrainer {
             negative_stream: epoch_negative_stream(config.seed, 0),
             window_log_q,
             formed: WindowBatch::default(),
+            racers,
             config,
         })
     }
@@ -427,6 +453,9 @@ impl SkipGramTrainer {
         if epoch > 0 {
             self.sampler = epoch_sampler(&self.config, &self.float_counts, epoch)?;
         }
+        if let Some(racers) = &mut self.racers {
+            racers.begin_epoch(&self.config, &self.float_counts, epoch)?;
+        }
         Ok(())
     }
 
@@ -438,19 +467,27 @@ impl SkipGramTrainer {
     /// Raw corpus words processed so far.
     pub fn words_done(&self) -> u64 {
         // The pair generator restarts (position 0) at every epoch's end.
-        self.epoch as u64 * self.corpus.tokens() + self.pairs.position()
+        let position = match &self.racers {
+            Some(racers) => racers.position(),
+            None => self.pairs.position(),
+        };
+        self.epoch as u64 * self.corpus.tokens() + position
     }
 
     /// Trains until at least `max_words` more raw words are processed, the current epoch ends,
     /// or training diverges. `embeddings` must have the vocabulary's rows and `dim` columns.
     /// `parallel`: on a team of rustnce's number of threads (see `spinning_team`), else on the
-    /// calling thread; the results are the same bits.
+    /// calling thread; the results are the same bits. A racing trainer (`SkipGramConfig::
+    /// racing`) always runs its lanes, one thread each.
     pub fn run(
         &mut self,
         embeddings: &mut Embeddings<'_>,
         max_words: u64,
         parallel: bool,
     ) -> Result<RunReport> {
+        if self.racers.is_some() {
+            return self.run_racing(embeddings, max_words);
+        }
         let threads = if parallel {
             parallelism::configured_threads()
         } else {
@@ -553,6 +590,55 @@ impl SkipGramTrainer {
         Ok(self.finished(report))
     }
 
+    /// As `run_on` for racing lanes (see `racing.rs`): the lanes run until the words handed
+    /// out reach `max_words` more, the epoch ends or a batch diverges.
+    fn run_racing(&mut self, embeddings: &mut Embeddings<'_>, max_words: u64) -> Result<RunReport> {
+        self.check_tables(embeddings)?;
+        let mut report = self.new_report();
+        let start_words = self.words_done();
+        if !self.continues(start_words, max_words) {
+            return Ok(self.finished(report));
+        }
+        let before = self.epoch as u64 * self.corpus.tokens();
+        let (learning_rate, total) = (self.config.learning_rate, self.total_words());
+        let rate = move |handed_out: u64| decayed_rate(learning_rate, before + handed_out, total);
+        let Some(racers) = self.racers.as_mut() else {
+            return Ok(self.finished(report));
+        };
+        let stop_at = match max_words {
+            0 => u64::MAX,
+            words => racers.position().saturating_add(words),
+        };
+        let lanes = racers.lanes();
+        let (corpus, config, window_log_q) =
+            (self.corpus.as_mut(), &self.config, &self.window_log_q[..]);
+        let outcome = with_team(lanes, |team| {
+            racers.run(
+                corpus,
+                config,
+                window_log_q,
+                &rate,
+                embeddings,
+                stop_at,
+                team,
+            )
+        })?;
+        report.pairs = outcome.pairs;
+        report.loss = outcome.loss;
+        report.learning_rate = outcome.rate;
+        if outcome.diverged.is_some() {
+            report.diverged = outcome.diverged;
+            report.words = self.words_done();
+            return Ok(report);
+        }
+        if outcome.epoch_end {
+            report.epoch = self.epoch;
+            report.epoch_end = true;
+            self.begin_epoch(self.epoch + 1)?;
+        }
+        Ok(self.finished(report))
+    }
+
     /// What forming a window batch uses, and beside it the step (disjoint borrows, so that a
     /// batch can be formed while another trains).
     fn window_source(&mut self) -> (WindowBatchSource<'_>, &mut SkipGramStep) {
@@ -586,8 +672,11 @@ impl SkipGramTrainer {
     /// The learning rate of the next batch: linear decay with the words done, down to
     /// `MIN_RATE_FRACTION` of the start.
     fn rate_now(&self) -> f32 {
-        let fraction = self.words_done() as f64 / self.total_words().max(1) as f64;
-        (self.config.learning_rate as f64 * (1.0 - fraction).max(MIN_RATE_FRACTION)) as f32
+        decayed_rate(
+            self.config.learning_rate,
+            self.words_done(),
+            self.total_words(),
+        )
     }
 
     /// Adds a trained batch of `count` pairs to `report`; true (with `diverged` and `words`

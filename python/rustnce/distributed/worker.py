@@ -193,6 +193,7 @@ class SkipGramWorker:
             update=config.rule,
             sharing=config.sharing,
             fixed_biases=config.fixed_biases,
+            deterministic=config.deterministic,
             start_epoch=epoch * blocks + block,
         )
 

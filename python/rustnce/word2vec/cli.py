@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.update,
         help="bounded: each row's step per batch is bounded however many pairs touch it "
         "(stable at any rate and batch size); sequential: word2vec's order, each pair's SGD "
-        "step applied before the next pair's (one thread); sum: plain SGD on the batch's "
+        "step applied before the next pair's; sum: plain SGD on the batch's "
         "summed loss, which blows up on real text with large batches (default: sequential with "
         "--share window, bounded with --share batch)",
     )
@@ -298,6 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave the output biases at their starting values instead of training them; "
         "with --loss neg (biases 0) this is word2vec's model exactly, which has none "
         "(see docs/word2vec.md for what it changes)",
+    )
+    model.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="pair by pair on 2+ threads, keep one thread stepping and form the next batch on "
+        "another, so that a seed gives the same bits for any --threads (default: the threads "
+        "race over the tables, Hogwild, as word2vec and gensim train: faster, not bit for bit "
+        "repeatable)",
     )
     model.add_argument(
         "--threads",
@@ -378,7 +386,8 @@ def _model_saver(
     """Saves the model (for ``--resume``) at the end of every epoch."""
     settings = dataclasses.asdict(config)
     settings["update"] = config.rule  # resumed with the same rule whatever the defaults
-    settings.pop("threads")
+    settings.pop("threads")  # how to run, not the model: taken from the command line
+    settings.pop("deterministic")
 
     def save(result: TrainingResult) -> None:
         tables = (result.input_vectors, result.output_vectors, result.biases)
@@ -407,6 +416,7 @@ def _load_resume(args: argparse.Namespace) -> tuple[Vocabulary, TrainingConfig, 
             f"the model in {args.resume!r} has finished its {config.epochs} epochs; nothing to do"
         )
     config.threads = args.threads
+    config.deterministic = args.deterministic
     vocabulary = Vocabulary(tuple(words), counts)
     return vocabulary, config, TrainingResult(*tables, epochs_done=epochs_done)
 
@@ -700,9 +710,11 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         + (
             "pair by pair"
             + (
-                ", the next batch formed on a second thread"
-                if (args.threads or rustnce.get_num_threads()) > 1
-                else " on one thread"
+                " on one thread"
+                if (threads := args.threads or rustnce.get_num_threads()) == 1
+                else ", the next batch formed on a second thread"
+                if first.deterministic
+                else f" on {threads} racing threads"
             )
             if first.rule == "sequential"
             else f"{first.rule} step, threads {args.threads or rustnce.get_num_threads()}"

@@ -11,7 +11,9 @@ as the input row). Then one fused step per batch (the loss with ``upstream="sum"
 touched input row, output row and bias updated in place). The learning rate (per pair, 0.05:
 twice word2vec's 0.025, see docs/word2vec.md) decays linearly with the raw words processed to
 ``1e-4`` of its start over all epochs, as in word2vec. Python only calls the trainer for slices
-of words and reports progress between them. Results do not depend on the number of threads.
+of words and reports progress between them. Results do not depend on the number of threads,
+except pair by pair on racing threads (the default on two or more; ``deterministic=True``
+keeps them exact).
 
 Losses:
 
@@ -39,8 +41,10 @@ the row, and by at most ``NEWTON_STEPS`` (16) Newton steps of that curvature's b
 the step a row takes per batch is bounded however many pairs touch it. ``update="sum"`` is the
 plain SGD step (``rustnce.skipgram_sgd_step``'s), kept for comparison. ``update="sequential"``
 is word2vec's own order: the pairs one after another, each pair's step applied before the next
-pair's logits, so a row many pairs touch sees its logits saturate (on one thread, with the
-next batch formed on a second). For
+pair's logits, so a row many pairs touch sees its logits saturate. On two or more threads the
+threads race over the tables pair by pair, each on its own part of the corpus (Hogwild, as
+word2vec, gensim and fastText train; ``deterministic=True``: one thread steps while a second
+forms the next batch, and the results are the same bits for any thread count). For
 ``nce`` and ``sampled_softmax`` the output biases start at ``ln p(w)`` (the unigram model):
 starting at 0, every rare sampled word's ``-ln Q`` makes its logit large and the first steps
 push hard. A loss that blows up anyway stops the run with :class:`TrainingDiverged`.
@@ -90,6 +94,10 @@ class TrainingConfig:
     update: str | None = None
     sharing: str = "window"  # negatives drawn per center's window, or per batch
     fixed_biases: bool = False  # leave the output biases at their start (word2vec has none)
+    # Pair by pair on 2+ threads: False lets the threads race over the tables (Hogwild, as
+    # word2vec, gensim and fastText do; runs differ in their last bits); True keeps one
+    # thread stepping and the next batch formed on another: the same bits for any threads
+    deterministic: bool = False
 
     @classmethod
     def from_options(cls, options: Any, sampler: str) -> TrainingConfig:
@@ -111,6 +119,7 @@ class TrainingConfig:
             update=options.update,
             sharing=options.share,
             fixed_biases=options.fixed_biases,
+            deterministic=options.deterministic,
         )
 
     def check(self, vocabulary_size: int | None = None) -> None:
@@ -140,8 +149,9 @@ class TrainingConfig:
             raise ValueError(f"subsample must be >= 0, got {self.subsample}")
         if not (math.isfinite(self.distortion) and self.distortion >= 0):
             raise ValueError(f"distortion must be >= 0, got {self.distortion}")
-        if not isinstance(self.fixed_biases, bool):
-            raise ValueError(f"fixed_biases must be True or False, got {self.fixed_biases!r}")
+        for name in ("fixed_biases", "deterministic"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.bias_init not in (None, "zeros", "log_unigram"):
             raise ValueError(f"bias_init must be 'zeros' or 'log_unigram', got {self.bias_init!r}")
         rate = self.rate
@@ -323,6 +333,7 @@ def _train(
         update=config.rule,
         sharing=config.sharing,
         fixed_biases=config.fixed_biases,
+        deterministic=config.deterministic,
         start_epoch=start_epoch,
     )
     total_words = max(trainer.total_words, 1)
