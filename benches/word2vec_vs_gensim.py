@@ -305,9 +305,9 @@ def run_rustnce(
     args: argparse.Namespace,
     seed: int,
     loss: str,
-    run: tuple[str, int, float | None, str | None],
+    run: Run,
 ) -> tuple[float, np.ndarray, Vocabulary]:
-    sharing, negatives, learning_rate, update = run
+    sharing, negatives, learning_rate, update, deterministic = run
     vocabulary, encoded = open_corpus(corpus.path, args.min_count)
     config = TrainingConfig(
         dim=args.dim,
@@ -322,20 +322,28 @@ def run_rustnce(
         threads=args.threads,
         learning_rate=learning_rate,
         update=update,
+        deterministic=deterministic,
     )
     result = train(encoded, vocabulary, config)
     return result.seconds, result.input_vectors, vocabulary
 
 
-def rustnce_runs(text: str) -> list[tuple[str, int, float | None, str | None]]:
-    """``window:5,batch:10:0.05,window:5::sequential`` as ``[("window", 5, None, None),
-    ("batch", 10, 0.05, None), ("window", 5, None, "sequential")]`` (no learning rate or
-    update rule: the trainer's default)."""
-    runs: list[tuple[str, int, float | None, str | None]] = []
+#: rustnce's settings of one contender: sharing, negatives, learning rate (None: its default),
+#: update rule (None: its default) and whether pair by pair stays deterministic.
+Run = tuple[str, int, float | None, str | None, bool]
+
+
+def rustnce_runs(text: str) -> list[Run]:
+    """``window:5,batch:10:0.05,window:5::sequential:deterministic`` as
+    ``[("window", 5, None, None, False), ("batch", 10, 0.05, None, False), ("window", 5, None,
+    "sequential", True)]`` (no learning rate or update rule: the trainer's default; no
+    ``deterministic``: pair by pair, the threads race)."""
+    runs: list[Run] = []
     for spec in text.split(","):
         sharing, _, rest = spec.partition(":")
         negatives, _, rest = rest.partition(":")
-        rate, _, update = rest.partition(":")
+        rate, _, rest = rest.partition(":")
+        update, _, mode = rest.partition(":")
         try:
             learning_rate = float(rate) if rate else None
         except ValueError:
@@ -346,11 +354,12 @@ def rustnce_runs(text: str) -> list[tuple[str, int, float | None, str | None]]:
             or int(negatives) < 1
             or (learning_rate is not None and not learning_rate > 0)
             or (update and update not in UPDATES)
+            or mode not in ("", "deterministic")
         ):
             raise argparse.ArgumentTypeError(
-                f"expected SHARING:NEGATIVES[:LR[:UPDATE]], got {spec!r}"
+                f"expected SHARING:NEGATIVES[:LR[:UPDATE[:deterministic]]], got {spec!r}"
             )
-        runs.append((sharing, int(negatives), learning_rate, update or None))
+        runs.append((sharing, int(negatives), learning_rate, update or None, bool(mode)))
     return runs
 
 
@@ -378,10 +387,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rustnce",
         type=rustnce_runs,
-        default=[(TrainingConfig().sharing, TrainingConfig().negatives, None, None)],
-        help="rustnce's runs as SHARING:NEGATIVES[:LR[:UPDATE]], comma-separated, e.g. "
-        "window:5,batch:10,window:5:0.025,window:5::sequential (default: its defaults; no LR "
-        "or UPDATE: its default rate or update rule)",
+        default=[(TrainingConfig().sharing, TrainingConfig().negatives, None, None, False)],
+        help="rustnce's runs as SHARING:NEGATIVES[:LR[:UPDATE[:deterministic]]], "
+        "comma-separated, e.g. window:5,batch:10,window:5:0.025,window:5::sequential:"
+        "deterministic (default: its defaults; no LR or UPDATE: its default rate or update "
+        "rule; deterministic: pair by pair with one thread stepping, not racing threads)",
     )
     parser.add_argument(
         "--gensim-alphas",
@@ -452,16 +462,17 @@ def main(argv: list[str] | None = None) -> int:
         corpus.write(scratch.name)
     # (name, the rustnce loss or the other trainer's name, rustnce's sharing, negatives and
     # learning rate, or gensim's alpha)
-    contenders: list[tuple[str, str | None, tuple[str, int, float | None, str | None]]] = [
-        (f"gensim sg neg=5/pair a={alpha:g}", None, ("", 0, alpha, None))
+    contenders: list[tuple[str, str | None, Run]] = [
+        (f"gensim sg neg=5/pair a={alpha:g}", None, ("", 0, alpha, None, False))
         for alpha in args.gensim_alphas
     ]
-    contenders.insert(1, ("fastText sg neg=5/pair", "fasttext", ("", 0, None, None)))
+    contenders.insert(1, ("fastText sg neg=5/pair", "fasttext", ("", 0, None, None, False)))
     for loss in args.losses.split(","):
         for run in args.rustnce:
-            sharing, negatives, rate, update = run
+            sharing, negatives, rate, update, deterministic = run
             lr = "" if rate is None else f" lr={rate:g}"
             rule = "" if update is None else f" {update}"
+            rule += " deterministic" if deterministic else ""
             contenders.append((f"rustnce {loss} {negatives}/{sharing}{lr}{rule}", loss, run))
     for corpus in corpora:
         words = sum(len(s) for s in corpus.sentences)
