@@ -81,9 +81,10 @@ unsafe fn pairs_in_order<L: Lanes>(
     let remove_hits = loss.removes_accidental_hits();
     let pairs = batch.centers.len();
     // Every pair's logits, kept for the loss (computed after the pairs, vectorised).
+    // `ROW_LANES` floats of slack, so that any pair's logits can be read as a whole register.
     buffers.logits.clear();
-    buffers.logits.resize(pairs * width, 0.0);
-    buffers.coefficients.resize(width, 0.0);
+    buffers.logits.resize(pairs * width + ROW_LANES, 0.0);
+    buffers.coefficients.resize(width.max(ROW_LANES), 0.0);
     buffers.ids.resize(width, 0);
     let input = embeddings.input.as_mut_ptr();
     let output = embeddings.output.as_mut_ptr();
@@ -137,11 +138,14 @@ unsafe fn pairs_in_order<L: Lanes>(
                 *logit + embeddings.biases[id as usize] - negative_log_q[j - 1]
             };
         }
+        // This pair's logits and the slack after them, as one register's worth.
+        let padded = &buffers.logits[i * width..i * width + width.max(ROW_LANES)];
         let d = &mut buffers.coefficients[..];
         match loss {
-            SkipGramLoss::Nce | SkipGramLoss::Neg => logistic_row(logits, d),
-            SkipGramLoss::SampledSoftmax => softmax_row(logits, d),
+            SkipGramLoss::Nce | SkipGramLoss::Neg => logistic_row(padded, width, d),
+            SkipGramLoss::SampledSoftmax => softmax_row(padded, width, d),
         }
+        let d = &mut d[..width];
         // A row named twice (a negative drawn twice, or equal to the context) takes both
         // coefficients at its first place: every term is then formed from the rows before
         // the pair's step.
@@ -162,7 +166,7 @@ unsafe fn pairs_in_order<L: Lanes>(
         unsafe { sweep::<L>(input.add(center as usize * dim), output, ids, d, rate, dim) };
     }
     // The pairs' losses, from their logits before their steps.
-    let logits = &mut buffers.logits[..];
+    let logits = &mut buffers.logits[..pairs * width];
     match loss {
         SkipGramLoss::Nce | SkipGramLoss::Neg => logistic_gradients(logits, width),
         SkipGramLoss::SampledSoftmax => logits
@@ -175,36 +179,43 @@ unsafe fn pairs_in_order<L: Lanes>(
 /// Lanes of the per-pair gradient (more logits than this fall back to the batched kernels).
 const ROW_LANES: usize = 16;
 
-/// `d = σ(l) − label` for one pair's logits, label 1 first and 0 after (`-inf`: 0).
+/// `d = σ(l) − label` for one pair's `n` logits, label 1 first and 0 after (`-inf`: 0), into
+/// `d[..n]`. `padded` holds the logits and at least `ROW_LANES` floats in all; `d` at least
+/// as many (up to `ROW_LANES` logits are computed as one register, whatever follows them).
 #[inline(always)]
-fn logistic_row(logits: &[f32], d: &mut [f32]) {
-    if logits.len() > ROW_LANES {
-        d.copy_from_slice(logits);
-        logistic_gradients(d, logits.len());
+fn logistic_row(padded: &[f32], n: usize, d: &mut [f32]) {
+    if n > ROW_LANES {
+        d[..n].copy_from_slice(&padded[..n]);
+        logistic_gradients(&mut d[..n], n);
         return;
     }
-    let mut lanes = [f32::NEG_INFINITY; ROW_LANES];
-    lanes[..logits.len()].copy_from_slice(logits);
-    for value in lanes.iter_mut() {
+    let values: &[f32; ROW_LANES] = padded[..ROW_LANES].try_into().expect("ROW_LANES floats");
+    let out: &mut [f32; ROW_LANES] = (&mut d[..ROW_LANES]).try_into().expect("ROW_LANES floats");
+    for (out, &value) in out.iter_mut().zip(values) {
         let e = f32::exp_nonpositive(-value.abs());
         let inverse = 1.0 / (1.0 + e);
-        *value = if *value >= 0.0 { inverse } else { e * inverse };
+        *out = if value >= 0.0 { inverse } else { e * inverse };
     }
-    d.copy_from_slice(&lanes[..logits.len()]);
-    d[0] -= 1.0;
+    out[0] -= 1.0;
 }
 
-/// `d = softmax(l) − label` for one pair's logits, the label first (`-inf`: probability 0).
+/// `d = softmax(l) − label` for one pair's `n` logits, the label first (`-inf`: probability
+/// 0), into `d[..n]`; `padded` and `d` as for [`logistic_row`].
 #[inline(always)]
-fn softmax_row(logits: &[f32], d: &mut [f32]) {
-    if logits.len() > ROW_LANES {
-        d.copy_from_slice(logits);
-        softmax_gradients(d);
+fn softmax_row(padded: &[f32], n: usize, d: &mut [f32]) {
+    if n > ROW_LANES {
+        d[..n].copy_from_slice(&padded[..n]);
+        softmax_gradients(&mut d[..n]);
         return;
     }
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let values: &[f32; ROW_LANES] = padded[..ROW_LANES].try_into().expect("ROW_LANES floats");
     let mut lanes = [f32::NEG_INFINITY; ROW_LANES];
-    lanes[..logits.len()].copy_from_slice(logits);
+    for (k, (lane, &value)) in lanes.iter_mut().zip(values).enumerate() {
+        if k < n {
+            *lane = value;
+        }
+    }
+    let max = lanes.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0f32;
     for value in lanes.iter_mut() {
         *value = f32::exp_nonpositive(*value - max);
@@ -213,10 +224,11 @@ fn softmax_row(logits: &[f32], d: &mut [f32]) {
         sum += value;
     }
     let inverse = 1.0 / sum;
-    for (out, &value) in d.iter_mut().zip(&lanes) {
+    let out: &mut [f32; ROW_LANES] = (&mut d[..ROW_LANES]).try_into().expect("ROW_LANES floats");
+    for (out, &value) in out.iter_mut().zip(&lanes) {
         *out = value * inverse;
     }
-    d[0] -= 1.0;
+    out[0] -= 1.0;
 }
 
 /// One pair's step in one sweep over the columns: for each column chunk, with `x` the input
