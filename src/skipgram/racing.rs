@@ -12,7 +12,8 @@
 //! learning rate follows the words handed out to all lanes.
 //!
 //! Racing is not always faster (see [`RaceChooser`]): the lanes run in legs of about
-//! `LEG_WORDS` words, all together or one alone, whichever measured faster.
+//! `LEG_WORDS` words, either all racing or one lane alone with its next batch formed on a
+//! second thread (as the deterministic trainer runs), whichever measured faster.
 //!
 //! The price is reproducibility: two runs with the same seed give different bits. The
 //! deterministic trainer (one thread stepping, the other forming the next batch; the same
@@ -124,6 +125,8 @@ struct Lane {
     sampler: CandidateSampler,
     chunk: Chunk,
     batch: WindowBatch,
+    /// The batch formed while `batch` trains (see [`pipelined_leg`]).
+    next: WindowBatch,
     step: SkipGramStep,
     /// The shared reader ran dry for this lane: its epoch is over.
     epoch_done: bool,
@@ -208,6 +211,7 @@ impl Racers {
                     sampler: epoch_sampler(config, counts, epoch)?,
                     chunk: Chunk::default(),
                     batch: WindowBatch::default(),
+                    next: WindowBatch::default(),
                     step: SkipGramStep::with_fixed_biases(config.fixed_biases),
                     epoch_done: false,
                 }))
@@ -250,7 +254,8 @@ impl Racers {
 
     /// Runs the lanes until the words handed out this epoch reach `stop_at`, the epoch ends
     /// or a batch diverges: in legs of about `LEG_WORDS` words, each leg on every lane (one
-    /// member of `team` each) or on one lane alone, whichever the chooser measured faster.
+    /// member of `team` each) or on one lane alone with its next batch formed on member 1
+    /// ([`pipelined_leg`]), whichever the chooser measured faster.
     /// `rate(words)` is the learning rate after `words` words of this epoch. Ids and tables
     /// are checked by the caller.
     #[allow(clippy::too_many_arguments)]
@@ -302,8 +307,7 @@ impl Racers {
                 let mut lane = self.lanes[first].lock().unwrap_or_else(|e| e.into_inner());
                 // SAFETY: within the run the tables were lent for.
                 let mut embeddings = unsafe { tables.embeddings() };
-                let stop = AtomicBool::new(false);
-                vec![run_lane(
+                vec![pipelined_leg(
                     &mut lane,
                     &feed,
                     config,
@@ -311,7 +315,7 @@ impl Racers {
                     rate,
                     &mut embeddings,
                     leg_stop,
-                    &stop,
+                    team,
                 )]
             };
             let mut leg_pairs = 0;
@@ -393,11 +397,12 @@ impl Racers {
     }
 }
 
-/// Whether the next leg runs on every lane or on one. Racing is not always faster: with a
-/// small vocabulary every row is hot in both cores' caches and each write moves it between
-/// them (measured on the 2-core machine, a 3,000-word corpus: two racing threads at 0.78M
-/// words/s in some runs, one thread at 1.27M). So every `PERIOD` legs, `TRIAL` legs are
-/// timed each way and the faster is kept until the next trial.
+/// Whether the next leg runs on every lane or on one (its next batch formed on a second
+/// thread). Racing is not always faster: with a small vocabulary every row is hot in both
+/// cores' caches and each write moves it between them (measured on the 2-core machine, a
+/// 3,000-word corpus: two racing threads at 0.78M words/s in some runs, one thread at 1.27M),
+/// and on some corpora the two ways came within 5% of each other, either ahead. So every
+/// `PERIOD` legs, `TRIAL` legs are timed each way and the faster is kept until the next trial.
 #[derive(Default)]
 struct RaceChooser {
     leg: usize,
@@ -440,6 +445,126 @@ impl RaceChooser {
     }
 }
 
+/// One leg of lane `lane` alone, its next batch formed on member 1 of `team` while member 0
+/// (the caller) steps the current one, until the words handed out reach `stop_at` or the
+/// epoch ends.
+#[allow(clippy::too_many_arguments)]
+fn pipelined_leg(
+    lane: &mut Lane,
+    feed: &Feed<'_>,
+    config: &SkipGramConfig,
+    window_log_q: &[f32],
+    rate: &(dyn Fn(u64) -> f32 + Sync),
+    embeddings: &mut Embeddings<'_>,
+    stop_at: u64,
+    team: &Team,
+) -> Result<RaceOutcome> {
+    let mut outcome = RaceOutcome {
+        pairs: 0,
+        loss: 0.0,
+        diverged: None,
+        rate: 0.0,
+        epoch_end: false,
+    };
+    let Lane {
+        pairs,
+        stream,
+        negative_stream,
+        sampler,
+        chunk,
+        batch,
+        next,
+        step,
+        epoch_done,
+    } = lane;
+    let handed_out = || feed.handed_out.load(Ordering::Acquire);
+    if *epoch_done || handed_out() >= stop_at {
+        return Ok(outcome);
+    }
+    let mut form = |batch: &mut WindowBatch| -> Result<bool> {
+        let mut sentences = LaneSentences {
+            feed,
+            chunk: &mut *chunk,
+        };
+        WindowBatchSource {
+            pairs: &mut *pairs,
+            corpus: &mut sentences,
+            stream: &mut *stream,
+            negative_stream: &mut *negative_stream,
+            sampler: &mut *sampler,
+            config,
+            window_log_q,
+        }
+        .form(batch)
+    };
+    let mut batch_rate = rate(handed_out());
+    *epoch_done = form(batch)?;
+    loop {
+        let form_next = !*epoch_done && handed_out() < stop_at;
+        let next_rate = rate(handed_out());
+        let step_job = Mutex::new(Some((&mut *step, &mut *embeddings, &*batch)));
+        let form_job = Mutex::new(form_next.then_some((&mut form, &mut *next)));
+        let loss = Mutex::new(0.0f64);
+        let formed = Mutex::new(None);
+        team.run(|member| match member {
+            0 => {
+                let taken = step_job.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some((step, embeddings, batch)) = taken {
+                    if !batch.centers.is_empty() {
+                        *loss.lock().unwrap_or_else(|e| e.into_inner()) = step.run_on_workers(
+                            embeddings,
+                            &batch.pairs(),
+                            config.loss,
+                            batch_rate,
+                            UpdateRule::Sequential,
+                            Workers::Serial,
+                        );
+                    }
+                }
+            }
+            1 => {
+                let taken = form_job.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some((form, batch)) = taken {
+                    *formed.lock().unwrap_or_else(|e| e.into_inner()) = Some(form(batch));
+                }
+            }
+            _ => {}
+        });
+        // A team without a helper ran neither piece 1 nor had it run: form here.
+        let mut formed = formed.into_inner().unwrap_or_else(|e| e.into_inner());
+        if let Some((form, next)) = form_job.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            formed = Some(form(next));
+        }
+        let loss = loss.into_inner().unwrap_or_else(|e| e.into_inner());
+        let count = batch.centers.len();
+        if count > 0 {
+            outcome.pairs += count as u64;
+            outcome.loss += loss;
+            outcome.rate = batch_rate;
+            if diverged(config, loss, count) {
+                outcome.diverged = Some(loss / count as f64);
+                // The formed batch is dropped with the run.
+                return Ok(outcome);
+            }
+        }
+        match formed {
+            Some(result) => {
+                *epoch_done = result?;
+                std::mem::swap(batch, next);
+                batch_rate = next_rate;
+            }
+            None => return Ok(outcome),
+        }
+    }
+}
+
+/// Whether a batch of `count` pairs with summed loss `loss` shows that training diverged (as
+/// `SkipGramTrainer::record` judges it).
+fn diverged(config: &SkipGramConfig, loss: f64, count: usize) -> bool {
+    let limit = 100.0 * (config.negatives + 1) as f64 * count as f64;
+    loss.is_nan() || loss >= limit
+}
+
 /// One lane's share of a run (see [`Racers::run`]).
 #[allow(clippy::too_many_arguments)]
 fn run_lane(
@@ -468,6 +593,7 @@ fn run_lane(
         batch,
         step,
         epoch_done,
+        ..
     } = lane;
     while !*epoch_done
         && !stop.load(Ordering::Acquire)
@@ -498,8 +624,7 @@ fn run_lane(
             outcome.pairs += count as u64;
             outcome.loss += loss;
             outcome.rate = rate;
-            let limit = 100.0 * (config.negatives + 1) as f64 * count as f64;
-            if loss.is_nan() || loss >= limit {
+            if diverged(config, loss, count) {
                 outcome.diverged = Some(loss / count as f64);
                 break;
             }
