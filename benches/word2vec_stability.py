@@ -33,7 +33,12 @@ def main() -> int:
     parser.add_argument("corpora", nargs="*", help="real corpora (text, one sentence a line)")
     parser.add_argument("--tokens", type=int, default=3_000_000)
     parser.add_argument("--vocabulary", type=int, default=1_000_000, help="huge-vocabulary words")
-    parser.add_argument("--update", default="bounded", help="the --update to test")
+    parser.add_argument(
+        "--update", default=None, help="the --update to test (default: the CLI's own default)"
+    )
+    parser.add_argument(
+        "--deterministic", action="store_true", help="pass --deterministic to every run"
+    )
     args = parser.parse_args()
     failures = 0
     with tempfile.TemporaryDirectory() as directory:
@@ -51,7 +56,9 @@ def main() -> int:
             handle.write("\n".join(lines) + "\n")
         cases.append((f"{args.vocabulary:,}-word vocabulary", path, ["--min-count", "1"]))
         for name, path, extra in cases:
-            code, summary, seconds = run_cli(path, [*extra, "--update", args.update], output)
+            options = [*extra, *(["--update", args.update] if args.update else [])]
+            options += ["--deterministic"] if args.deterministic else []
+            code, summary, seconds = run_cli(path, options, output)
             failures += code != 0
             print(f"{name:32s} exit {code}  {summary}  ({seconds:.0f} s)", flush=True)
     return 1 if failures else 0
