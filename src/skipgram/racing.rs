@@ -21,9 +21,12 @@
 //!
 //! On the memory model: the lanes' simultaneous plain loads and stores of the same floats
 //! are data races, which Rust leaves undefined. They happen only inside the skip-gram kernels,
-//! through pointers to the tables that the trainer's caller lent for the run, on aligned
-//! float32 values (a float is never torn on the processors rustnce builds for); every other
-//! piece of state is a lane's own or behind a lock.
+//! on aligned float32 values of the tables that the trainer's caller lent for the run (a
+//! float is never torn on the processors rustnce builds for); every other piece of state is a
+//! lane's own or behind a lock. Each lane reaches the tables through its own mutable slices
+//! made from the lent pointers (the kernels take `Embeddings`), so the slices of two lanes
+//! alias, which Rust's aliasing rules also forbid; the kernels read and write rows through
+//! them one load and store at a time, and keep no row across pairs.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
