@@ -10,9 +10,10 @@
 /// `InstructionSet` exists only for a set the processor has, which is what makes these calls
 /// sound.
 macro_rules! dispatched {
-    ($name:ident => $kernel:ident, ($($arg:ident: $type:ty),*) -> $ret:ty) => {
+    ($(#[$meta:meta])* $vis:vis $name:ident => $kernel:ident, ($($arg:ident: $type:ty),*) -> $ret:ty) => {
+        $(#[$meta])*
         #[allow(clippy::too_many_arguments)]
-        fn $name(isa: InstructionSet, $($arg: $type),*) -> $ret {
+        $vis fn $name(isa: InstructionSet, $($arg: $type),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             {
                 #[allow(clippy::too_many_arguments)]

@@ -36,7 +36,7 @@ use super::corpus::Sentences;
 use super::pairs::PairGenerator;
 use super::step::{Embeddings, SkipGramStep, UpdateRule, Workers};
 use super::trainer::{
-    epoch_negative_stream, epoch_pair_stream, epoch_sampler, SkipGramConfig, WindowBatch,
+    diverged, epoch_negative_stream, epoch_pair_stream, epoch_sampler, SkipGramConfig, WindowBatch,
     WindowBatchSource,
 };
 use crate::error::{NceError, Result};
@@ -120,13 +120,45 @@ impl Sentences for LaneSentences<'_, '_> {
     }
 }
 
-/// One racing thread's state, kept from run to run within an epoch.
-struct Lane {
+/// What a lane forms its batches with: its part of the corpus, pairs and random draws.
+struct Former {
     pairs: PairGenerator,
     stream: RandomStream,
     negative_stream: RandomStream,
     sampler: CandidateSampler,
     chunk: Chunk,
+}
+
+impl Former {
+    /// The lane's next batch into `batch`, its sentences taken from `feed` as needed; whether
+    /// the feed ran dry (the lane's epoch is over).
+    fn form(
+        &mut self,
+        feed: &Feed<'_>,
+        config: &SkipGramConfig,
+        window_log_q: &[f32],
+        batch: &mut WindowBatch,
+    ) -> Result<bool> {
+        let mut sentences = LaneSentences {
+            feed,
+            chunk: &mut self.chunk,
+        };
+        WindowBatchSource {
+            pairs: &mut self.pairs,
+            corpus: &mut sentences,
+            stream: &mut self.stream,
+            negative_stream: &mut self.negative_stream,
+            sampler: &mut self.sampler,
+            config,
+            window_log_q,
+        }
+        .form(batch)
+    }
+}
+
+/// One racing thread's state, kept from run to run within an epoch.
+struct Lane {
+    former: Former,
     batch: WindowBatch,
     /// The batch formed while `batch` trains (see [`pipelined_leg`]).
     next: WindowBatch,
@@ -136,6 +168,7 @@ struct Lane {
 }
 
 /// What one run of the lanes did (or one lane's share of it).
+#[derive(Default)]
 pub(super) struct RaceOutcome {
     pub pairs: u64,
     pub loss: f64,
@@ -145,6 +178,19 @@ pub(super) struct RaceOutcome {
     pub rate: f32,
     /// Every lane finished the epoch.
     pub epoch_end: bool,
+}
+
+impl RaceOutcome {
+    /// Adds a stepped batch of `count` pairs; true if its loss shows that training diverged.
+    fn add_batch(&mut self, config: &SkipGramConfig, count: usize, loss: f64, rate: f32) -> bool {
+        self.pairs += count as u64;
+        self.loss += loss;
+        self.rate = rate;
+        if diverged(config.negatives, loss, count) {
+            self.diverged = Some(loss / count as f64);
+        }
+        self.diverged.is_some()
+    }
 }
 
 /// The lanes of a racing trainer.
@@ -208,11 +254,13 @@ impl Racers {
             .map(|lane| {
                 let (stream, negative_stream) = lane_streams(config.seed, epoch, lane);
                 Ok(Mutex::new(Lane {
-                    pairs: PairGenerator::new(config.window, keep.to_vec()),
-                    stream,
-                    negative_stream,
-                    sampler: epoch_sampler(config, counts, epoch)?,
-                    chunk: Chunk::default(),
+                    former: Former {
+                        pairs: PairGenerator::new(config.window, keep.to_vec()),
+                        stream,
+                        negative_stream,
+                        sampler: epoch_sampler(config, counts, epoch)?,
+                        chunk: Chunk::default(),
+                    },
                     batch: WindowBatch::default(),
                     next: WindowBatch::default(),
                     step: SkipGramStep::with_fixed_biases(config.fixed_biases),
@@ -246,10 +294,11 @@ impl Racers {
         self.handed_out = 0;
         for (index, lane) in self.lanes.iter_mut().enumerate() {
             let lane = lane.get_mut().unwrap_or_else(|e| e.into_inner());
-            lane.pairs.restart();
-            (lane.stream, lane.negative_stream) = lane_streams(config.seed, epoch, index);
-            lane.sampler = epoch_sampler(config, counts, epoch)?;
-            lane.chunk.clear();
+            let former = &mut lane.former;
+            former.pairs.restart();
+            (former.stream, former.negative_stream) = lane_streams(config.seed, epoch, index);
+            former.sampler = epoch_sampler(config, counts, epoch)?;
+            former.chunk.clear();
             lane.epoch_done = false;
         }
         Ok(())
@@ -284,11 +333,8 @@ impl Racers {
             dim: embeddings.dim,
         };
         let mut total = RaceOutcome {
-            pairs: 0,
-            loss: 0.0,
-            diverged: None,
             rate: rate(self.handed_out),
-            epoch_end: false,
+            ..RaceOutcome::default()
         };
         let result = loop {
             let done =
@@ -462,19 +508,9 @@ fn pipelined_leg(
     stop_at: u64,
     team: &Team,
 ) -> Result<RaceOutcome> {
-    let mut outcome = RaceOutcome {
-        pairs: 0,
-        loss: 0.0,
-        diverged: None,
-        rate: 0.0,
-        epoch_end: false,
-    };
+    let mut outcome = RaceOutcome::default();
     let Lane {
-        pairs,
-        stream,
-        negative_stream,
-        sampler,
-        chunk,
+        former,
         batch,
         next,
         step,
@@ -484,22 +520,7 @@ fn pipelined_leg(
     if *epoch_done || handed_out() >= stop_at {
         return Ok(outcome);
     }
-    let mut form = |batch: &mut WindowBatch| -> Result<bool> {
-        let mut sentences = LaneSentences {
-            feed,
-            chunk: &mut *chunk,
-        };
-        WindowBatchSource {
-            pairs: &mut *pairs,
-            corpus: &mut sentences,
-            stream: &mut *stream,
-            negative_stream: &mut *negative_stream,
-            sampler: &mut *sampler,
-            config,
-            window_log_q,
-        }
-        .form(batch)
-    };
+    let mut form = |batch: &mut WindowBatch| former.form(feed, config, window_log_q, batch);
     let mut batch_rate = rate(handed_out());
     *epoch_done = form(batch)?;
     loop {
@@ -540,15 +561,9 @@ fn pipelined_leg(
         }
         let loss = loss.into_inner().unwrap_or_else(|e| e.into_inner());
         let count = batch.centers.len();
-        if count > 0 {
-            outcome.pairs += count as u64;
-            outcome.loss += loss;
-            outcome.rate = batch_rate;
-            if diverged(config, loss, count) {
-                outcome.diverged = Some(loss / count as f64);
-                // The formed batch is dropped with the run.
-                return Ok(outcome);
-            }
+        if count > 0 && outcome.add_batch(config, count, loss, batch_rate) {
+            // The formed batch is dropped with the run.
+            return Ok(outcome);
         }
         match formed {
             Some(result) => {
@@ -559,13 +574,6 @@ fn pipelined_leg(
             None => return Ok(outcome),
         }
     }
-}
-
-/// Whether a batch of `count` pairs with summed loss `loss` shows that training diverged (as
-/// `SkipGramTrainer::record` judges it).
-fn diverged(config: &SkipGramConfig, loss: f64, count: usize) -> bool {
-    let limit = 100.0 * (config.negatives + 1) as f64 * count as f64;
-    loss.is_nan() || loss >= limit
 }
 
 /// One lane's share of a run (see [`Racers::run`]).
@@ -580,19 +588,9 @@ fn run_lane(
     stop_at: u64,
     stop: &AtomicBool,
 ) -> Result<RaceOutcome> {
-    let mut outcome = RaceOutcome {
-        pairs: 0,
-        loss: 0.0,
-        diverged: None,
-        rate: 0.0,
-        epoch_end: false,
-    };
+    let mut outcome = RaceOutcome::default();
     let Lane {
-        pairs,
-        stream,
-        negative_stream,
-        sampler,
-        chunk,
+        former,
         batch,
         step,
         epoch_done,
@@ -603,17 +601,7 @@ fn run_lane(
         && feed.handed_out.load(Ordering::Acquire) < stop_at
     {
         let rate = rate(feed.handed_out.load(Ordering::Acquire));
-        let mut sentences = LaneSentences { feed, chunk };
-        let mut source = WindowBatchSource {
-            pairs,
-            corpus: &mut sentences,
-            stream,
-            negative_stream,
-            sampler,
-            config,
-            window_log_q,
-        };
-        *epoch_done = source.form(batch)?;
+        *epoch_done = former.form(feed, config, window_log_q, batch)?;
         let count = batch.centers.len();
         if count > 0 {
             let loss = step.run_on_workers(
@@ -624,11 +612,7 @@ fn run_lane(
                 UpdateRule::Sequential,
                 Workers::Serial,
             );
-            outcome.pairs += count as u64;
-            outcome.loss += loss;
-            outcome.rate = rate;
-            if diverged(config, loss, count) {
-                outcome.diverged = Some(loss / count as f64);
+            if outcome.add_batch(config, count, loss, rate) {
                 break;
             }
         }

@@ -34,33 +34,12 @@ pub struct SequentialBuffers {
     ids: Vec<u32>,
 }
 
-/// Runs the pairs of `batch` in order (see the module's documentation); returns the summed
-/// loss, each pair's taken before its update. `pair_group[i]` is pair `i`'s group of
-/// negatives (all 0 when they are shared). Ids and lengths are checked by the caller.
-#[allow(clippy::too_many_arguments)]
-pub fn run(
-    isa: InstructionSet,
-    embeddings: &mut Embeddings<'_>,
-    batch: &PairBatch<'_>,
-    pair_group: &[u32],
-    loss: SkipGramLoss,
-    rate: f32,
-    fixed_biases: bool,
-    buffers: &mut SequentialBuffers,
-) -> f64 {
-    kernel(
-        isa,
-        embeddings,
-        batch,
-        pair_group,
-        loss,
-        rate,
-        fixed_biases,
-        buffers,
-    )
-}
-
-dispatched!(kernel => pairs_in_order, (embeddings: &mut Embeddings<'_>, batch: &PairBatch<'_>, pair_group: &[u32], loss: SkipGramLoss, rate: f32, fixed_biases: bool, buffers: &mut SequentialBuffers) -> f64);
+dispatched!(
+    /// Runs the pairs of `batch` in order (see the module's documentation); returns the summed
+    /// loss, each pair's taken before its update. `pair_group[i]` is pair `i`'s group of
+    /// negatives (all 0 when they are shared). Ids and lengths are checked by the caller.
+    pub run => pairs_in_order, (embeddings: &mut Embeddings<'_>, batch: &PairBatch<'_>, pair_group: &[u32], loss: SkipGramLoss, rate: f32, fixed_biases: bool, buffers: &mut SequentialBuffers) -> f64
+);
 
 /// # Safety
 /// The processor supports `L`'s instruction set.

@@ -181,6 +181,12 @@ fn decayed_rate(start: f32, done: u64, total: u64) -> f32 {
     (start as f64 * (1.0 - fraction).max(MIN_RATE_FRACTION)) as f32
 }
 
+/// Whether a batch of `count` pairs with summed loss `loss` shows that training diverged:
+/// its loss per pair is above `100 (1 + negatives)` or not a number.
+pub(super) fn diverged(negatives: usize, loss: f64, count: usize) -> bool {
+    loss.is_nan() || loss >= 100.0 * (negatives + 1) as f64 * count as f64
+}
+
 /// What a call of [`SkipGramTrainer::run`] did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunReport {
@@ -685,8 +691,7 @@ impl SkipGramTrainer {
         report.pairs += count as u64;
         report.loss += loss;
         report.learning_rate = rate;
-        let limit = 100.0 * (self.config.negatives + 1) as f64 * count as f64;
-        if loss.is_nan() || loss >= limit {
+        if diverged(self.config.negatives, loss, count) {
             report.diverged = Some(loss / count as f64);
             report.words = self.words_done();
             return true;
